@@ -1,0 +1,22 @@
+//! # Berth
+//!
+//! Keeps a Port software catalog in sync with AWS. The native host does the
+//! trusted work (AWS, Port, scheduling); each resource kind's enrichment and
+//! mapping runs as a sandboxed WebAssembly component (see [`plugin`]).
+//!
+//! Modules, each owning one concept:
+//! - [`limits`]: every sandbox limit and timeout, per tenant.
+//! - [`lookup`]: the host side of the plugins' read-only cloud lookups.
+//! - [`plugin`]: the wasmtime engine, plugin loading, calls, registry.
+//! - [`mapping`]: Port's mapping YAML, read and checked on the host.
+//! - [`map`]: the streaming `berth map` pipeline (raw items → entities).
+//! - [`plugin_test`]: `berth plugin test` golden cases.
+//! - [`bench`]: `berth bench` workloads that print figures.
+
+pub mod bench;
+pub mod limits;
+pub mod lookup;
+pub mod map;
+pub mod mapping;
+pub mod plugin;
+pub mod plugin_test;

@@ -1,0 +1,343 @@
+//! The `berth` command line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use berth::limits::{EngineLimits, Limits};
+use berth::lookup::{CloudLookup, Fixture, Offline};
+use berth::map::MapOptions;
+use berth::mapping::MappingFile;
+use berth::plugin::{AotCache, JqOutput, JqRequest, PluginEngine, Registry, Tenant};
+
+/// Keeps a Port software catalog in sync with AWS; per-kind logic runs in
+/// sandboxed WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "berth", version)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Directory of plugin `.wasm` files.
+    #[arg(long, global = true, env = "BERTH_PLUGIN_DIR", default_value = "target/plugins")]
+    plugins: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
+    /// Debug logging (same as RUST_LOG=debug).
+    #[arg(long, global = true)]
+    debug: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Map raw items (JSON lines) to Port entities with a mapping file.
+    Map(MapArgs),
+    /// Run a JQ filter with the same in-sandbox engine mappings use.
+    Jq(JqArgs),
+    /// Plugin tools.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct MapArgs {
+    /// Port mapping YAML (`resources:`).
+    #[arg(long)]
+    mapping: PathBuf,
+    /// Raw items, one JSON object a line; `-` for stdin.
+    #[arg(long, default_value = "-")]
+    input: String,
+    /// Resources plugins may look up, as JSON lines
+    /// `{"TypeName","Identifier","AccountId","Region","Properties"}`.
+    #[arg(long)]
+    lookups: Option<PathBuf>,
+    /// Batches mapped at once (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Watch the plugin directory and serve new plugins without a restart.
+    #[arg(long)]
+    watch: bool,
+}
+
+#[derive(Args)]
+struct JqArgs {
+    /// Compact output.
+    #[arg(short = 'c')]
+    compact: bool,
+    /// Print strings without quotes.
+    #[arg(short = 'r')]
+    raw: bool,
+    /// Run once with `null` as input.
+    #[arg(short = 'n')]
+    null_input: bool,
+    /// `--arg NAME VALUE`: `$NAME` is the string VALUE.
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    args: Vec<String>,
+    /// `--argjson NAME JSON`: `$NAME` is the JSON value.
+    #[arg(long = "argjson", num_args = 2, value_names = ["NAME", "JSON"], action = clap::ArgAction::Append)]
+    argjson: Vec<String>,
+    filter: String,
+    /// Input file (default: stdin).
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Loaded plugins, their versions, kinds and capabilities, and load errors.
+    List,
+    /// Run golden test cases: each directory holds mapping.yaml, input.jsonl,
+    /// and expected.jsonl or error.txt (optionally lookups.jsonl).
+    Test {
+        dir: PathBuf,
+        /// Rewrite expected.jsonl from the actual output.
+        #[arg(long)]
+        bless: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Entities/s for the default mapping over generated items, in the
+    /// sandbox, on one core and on all cores; and the cost of a fresh
+    /// instance per batch.
+    Map {
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        #[arg(long, default_value = "mappings/default.yaml")]
+        mapping: PathBuf,
+    },
+}
+
+fn init_logging(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let filter = if g.debug {
+        EnvFilter::new("debug")
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+    };
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if g.log_format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn open_registry(dir: &Path) -> anyhow::Result<Arc<Registry>> {
+    if !dir.is_dir() {
+        bail!(
+            "plugin directory {} does not exist; build the plugins with `scripts/build-plugins` or pass --plugins DIR",
+            dir.display()
+        );
+    }
+    let engine = PluginEngine::new(EngineLimits::default())?;
+    let reg = Registry::open(engine, AotCache::default_location(), dir)
+        .await
+        .with_context(|| format!("loading plugins from {}", dir.display()))?;
+    for e in &reg.snapshot().errors {
+        eprintln!("warning: {}", e.message);
+    }
+    Ok(reg)
+}
+
+fn open_input(path: &str) -> anyhow::Result<Box<dyn BufRead + Send>> {
+    Ok(if path == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?,
+        ))
+    })
+}
+
+async fn cmd_map(g: &Global, a: MapArgs) -> anyhow::Result<ExitCode> {
+    let mapping = Arc::new(MappingFile::from_path(&a.mapping)?);
+    let registry = open_registry(&g.plugins).await?;
+    let _watch = if a.watch { Some(registry.watch()?) } else { None };
+    let lookup: Arc<dyn CloudLookup> = match &a.lookups {
+        Some(p) => Arc::new(Fixture::from_file(p).map_err(anyhow::Error::msg)?),
+        None => Arc::new(Offline),
+    };
+    let tenant = Tenant::new("local", Limits::from_env().map_err(anyhow::Error::msg)?, lookup);
+    let mut opts = MapOptions::default();
+    if let Some(j) = a.jobs {
+        opts.jobs = j.max(1);
+    }
+    opts.batch_items = tenant.limits.max_batch_items.min(opts.batch_items);
+    if a.watch {
+        // A watched run serves a live stream: flush every item.
+        opts.batch_items = 1;
+    }
+    let input = open_input(&a.input)?;
+    let stdout = std::io::BufWriter::new(std::io::stdout());
+    let summary = berth::map::run(registry, mapping.clone(), tenant, input, stdout, opts).await?;
+    eprint!("{}", summary.render(&mapping));
+    Ok(if summary.error_count() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn read_json_values(mut r: impl Read) -> anyhow::Result<Vec<String>> {
+    let mut text = String::new();
+    r.read_to_string(&mut text)?;
+    let mut out = Vec::new();
+    for v in serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>() {
+        out.push(v.context("invalid JSON input")?.to_string());
+    }
+    Ok(out)
+}
+
+fn print_value(json: &str, compact: bool, raw: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let v: serde_json::Value = serde_json::from_str(json)?;
+    match (&v, raw) {
+        (serde_json::Value::String(s), true) => writeln!(out, "{s}")?,
+        _ if compact => writeln!(out, "{json}")?,
+        _ => writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?,
+    }
+    Ok(())
+}
+
+async fn cmd_jq(g: &Global, a: JqArgs) -> anyhow::Result<ExitCode> {
+    let mut vars = Vec::new();
+    for kv in a.args.chunks(2) {
+        vars.push((kv[0].clone(), serde_json::Value::String(kv[1].clone()).to_string()));
+    }
+    for kv in a.argjson.chunks(2) {
+        let v: serde_json::Value = serde_json::from_str(&kv[1])
+            .with_context(|| format!("--argjson {}: invalid JSON", kv[0]))?;
+        vars.push((kv[0].clone(), v.to_string()));
+    }
+    let inputs = if a.null_input {
+        Vec::new()
+    } else {
+        match &a.file {
+            Some(p) => read_json_values(
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+            )?,
+            None => read_json_values(std::io::stdin())?,
+        }
+    };
+    let registry = open_registry(&g.plugins).await?;
+    let plugin = registry
+        .snapshot()
+        .any()
+        .context("no plugin loaded to run JQ in")?;
+    let tenant = Tenant::new("local", Limits::from_env().map_err(anyhow::Error::msg)?, Arc::new(Offline));
+    let req = JqRequest {
+        filter: a.filter.clone(),
+        inputs,
+        null_input: a.null_input,
+        vars,
+    };
+    let outputs = match plugin.run_jq(&tenant, &req).await? {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "jq: error: {}{}",
+                e.message,
+                e.position
+                    .map(|p| format!(" (at character {p})"))
+                    .unwrap_or_default()
+            );
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut failed = false;
+    for o in outputs {
+        match o {
+            JqOutput::Value(j) => print_value(&j, a.compact, a.raw, &mut out)?,
+            JqOutput::Error(e) => {
+                out.flush()?;
+                eprintln!("jq: error: {e}");
+                failed = true;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed { ExitCode::from(5) } else { ExitCode::SUCCESS })
+}
+
+async fn cmd_plugin_list(g: &Global) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(&g.plugins).await?;
+    let snap = registry.snapshot();
+    println!("plugin directory: {}", registry.dir().display());
+    for p in &snap.plugins {
+        let i = &p.info;
+        println!(
+            "{} {} (berth:plugin@{}) {}",
+            i.name,
+            i.version,
+            i.api_version,
+            p.path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        println!("  kinds: {}", i.kinds.join(", "));
+        let caps: Vec<String> = std::iter::once("log".to_string())
+            .chain(i.lookups.iter().map(|t| format!("cloud-lookup({t})")))
+            .collect();
+        println!("  capabilities: {}", caps.join(", "));
+    }
+    for e in &snap.errors {
+        println!("error: {}", e.message);
+    }
+    Ok(if snap.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Map(a) => cmd_map(&g, a).await,
+        Command::Jq(a) => cmd_jq(&g, a).await,
+        Command::Plugin(PluginCommand::List) => cmd_plugin_list(&g).await,
+        Command::Plugin(PluginCommand::Test { dir, bless }) => {
+            let registry = open_registry(&g.plugins).await?;
+            let ok = berth::plugin_test::run_dir(registry, &dir, bless).await?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Bench(BenchCommand::Map { items, mapping }) => {
+            let registry = open_registry(&g.plugins).await?;
+            berth::bench::map(registry, &mapping, items).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The streaming map pipeline behind `berth map` (and, later, the transform
+//! stage of a sync): raw items in, Port entities out.
+//!
+//! Items are routed by `__Kind` to every resource entry of that kind, in
+//! mapping order, grouped into batches per kind, account and region (a
+//! plugin's lookups happen in the batch's scope), and mapped by the kind's
+//! plugin in the sandbox, several batches at once. Every queue is bounded, so
+//! memory does not grow with the input. Owns the [`Summary`] of a run; must
+//! not touch Port or AWS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::lookup::Scope;
+use crate::mapping::{MappingFile, ResourceEntry};
+use crate::plugin::{BatchError, BatchRequest, ItemError, Registry, Tenant};
+
+/// How a map run is shaped.
+#[derive(Debug, Clone)]
+pub struct MapOptions {
+    /// Batches mapped at once.
+    pub jobs: usize,
+    /// Items per batch.
+    pub batch_items: usize,
+    /// How long a partial batch waits for more items before it is mapped
+    /// (keeps a slow stream flowing).
+    pub linger: Duration,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        Self {
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_items: 200,
+            linger: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Counts for one kind.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KindStats {
+    pub items: u64,
+    pub entities: u64,
+    pub filtered_out: u64,
+    pub skipped: u64,
+    pub errors: u64,
+}
+
+/// A field that was null, with how often and one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MisconfiguredField {
+    pub count: u64,
+    pub message: String,
+}
+
+/// What a map run did.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub kinds: BTreeMap<String, KindStats>,
+    /// (resource index, field path, expression) → occurrences.
+    pub misconfigured: BTreeMap<(usize, String, String), MisconfiguredField>,
+    /// Distinct error messages with their counts.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Items that failed (bad input, selector, plugin failures).
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    fn error(&mut self, message: String, n: u64) {
+        *self.errors.entry(message).or_default() += n;
+    }
+
+    /// A human-readable report for stderr.
+    pub fn render(&self, mapping: &MappingFile) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "{:<32} {:>8} {:>9} {:>9} {:>8} {:>7}\n",
+            "kind", "items", "entities", "filtered", "skipped", "errors"
+        ));
+        for (kind, k) in &self.kinds {
+            s.push_str(&format!(
+                "{:<32} {:>8} {:>9} {:>9} {:>8} {:>7}\n",
+                kind, k.items, k.entities, k.filtered_out, k.skipped, k.errors
+            ));
+        }
+        if !self.misconfigured.is_empty() {
+            s.push_str("\nmisconfigured fields (null in the entity):\n");
+            for ((idx, field, expr), m) in &self.misconfigured {
+                let kind = mapping
+                    .resources
+                    .get(*idx)
+                    .map_or("?", |r| r.kind.as_str());
+                s.push_str(&format!(
+                    "  resources[{idx}] {kind} {field}: `{expr}` ({}x): {}\n",
+                    m.count, m.message
+                ));
+            }
+        }
+        if !self.errors.is_empty() {
+            s.push_str("\nerrors:\n");
+            for (m, n) in self.errors.iter().take(50) {
+                s.push_str(&format!("  ({n}x) {m}\n"));
+            }
+            if self.errors.len() > 50 {
+                s.push_str(&format!("  … and {} more distinct errors\n", self.errors.len() - 50));
+            }
+        }
+        s
+    }
+}
+
+#[derive(Deserialize)]
+struct Route {
+    #[serde(rename = "__Kind")]
+    kind: Option<String>,
+    #[serde(rename = "__AccountId")]
+    account: Option<String>,
+    #[serde(rename = "__Region")]
+    region: Option<String>,
+}
+
+enum Input {
+    Item {
+        kind: String,
+        scope: Option<Scope>,
+        line: String,
+    },
+    Bad(String),
+}
+
+struct Batch {
+    kind: String,
+    scope: Option<Scope>,
+    items: Vec<String>,
+}
+
+/// What one mapped batch sends to the writer.
+enum Event {
+    Items { kind: String, n: u64 },
+    Output {
+        kind: String,
+        entities: Vec<String>,
+        stats: KindStats,
+        misconfigured: Vec<((usize, String, String), String)>,
+        errors: Vec<(String, u64)>,
+    },
+    Error(String),
+}
+
+fn reader_thread<R: BufRead + Send + 'static>(input: R, tx: mpsc::Sender<Input>) {
+    std::thread::spawn(move || {
+        for (i, line) in input.lines().enumerate() {
+            let msg = match line {
+                Err(e) => Input::Bad(format!("input line {}: {e}", i + 1)),
+                Ok(l) if l.trim().is_empty() => continue,
+                Ok(l) => match serde_json::from_str::<Route>(&l) {
+                    Err(e) => Input::Bad(format!("input line {}: not a JSON object: {e}", i + 1)),
+                    Ok(Route { kind: None, .. }) => {
+                        Input::Bad(format!("input line {}: no __Kind", i + 1))
+                    }
+                    Ok(Route {
+                        kind: Some(kind),
+                        account,
+                        region,
+                    }) => Input::Item {
+                        kind,
+                        scope: match (account, region) {
+                            (Some(account_id), Some(region)) => Some(Scope { account_id, region }),
+                            _ => None,
+                        },
+                        line: l,
+                    },
+                },
+            };
+            if tx.blocking_send(msg).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Map one batch against every resource entry of its kind.
+async fn map_one(
+    registry: &Registry,
+    tenant: &Tenant,
+    entries: &[ResourceEntry],
+    batch: Batch,
+) -> Event {
+    let n = batch.items.len() as u64;
+    let mut stats = KindStats::default();
+    let mut entities = Vec::new();
+    let mut misconfigured = Vec::new();
+    let mut errors: Vec<(String, u64)> = Vec::new();
+    let Some(plugin) = registry.snapshot().for_kind(&batch.kind) else {
+        stats.errors += n;
+        errors.push((format!("no plugin serves kind {}", batch.kind), n));
+        return Event::Output {
+            kind: batch.kind,
+            entities,
+            stats,
+            misconfigured,
+            errors,
+        };
+    };
+    let mut req = BatchRequest {
+        kind: batch.kind.clone(),
+        resource_index: 0,
+        mapping: String::new(),
+        items: batch.items,
+    };
+    for entry in entries {
+        req.resource_index = entry.index as u32;
+        req.mapping.clone_from(&entry.json);
+        let at = format!("resources[{}] {}", entry.index, entry.kind);
+        match plugin.map_batch(tenant, batch.scope.clone(), &req).await {
+            Err(e) => {
+                stats.errors += n;
+                errors.push((format!("{at}: {e}"), n));
+            }
+            Ok(Err(e)) => {
+                stats.errors += n;
+                let m = match e {
+                    BatchError::InvalidMapping(m) => format!("invalid mapping: {m}"),
+                    BatchError::UnsupportedKind(k) => {
+                        format!("plugin {} does not handle kind {k}", plugin.info.name)
+                    }
+                    BatchError::InvalidJq(j) => format!(
+                        "{}: invalid JQ `{}`{}: {}",
+                        j.field,
+                        j.expression,
+                        j.position
+                            .map(|p| format!(" at character {p}"))
+                            .unwrap_or_default(),
+                        j.message
+                    ),
+                };
+                errors.push((format!("{at}: {m}"), n));
+            }
+            Ok(Ok(results)) => {
+                for r in results {
+                    match r {
+                        Ok(o) => {
+                            stats.entities += o.entities.len() as u64;
+                            stats.filtered_out += u64::from(o.filtered_out);
+                            stats.skipped += u64::from(o.skipped);
+                            entities.extend(o.entities);
+                            for m in o.misconfigured {
+                                misconfigured.push(((entry.index, m.field, m.expression), m.message));
+                            }
+                        }
+                        Err(e) => {
+                            stats.errors += 1;
+                            let m = match e {
+                                ItemError::InvalidItem(m) => format!("invalid item: {m}"),
+                                ItemError::Selector(m) => m,
+                                ItemError::ItemsToParse(m) => format!("itemsToParse: {m}"),
+                                ItemError::Enrichment(m) => format!("enrichment failed: {m}"),
+                            };
+                            errors.push((format!("{at}: {m}"), 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Event::Output {
+        kind: batch.kind,
+        entities,
+        stats,
+        misconfigured,
+        errors,
+    }
+}
+
+/// Map every raw item of `input` (JSON lines) and write each entity as a
+/// line to `out`. Returns the run's summary; items that fail are counted
+/// there, they do not stop the run.
+pub async fn run<R, W>(
+    registry: Arc<Registry>,
+    mapping: Arc<MappingFile>,
+    tenant: Tenant,
+    input: R,
+    mut out: W,
+    opts: MapOptions,
+) -> std::io::Result<Summary>
+where
+    R: BufRead + Send + 'static,
+    W: Write + Send + 'static,
+{
+    let jobs = opts.jobs.max(1);
+    let (in_tx, mut in_rx) = mpsc::channel::<Input>(4096);
+    let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(jobs * 4);
+    reader_thread(input, in_tx);
+
+    // Writer: the only owner of the summary and of `out`.
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Summary> {
+        let mut summary = Summary::default();
+        while let Some(ev) = ev_rx.blocking_recv() {
+            match ev {
+                Event::Items { kind, n } => summary.kinds.entry(kind).or_default().items += n,
+                Event::Error(m) => summary.error(m, 1),
+                Event::Output {
+                    kind,
+                    entities,
+                    stats,
+                    misconfigured,
+                    errors,
+                } => {
+                    for e in &entities {
+                        out.write_all(e.as_bytes())?;
+                        out.write_all(b"\n")?;
+                    }
+                    out.flush()?;
+                    let k = summary.kinds.entry(kind).or_default();
+                    k.entities += stats.entities;
+                    k.filtered_out += stats.filtered_out;
+                    k.skipped += stats.skipped;
+                    k.errors += stats.errors;
+                    for (key, message) in misconfigured {
+                        summary
+                            .misconfigured
+                            .entry(key)
+                            .or_insert(crate::map::MisconfiguredField { count: 0, message })
+                            .count += 1;
+                    }
+                    for (m, n) in errors {
+                        summary.error(m, n);
+                    }
+                }
+            }
+        }
+        Ok(summary)
+    });
+
+    let permits = Arc::new(Semaphore::new(jobs));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut pending: HashMap<(String, Option<Scope>), Vec<String>> = HashMap::new();
+    let dispatch = |batch: Batch, tasks: &mut tokio::task::JoinSet<()>, permit| {
+        let entries: Vec<ResourceEntry> = mapping.for_kind(&batch.kind).cloned().collect();
+        let (registry, tenant, ev_tx) = (registry.clone(), tenant.clone(), ev_tx.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            let ev = map_one(&registry, &tenant, &entries, batch).await;
+            let _ = ev_tx.send(ev).await;
+        });
+    };
+
+    loop {
+        let next = if pending.is_empty() {
+            in_rx.recv().await.map(Some)
+        } else {
+            match tokio::time::timeout(opts.linger, in_rx.recv()).await {
+                Ok(v) => v.map(Some),
+                Err(_) => Some(None),
+            }
+        };
+        let ended = next.is_none();
+        let flush_all = match next {
+            None => true,
+            Some(None) => true,
+            Some(Some(Input::Bad(m))) => {
+                let _ = ev_tx.send(Event::Error(m)).await;
+                false
+            }
+            Some(Some(Input::Item { kind, scope, line })) => {
+                let _ = ev_tx
+                    .send(Event::Items {
+                        kind: kind.clone(),
+                        n: 1,
+                    })
+                    .await;
+                if mapping.for_kind(&kind).next().is_none() {
+                    // No resource entry for this kind: nothing to map.
+                    continue;
+                }
+                let key = (kind, scope);
+                let group = pending.entry(key.clone()).or_default();
+                group.push(line);
+                if group.len() >= opts.batch_items {
+                    let items = pending.remove(&key).unwrap_or_default();
+                    let permit = permits.clone().acquire_owned().await.expect("semaphore");
+                    dispatch(
+                        Batch {
+                            kind: key.0,
+                            scope: key.1,
+                            items,
+                        },
+                        &mut tasks,
+                        permit,
+                    );
+                }
+                false
+            }
+        };
+        if flush_all {
+            let mut groups: Vec<_> = pending.drain().collect();
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
+            for ((kind, scope), items) in groups {
+                let permit = permits.clone().acquire_owned().await.expect("semaphore");
+                dispatch(Batch { kind, scope, items }, &mut tasks, permit);
+            }
+            while tasks.try_join_next().is_some() {}
+            if ended {
+                break;
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    drop(ev_tx);
+    writer.await.map_err(std::io::Error::other)?
+}

@@ -1,0 +1,373 @@
+//! A loaded plugin: its compiled component, pre-linked once
+//! (`InstancePre`), and the calls into it under the tenant's limits.
+//!
+//! Instances are reused per tenant (never across tenants: a tenant's
+//! compiled mapping lives in its instance's memory), because compiling jaq
+//! filters inside the guest costs milliseconds per mapping while a call
+//! costs microseconds. An instance that trapped, ran out of time or memory,
+//! or served `max_calls_per_instance` calls is dropped, never reused.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Linker;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::cache::{AotCache, content_hash};
+use super::engine::PluginEngine;
+use super::host::{HostState, MemoryLimitExceeded};
+use super::v0_1_0 as v1;
+use super::{PluginError, PluginInfo, Tenant};
+use crate::lookup::{Offline, Scope};
+
+pub use v1::types::{
+    BatchError, BatchRequest, Capability, ItemError, ItemOutput, JqError, JqOutput, JqRequest,
+    Misconfiguration,
+};
+
+/// Time allowed on top of the call budget for host imports to return
+/// before the call is abandoned (epochs only fire while guest code runs).
+const HOST_GRACE: Duration = Duration::from_secs(5);
+
+struct Instance {
+    store: Store<HostState>,
+    bindings: v1::Plugin,
+    calls: u32,
+}
+
+/// One plugin file, compiled and linked, ready to instantiate.
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    /// SHA-256 of the `.wasm`.
+    pub hash: String,
+    pub info: PluginInfo,
+    engine: PluginEngine,
+    pre: v1::PluginPre<HostState>,
+    name: Arc<str>,
+    grants: Arc<[String]>,
+    idle: Mutex<HashMap<Arc<str>, Vec<Instance>>>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// The `berth:plugin` version a component implements, from the versioned
+/// name of its exported `mapper` interface.
+fn api_version(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Result<(u64, u64, u64), String> {
+    let ty = component.component_type();
+    let mut names = Vec::new();
+    for (name, _) in ty.exports(engine) {
+        if let Some(v) = name.strip_prefix("berth:plugin/mapper@") {
+            let parts: Vec<u64> = v
+                .split(['.', '-', '+'])
+                .take(3)
+                .map(|p| p.parse().unwrap_or(u64::MAX))
+                .collect();
+            if parts.len() == 3 && parts.iter().all(|p| *p != u64::MAX) {
+                return Ok((parts[0], parts[1], parts[2]));
+            }
+            return Err(format!("unreadable plugin API version `{v}`"));
+        }
+        names.push(name.to_string());
+    }
+    Err(format!(
+        "not a Berth plugin: it exports no `berth:plugin/mapper` interface (exports: {})",
+        if names.is_empty() { "none".into() } else { names.join(", ") }
+    ))
+}
+
+fn show((a, b, c): (u64, u64, u64)) -> String {
+    format!("{a}.{b}.{c}")
+}
+
+impl LoadedPlugin {
+    /// Compile (or fetch from the AOT cache), check the API version, link,
+    /// and read the plugin's `describe()`.
+    pub async fn load(
+        engine: &PluginEngine,
+        cache: &AotCache,
+        path: &Path,
+    ) -> Result<Self, PluginError> {
+        let load_err = |message: String| PluginError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| load_err(format!("cannot read: {e}")))?;
+        if bytes.len() > super::MAX_PLUGIN_BYTES {
+            return Err(load_err(format!(
+                "{} bytes is larger than the {} allowed",
+                bytes.len(),
+                super::MAX_PLUGIN_BYTES
+            )));
+        }
+        let hash = content_hash(&bytes);
+        let (eng, cache2, hash2) = (engine.engine.clone(), cache.clone(), hash.clone());
+        let component = tokio::task::spawn_blocking(move || cache2.load(&eng, &bytes, &hash2))
+            .await
+            .map_err(|e| load_err(format!("compiler task failed: {e}")))?
+            .map_err(|e| load_err(format!("not a valid WebAssembly component: {e:#}")))?;
+
+        let version = api_version(&engine.engine, &component).map_err(load_err)?;
+        if version < v1::MIN_VERSION || version > v1::MAX_VERSION {
+            return Err(load_err(format!(
+                "the plugin implements berth:plugin@{}, this Berth supports berth:plugin@{}..={}",
+                show(version),
+                show(v1::MIN_VERSION),
+                show(v1::MAX_VERSION)
+            )));
+        }
+
+        let mut linker = Linker::<HostState>::new(&engine.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| load_err(format!("{e:#}")))?;
+        v1::add_to_linker(&mut linker).map_err(|e| load_err(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| load_err(format!("needs imports Berth does not provide: {e:#}")))?;
+        let pre = v1::PluginPre::new(pre).map_err(|e| load_err(format!("{e:#}")))?;
+
+        let file_name: Arc<str> = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .into();
+        let mut plugin = Self {
+            path: path.to_path_buf(),
+            hash,
+            info: PluginInfo::default(),
+            engine: engine.clone(),
+            pre,
+            name: file_name,
+            grants: Arc::from(Vec::new()),
+            idle: Mutex::new(HashMap::new()),
+        };
+        let host = Tenant::new("__berth_host", crate::limits::Limits::default(), Arc::new(Offline));
+        let info = plugin.describe(&host).await.map_err(|e| load_err(format!("describe() failed: {e}")))?;
+        let lookups = info
+            .capabilities
+            .iter()
+            .filter_map(|c| match c {
+                Capability::CloudLookup(t) => Some(t.clone()),
+                Capability::Log => None,
+            })
+            .collect::<Vec<_>>();
+        if info.kinds.is_empty() {
+            return Err(load_err("describe() declares no kinds".into()));
+        }
+        plugin.name = format!("{}@{}", info.name, info.version).into();
+        plugin.grants = Arc::from(lookups.clone());
+        plugin.info = PluginInfo {
+            name: info.name,
+            version: info.version,
+            api_version: show(version),
+            kinds: info.kinds,
+            lookups,
+            default_mapping: info.default_mapping,
+            blueprints: info.blueprints,
+        };
+        // The describe() instance belongs to the host pseudo-tenant.
+        plugin.idle.lock().expect("idle lock").clear();
+        Ok(plugin)
+    }
+
+    async fn checkout(&self, tenant: &Tenant) -> Result<Instance, PluginError> {
+        if let Some(inst) = self
+            .idle
+            .lock()
+            .expect("idle lock")
+            .get_mut(&tenant.id)
+            .and_then(Vec::pop)
+        {
+            return Ok(inst);
+        }
+        let state = HostState::new(
+            self.name.clone(),
+            self.grants.clone(),
+            tenant.lookup.clone(),
+            tenant.limits.max_memory_bytes,
+            tenant.limits.max_lookup_bytes,
+        );
+        let mut store = Store::new(&self.engine.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Instantiation runs guest start code: bound it too.
+        let ticks = self.engine.ticks(tenant.limits.call_timeout);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.classify(tenant, e))?;
+        Ok(Instance {
+            store,
+            bindings,
+            calls: 0,
+        })
+    }
+
+    fn prepare(&self, inst: &mut Instance, tenant: &Tenant, scope: Option<Scope>) {
+        let data = inst.store.data_mut();
+        data.scope = scope;
+        data.lookup = tenant.lookup.clone();
+        data.log_budget = tenant.limits.max_log_lines_per_call;
+        data.limiter.max_memory = tenant.limits.max_memory_bytes;
+        let deadline = Instant::now() + tenant.limits.call_timeout;
+        inst.store.set_epoch_deadline(1);
+        // Yield to the runtime every tick so a CPU-bound guest cannot starve
+        // other tasks; interrupt once the call's budget is spent.
+        inst.store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        inst.calls += 1;
+    }
+
+    fn classify(&self, tenant: &Tenant, e: wasmtime::Error) -> PluginError {
+        let plugin = self.name.to_string();
+        if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+            return PluginError::MemoryLimit {
+                plugin,
+                requested: m.requested,
+                limit: m.limit,
+            };
+        }
+        if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            return PluginError::Timeout {
+                plugin,
+                limit: tenant.limits.call_timeout,
+            };
+        }
+        PluginError::Trap {
+            plugin,
+            message: format!("{e:#}").lines().next().unwrap_or_default().to_string(),
+        }
+    }
+
+    fn finish<R>(
+        &self,
+        tenant: &Tenant,
+        inst: Instance,
+        r: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, PluginError> {
+        match r {
+            Err(_) => Err(PluginError::Timeout {
+                plugin: self.name.to_string(),
+                limit: tenant.limits.call_timeout,
+            }),
+            Ok(Err(e)) => Err(self.classify(tenant, e)),
+            Ok(Ok(v)) => {
+                if inst.calls < tenant.limits.max_calls_per_instance {
+                    let mut idle = self.idle.lock().expect("idle lock");
+                    let list = idle.entry(tenant.id.clone()).or_default();
+                    if list.len() < tenant.limits.max_idle_instances {
+                        list.push(inst);
+                    }
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    fn too_large(&self, what: &'static str, size: usize, limit: usize) -> PluginError {
+        PluginError::TooLarge {
+            plugin: self.name.to_string(),
+            what,
+            size,
+            limit,
+        }
+    }
+
+    async fn describe(&self, tenant: &Tenant) -> Result<v1::types::PluginInfo, PluginError> {
+        let mut inst = self.checkout(tenant).await?;
+        self.prepare(&mut inst, tenant, None);
+        let call = inst.bindings.berth_plugin_mapper().call_describe(&mut inst.store);
+        let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
+        self.finish(tenant, inst, r)
+    }
+
+    /// Enrich and map a batch of items of one kind, account and region.
+    pub async fn map_batch(
+        &self,
+        tenant: &Tenant,
+        scope: Option<Scope>,
+        req: &BatchRequest,
+    ) -> Result<Result<Vec<Result<ItemOutput, ItemError>>, BatchError>, PluginError> {
+        let size = req.mapping.len() + req.items.iter().map(String::len).sum::<usize>();
+        if size > tenant.limits.max_input_bytes {
+            return Err(self.too_large("input", size, tenant.limits.max_input_bytes));
+        }
+        let mut inst = self.checkout(tenant).await?;
+        self.prepare(&mut inst, tenant, scope);
+        let call = inst
+            .bindings
+            .berth_plugin_mapper()
+            .call_map_batch(&mut inst.store, req);
+        let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
+        let out = self.finish(tenant, inst, r)?;
+        if let Ok(items) = &out {
+            let size: usize = items
+                .iter()
+                .map(|r| match r {
+                    Ok(o) => {
+                        o.entities.iter().map(String::len).sum::<usize>()
+                            + o.misconfigured
+                                .iter()
+                                .map(|m| m.expression.len() + m.message.len() + m.field.len())
+                                .sum::<usize>()
+                    }
+                    Err(_) => 64,
+                })
+                .sum();
+            if size > tenant.limits.max_output_bytes {
+                return Err(self.too_large("output", size, tenant.limits.max_output_bytes));
+            }
+            if items.len() != req.items.len() {
+                return Err(PluginError::Protocol {
+                    plugin: self.name.to_string(),
+                    message: format!(
+                        "returned {} results for {} items",
+                        items.len(),
+                        req.items.len()
+                    ),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run a JQ filter in the sandbox (`berth jq`).
+    pub async fn run_jq(
+        &self,
+        tenant: &Tenant,
+        req: &JqRequest,
+    ) -> Result<Result<Vec<JqOutput>, JqError>, PluginError> {
+        let size = req.filter.len() + req.inputs.iter().map(String::len).sum::<usize>();
+        if size > tenant.limits.max_input_bytes {
+            return Err(self.too_large("input", size, tenant.limits.max_input_bytes));
+        }
+        let mut inst = self.checkout(tenant).await?;
+        self.prepare(&mut inst, tenant, None);
+        let call = inst.bindings.berth_plugin_mapper().call_run_jq(&mut inst.store, req);
+        let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
+        self.finish(tenant, inst, r)
+    }
+
+    /// Drop the idle instances kept for `tenant`.
+    pub fn release(&self, tenant: &str) {
+        self.idle.lock().expect("idle lock").remove(tenant);
+    }
+}

@@ -1,0 +1,97 @@
+//! The sandboxed plugin host.
+//!
+//! Each resource kind's enrichment and mapping runs in a WebAssembly
+//! component implementing `berth:plugin` (see `wit/`). This module owns
+//! everything about running them: the shared [`engine`], compiled-artifact
+//! [`cache`], per-store [`host`] state and imports, the versioned
+//! [`v0_1_0`] bindings, [`instance`] calls under a tenant's [`Limits`], and
+//! the [`registry`] that maps kinds to plugins from a directory and reloads
+//! it while Berth runs.
+//!
+//! It must not touch: AWS credentials or the network (plugins read the cloud
+//! only through [`crate::lookup::CloudLookup`]), Port, or any tenant's
+//! configuration beyond the limits and lookup it is handed.
+
+pub mod cache;
+pub mod engine;
+pub mod host;
+pub mod instance;
+pub mod registry;
+pub mod v0_1_0;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use cache::AotCache;
+pub use engine::PluginEngine;
+pub use instance::{
+    BatchError, BatchRequest, ItemError, ItemOutput, JqError, JqOutput, JqRequest, LoadedPlugin,
+    Misconfiguration,
+};
+pub use registry::{LoadFailure, Registry, Snapshot};
+
+use crate::limits::Limits;
+use crate::lookup::CloudLookup;
+
+/// Largest `.wasm` file accepted.
+pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
+
+/// What a plugin declared about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    /// The `berth:plugin` API version it was built against.
+    pub api_version: String,
+    pub kinds: Vec<String>,
+    /// Cloud Control types it may read.
+    pub lookups: Vec<String>,
+    pub default_mapping: Option<String>,
+    pub blueprints: Vec<String>,
+}
+
+/// Who a call is made for: the tenant's own limits and cloud access.
+/// Instances are never shared between different tenant ids.
+#[derive(Clone)]
+pub struct Tenant {
+    pub id: Arc<str>,
+    pub limits: Limits,
+    pub lookup: Arc<dyn CloudLookup>,
+}
+
+impl Tenant {
+    pub fn new(id: &str, limits: Limits, lookup: Arc<dyn CloudLookup>) -> Self {
+        Self {
+            id: id.into(),
+            limits,
+            lookup,
+        }
+    }
+}
+
+/// Why a plugin could not be loaded or a call into it failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot load plugin {}: {message}", path.display())]
+    Load { path: PathBuf, message: String },
+    #[error("plugin {plugin}: memory limit exceeded (wanted {requested} bytes, limit {limit})")]
+    MemoryLimit {
+        plugin: String,
+        requested: usize,
+        limit: usize,
+    },
+    #[error("plugin {plugin}: time limit of {limit:?} exceeded")]
+    Timeout { plugin: String, limit: Duration },
+    #[error("plugin {plugin} trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("plugin {plugin}: {what} of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        plugin: String,
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
+    #[error("plugin {plugin} broke the protocol: {message}")]
+    Protocol { plugin: String, message: String },
+}

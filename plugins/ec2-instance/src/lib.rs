@@ -1,0 +1,76 @@
+//! EC2 instances, enriched with their security groups (and rules) and their
+//! networking (subnet and VPC), read through the host's Cloud Control lookup
+//! in the instance's own account and region.
+//!
+//! Adds to each raw item: `__SecurityGroups` (the groups' properties, in the
+//! instance's order), `__Subnet` and `__Vpc` (properties, or null when the
+//! instance has none or it no longer exists).
+
+use berth_plugin_sdk::serde_json::{Map, Value};
+use berth_plugin_sdk::{Cloud, Info, Plugin};
+
+const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
+const SUBNET: &str = "AWS::EC2::Subnet";
+const VPC: &str = "AWS::EC2::VPC";
+
+struct Ec2Instance;
+
+fn lookup(cloud: &Cloud, type_name: &str, id: &str) -> Result<Value, String> {
+    Ok(cloud
+        .get(type_name, id)
+        .map_err(|e| format!("{type_name} {id}: {e}"))?
+        .map(|r| r.properties)
+        .unwrap_or(Value::Null))
+}
+
+impl Plugin for Ec2Instance {
+    const ENRICHES: bool = true;
+
+    fn info() -> Info {
+        Info::new("ec2-instance", env!("CARGO_PKG_VERSION"))
+            .kind("AWS::EC2::Instance")
+            .lookup(SECURITY_GROUP)
+            .lookup(SUBNET)
+            .lookup(VPC)
+    }
+
+    fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
+        let props = item.get("Properties").cloned().unwrap_or(Value::Null);
+        let str_at = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned);
+
+        let mut groups = Vec::new();
+        let ids = props
+            .get("SecurityGroupIds")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for id in ids.iter().filter_map(Value::as_str) {
+            groups.push(lookup(cloud, SECURITY_GROUP, id)?);
+        }
+
+        let subnet = match str_at("SubnetId") {
+            Some(id) => lookup(cloud, SUBNET, &id)?,
+            None => Value::Null,
+        };
+        let vpc_id = str_at("VpcId").or_else(|| {
+            subnet
+                .get("VpcId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        let vpc = match vpc_id {
+            Some(id) => lookup(cloud, VPC, &id)?,
+            None => Value::Null,
+        };
+
+        let obj: &mut Map<String, Value> = item
+            .as_object_mut()
+            .ok_or_else(|| "raw item is not an object".to_string())?;
+        obj.insert("__SecurityGroups".into(), Value::Array(groups));
+        obj.insert("__Subnet".into(), subnet);
+        obj.insert("__Vpc".into(), vpc);
+        Ok(())
+    }
+}
+
+berth_plugin_sdk::export_plugin!(Ec2Instance);

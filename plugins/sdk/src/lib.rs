@@ -1,0 +1,241 @@
+//! # Berth plugin SDK
+//!
+//! Everything a Berth kind plugin needs, so that a plugin is one short file:
+//!
+//! ```ignore
+//! use berth_plugin_sdk::{Cloud, Info, Plugin};
+//!
+//! struct Buckets;
+//!
+//! impl Plugin for Buckets {
+//!     const ENRICHES: bool = true;
+//!     fn info() -> Info {
+//!         Info::new("s3-bucket", env!("CARGO_PKG_VERSION")).kind("AWS::S3::Bucket")
+//!     }
+//!     fn enrich(item: &mut serde_json::Value, cloud: &Cloud) -> Result<(), String> {
+//!         // add what the mapping should see, reading other types through `cloud`
+//!         Ok(())
+//!     }
+//! }
+//!
+//! berth_plugin_sdk::export_plugin!(Buckets);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2` and drop the
+//! `.wasm` into Berth's plugin directory.
+//!
+//! The SDK hides the WIT bindings (`wit/since_v0.1.0`), and carries the
+//! mapping engine: Port's mapping YAML evaluated with Ocean's semantics
+//! ([`mapping`]), JQ through jaq with jq 1.7 compatibility ([`jq`]) and a
+//! native fast path for the common expressions ([`fast`]). Plugins never see
+//! credentials or the network; they read other resources only through
+//! [`Cloud`], which the host performs in the batch's own account and region
+//! and only for types the plugin declared with [`Info::lookup`].
+
+pub mod fast;
+pub mod jq;
+pub mod json_out;
+pub mod mapping;
+pub mod rewrite;
+mod runtime;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_berth_plugin",
+        default_bindings_module: "berth_plugin_sdk::bindings",
+    });
+}
+
+pub use serde_json;
+
+#[doc(hidden)]
+pub use runtime::{describe, map_batch, run_jq};
+
+/// What a plugin declares about itself.
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    pub name: String,
+    pub version: String,
+    pub kinds: Vec<String>,
+    pub lookups: Vec<String>,
+    pub default_mapping: Option<String>,
+    pub blueprints: Vec<String>,
+}
+
+impl Info {
+    pub fn new(name: &str, version: &str) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A kind this plugin handles (`*`: any kind no other plugin claims).
+    pub fn kind(mut self, kind: &str) -> Self {
+        self.kinds.push(kind.into());
+        self
+    }
+
+    /// A Cloud Control type this plugin reads through [`Cloud`]. The host
+    /// refuses reads of types not declared here.
+    pub fn lookup(mut self, type_name: &str) -> Self {
+        self.lookups.push(type_name.into());
+        self
+    }
+
+    /// The default `resources:` YAML for this plugin's kinds.
+    pub fn default_mapping(mut self, yaml: &str) -> Self {
+        self.default_mapping = Some(yaml.into());
+        self
+    }
+
+    /// A Port blueprint (JSON) the default mapping needs.
+    pub fn blueprint(mut self, json: &str) -> Self {
+        self.blueprints.push(json.into());
+        self
+    }
+}
+
+/// A kind plugin.
+pub trait Plugin {
+    /// Whether [`Plugin::enrich`] does anything; when false the SDK skips
+    /// parsing items for it.
+    const ENRICHES: bool = false;
+
+    fn info() -> Info;
+
+    /// Add to a raw item what its mapping should see. Runs before mapping,
+    /// once per item and resource entry. An error fails only this item.
+    fn enrich(_item: &mut serde_json::Value, _cloud: &Cloud) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A resource read through [`Cloud`].
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub identifier: String,
+    pub properties: serde_json::Value,
+}
+
+/// Why a lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    NotPermitted(String),
+    AccessDenied(String),
+    Throttled(String),
+    InvalidRequest(String),
+    TooLarge(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, m) = match self {
+            LookupError::NotPermitted(m) => ("not permitted", m),
+            LookupError::AccessDenied(m) => ("access denied", m),
+            LookupError::Throttled(m) => ("throttled", m),
+            LookupError::InvalidRequest(m) => ("invalid request", m),
+            LookupError::TooLarge(m) => ("too large", m),
+            LookupError::Failed(m) => ("failed", m),
+        };
+        write!(f, "lookup {what}: {m}")
+    }
+}
+
+/// Read-only Cloud Control lookups in the account and region of the batch
+/// being mapped, performed (and rate-limited, and cached) by the host.
+pub struct Cloud {
+    _private: (),
+}
+
+impl Cloud {
+    pub(crate) fn new() -> Self {
+        Self { _private: () }
+    }
+
+    /// One resource of `type_name` by identifier; `None` if it does not exist.
+    pub fn get(&self, type_name: &str, identifier: &str) -> Result<Option<Resource>, LookupError> {
+        bindings::berth::plugin::cloud::get_resource(type_name, identifier)
+            .map_err(runtime::lookup_error)?
+            .map(runtime::resource)
+            .transpose()
+    }
+
+    /// Every resource of `type_name`; `model` narrows types that need one.
+    pub fn list(
+        &self,
+        type_name: &str,
+        model: Option<&serde_json::Value>,
+    ) -> Result<Vec<Resource>, LookupError> {
+        let model = model.map(|m| m.to_string());
+        bindings::berth::plugin::cloud::list_resources(type_name, model.as_deref())
+            .map_err(runtime::lookup_error)?
+            .into_iter()
+            .map(runtime::resource)
+            .collect()
+    }
+}
+
+/// Log lines into the host's log.
+pub mod log {
+    use crate::bindings::berth::plugin::log::{Level, log};
+
+    pub fn debug(message: &str) {
+        log(Level::Debug, message)
+    }
+    pub fn info(message: &str) {
+        log(Level::Info, message)
+    }
+    pub fn warn(message: &str) {
+        log(Level::Warn, message)
+    }
+    pub fn error(message: &str) {
+        log(Level::Error, message)
+    }
+}
+
+/// Export `$plugin` (a type implementing [`Plugin`]) as this component's
+/// `berth:plugin/mapper` implementation.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        struct __BerthGuest;
+
+        impl $crate::bindings::exports::berth::plugin::mapper::Guest for __BerthGuest {
+            fn describe() -> $crate::bindings::berth::plugin::types::PluginInfo {
+                $crate::describe::<$plugin>()
+            }
+
+            fn map_batch(
+                request: $crate::bindings::berth::plugin::types::BatchRequest,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<
+                    ::core::result::Result<
+                        $crate::bindings::berth::plugin::types::ItemOutput,
+                        $crate::bindings::berth::plugin::types::ItemError,
+                    >,
+                >,
+                $crate::bindings::berth::plugin::types::BatchError,
+            > {
+                $crate::map_batch::<$plugin>(request)
+            }
+
+            fn run_jq(
+                request: $crate::bindings::berth::plugin::types::JqRequest,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<$crate::bindings::berth::plugin::types::JqOutput>,
+                $crate::bindings::berth::plugin::types::JqError,
+            > {
+                $crate::run_jq(request)
+            }
+        }
+
+        $crate::bindings::__export_berth_plugin!(__BerthGuest with_types_in $crate::bindings);
+    };
+}

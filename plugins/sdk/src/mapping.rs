@@ -1,0 +1,652 @@
+//! The mapping engine: one `resources[]` entry of Port's mapping, compiled
+//! once and applied to raw items with Ocean's semantics
+//! (`shared/research/ocean.md` §1.1).
+//!
+//! Owns: the resource-entry model, compiling every JQ field (native fast path
+//! first, jaq otherwise), the selector, `itemsToParse`, search-query objects,
+//! skipping entities with a null identifier or blueprint, misconfiguration
+//! records, and writing each entity as the JSON body Port's bulk upsert
+//! receives. Must not touch: enrichment (the plugin's job, before this runs)
+//! or anything outside the sandbox.
+
+use std::cell::OnceCell;
+
+use jaq_json::Val;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::fast::{Doc, FastFilter, Outcome};
+use crate::jq::{self, First, Program};
+use crate::json_out;
+use crate::rewrite::ocean_format_filter;
+
+/// A mapping problem that makes the whole resource entry unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingError {
+    Invalid(String),
+    Jq {
+        field: String,
+        expression: String,
+        message: String,
+        position: Option<u32>,
+    },
+}
+
+/// A field that was null in an entity, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misconfiguration {
+    pub field: String,
+    pub expression: String,
+    pub message: String,
+}
+
+/// Why one item produced nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemError {
+    InvalidItem(String),
+    Selector(String),
+    ItemsToParse(String),
+}
+
+/// What one item became.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ItemOutput {
+    pub entities: Vec<String>,
+    pub filtered_out: u32,
+    pub skipped: u32,
+    pub misconfigured: Vec<Misconfiguration>,
+}
+
+// ---- the resource entry, as Port stores it --------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceSpec {
+    kind: String,
+    #[serde(default)]
+    selector: Option<SelectorSpec>,
+    port: PortSpec,
+}
+
+#[derive(Deserialize)]
+struct SelectorSpec {
+    #[serde(default)]
+    query: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PortSpec {
+    entity: EntitySpec,
+    #[serde(default)]
+    items_to_parse: Option<String>,
+    #[serde(default)]
+    items_to_parse_name: Option<String>,
+    #[serde(default)]
+    items_to_parse_top_level_transform: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EntitySpec {
+    mappings: MappingsSpec,
+}
+
+#[derive(Deserialize)]
+struct MappingsSpec {
+    identifier: Value,
+    #[serde(default)]
+    title: Option<Value>,
+    blueprint: Value,
+    #[serde(default)]
+    team: Option<Value>,
+    #[serde(default)]
+    icon: Option<Value>,
+    #[serde(default)]
+    properties: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    relations: Option<serde_json::Map<String, Value>>,
+}
+
+// ---- compiled form -----------------------------------------------------
+
+enum Eval {
+    Fast(FastFilter),
+    Jaq(Program),
+    /// The expression does not compile: every evaluation is this error
+    /// (Ocean keeps the entity with the field null).
+    Invalid(String),
+}
+
+struct Expr {
+    /// Field path in the mapping, e.g. `properties.region`.
+    path: String,
+    /// As written in the mapping.
+    source: String,
+    eval: Eval,
+}
+
+/// A field value: a JQ expression or an Ocean search-query object whose
+/// `value` leaves are JQ.
+enum Field {
+    Expr(Expr),
+    Search(SearchNode),
+}
+
+enum SearchNode {
+    Object(Vec<(String, SearchNode)>),
+    Array(Vec<SearchNode>),
+    Literal(String),
+    Jq(Expr),
+}
+
+/// One compiled `resources[]` entry.
+pub struct Mapping {
+    kind: String,
+    selector: Expr,
+    items_to_parse: Option<ItemsToParse>,
+    identifier: Field,
+    title: Option<Expr>,
+    blueprint: Expr,
+    team: Option<Field>,
+    icon: Option<Expr>,
+    properties: Option<Vec<(String, Expr)>>,
+    relations: Option<Vec<(String, Field)>>,
+}
+
+struct ItemsToParse {
+    expr: Program,
+    /// `del(expr)`, when `itemsToParseTopLevelTransform` is on.
+    delete: Option<Program>,
+    name: String,
+}
+
+/// The JQ text of a mapping value. Ocean's models coerce scalars with
+/// Python's `str()`, so an unquoted YAML `true` becomes `True` (which then
+/// fails to compile, as in Ocean).
+fn expr_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(true) => Some("True".into()),
+        Value::Bool(false) => Some("False".into()),
+        Value::Number(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+/// Compile one JQ field. `strict` makes a compile error fatal for the entry
+/// (the selector); otherwise the field is null in every entity, as in Ocean.
+fn compile_expr(path: &str, source: &str, strict: bool) -> Result<Expr, MappingError> {
+    let code = ocean_format_filter(source);
+    let eval = if let Some(f) = FastFilter::compile(&code) {
+        Eval::Fast(f)
+    } else {
+        match Program::compile(&code) {
+            Ok(p) => Eval::Jaq(p),
+            Err(e) if strict => {
+                return Err(MappingError::Jq {
+                    field: format!("selector.{path}"),
+                    expression: source.to_string(),
+                    message: e.message,
+                    position: e.position,
+                });
+            }
+            Err(e) => Eval::Invalid(format!("invalid JQ: {e}")),
+        }
+    };
+    Ok(Expr {
+        path: path.to_string(),
+        source: source.to_string(),
+        eval,
+    })
+}
+
+fn compile_field(path: &str, v: &Value) -> Result<Field, MappingError> {
+    match v {
+        Value::Object(_) => Ok(Field::Search(compile_search(path, v)?)),
+        other => {
+            let src = expr_text(other).ok_or_else(|| {
+                MappingError::Invalid(format!(
+                    "port.entity.mappings.{path} must be a JQ string or a search query object"
+                ))
+            })?;
+            Ok(Field::Expr(compile_expr(path, &src, false)?))
+        }
+    }
+}
+
+fn compile_search(path: &str, v: &Value) -> Result<SearchNode, MappingError> {
+    Ok(match v {
+        Value::Object(m) => {
+            let mut out = Vec::with_capacity(m.len());
+            for (k, x) in m {
+                let sub = format!("{path}.{k}");
+                out.push((k.clone(), compile_search(&sub, x)?));
+            }
+            SearchNode::Object(out)
+        }
+        // Ocean evaluates every leaf of a search query as JQ (Port's docs
+        // write `combinator: '"and"'` for that reason); array elements share
+        // their parent's path in its misconfiguration records.
+        Value::Array(a) => SearchNode::Array(
+            a.iter()
+                .map(|x| compile_search(path, x))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Null => SearchNode::Literal("null".into()),
+        other => SearchNode::Jq(compile_expr(path, &expr_text(other).unwrap_or_default(), false)?),
+    })
+}
+
+fn optional_expr(path: &str, v: &Option<Value>) -> Result<Option<Expr>, MappingError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let src = expr_text(v).ok_or_else(|| {
+                MappingError::Invalid(format!("port.entity.mappings.{path} must be a JQ string"))
+            })?;
+            Ok(Some(compile_expr(path, &src, false)?))
+        }
+    }
+}
+
+impl Mapping {
+    /// Compile a resource entry given as JSON.
+    pub fn compile(resource_json: &str) -> Result<Self, MappingError> {
+        let spec: ResourceSpec = serde_json::from_str(resource_json)
+            .map_err(|e| MappingError::Invalid(format!("resource entry: {e}")))?;
+        let query = spec
+            .selector
+            .and_then(|s| s.query)
+            .map(|q| {
+                expr_text(&q).ok_or_else(|| {
+                    MappingError::Invalid("selector.query must be a JQ string".into())
+                })
+            })
+            .transpose()?
+            .unwrap_or_else(|| "true".to_string());
+        let selector = compile_expr("query", &query, true)?;
+        let m = spec.port.entity.mappings;
+        let items_to_parse = match spec.port.items_to_parse {
+            None => None,
+            Some(src) => {
+                let code = ocean_format_filter(&src);
+                let expr = Program::compile(&code).map_err(|e| MappingError::Jq {
+                    field: "port.itemsToParse".into(),
+                    expression: src.clone(),
+                    message: e.message,
+                    position: e.position,
+                })?;
+                let top_level = match spec.port.items_to_parse_top_level_transform {
+                    None => true,
+                    Some(Value::Bool(b)) => b,
+                    Some(Value::String(s)) => s != "false",
+                    Some(_) => true,
+                };
+                // Only a path expression can be deleted; otherwise the parent
+                // keeps the array (nothing to remove it from).
+                let delete = top_level
+                    .then(|| Program::compile(&format!("del({code})")).ok())
+                    .flatten();
+                Some(ItemsToParse {
+                    expr,
+                    delete,
+                    name: spec.port.items_to_parse_name.unwrap_or_else(|| "item".into()),
+                })
+            }
+        };
+        Ok(Self {
+            kind: spec.kind,
+            selector,
+            items_to_parse,
+            identifier: compile_field("identifier", &m.identifier)?,
+            title: optional_expr("title", &m.title)?,
+            blueprint: optional_expr("blueprint", &Some(m.blueprint))?
+                .ok_or_else(|| MappingError::Invalid("blueprint is required".into()))?,
+            team: m
+                .team
+                .as_ref()
+                .filter(|t| !t.is_null())
+                .map(|t| compile_field("team", t))
+                .transpose()?,
+            icon: optional_expr("icon", &m.icon)?,
+            properties: m
+                .properties
+                .map(|ps| {
+                    ps.iter()
+                        .map(|(k, v)| {
+                            let path = format!("properties.{k}");
+                            let src = expr_text(v).ok_or_else(|| {
+                                MappingError::Invalid(format!(
+                                    "port.entity.mappings.{path} must be a JQ string"
+                                ))
+                            })?;
+                            Ok((k.clone(), compile_expr(&path, &src, false)?))
+                        })
+                        .collect::<Result<Vec<_>, MappingError>>()
+                })
+                .transpose()?,
+            relations: m
+                .relations
+                .map(|rs| {
+                    rs.iter()
+                        .map(|(k, v)| Ok((k.clone(), compile_field(&format!("relations.{k}"), v)?)))
+                        .collect::<Result<Vec<_>, MappingError>>()
+                })
+                .transpose()?,
+        })
+    }
+
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// Map one raw item (JSON object text).
+    pub fn map_item(&self, text: &str) -> Result<ItemOutput, ItemError> {
+        let mut out = ItemOutput::default();
+        match &self.items_to_parse {
+            None => {
+                let input = Input::new(text).map_err(ItemError::InvalidItem)?;
+                self.map_one(&input, &mut out)?;
+            }
+            Some(itp) => {
+                let input = Input::new(text).map_err(ItemError::InvalidItem)?;
+                let parent = input.val().map_err(ItemError::InvalidItem)?;
+                let items = match itp.expr.first(parent.clone()) {
+                    First::Value(Val::Arr(a)) => a,
+                    First::Value(other) => {
+                        return Err(ItemError::ItemsToParse(format!(
+                            "itemsToParse must yield an array, got {}",
+                            type_name(&other)
+                        )));
+                    }
+                    First::Empty => {
+                        return Err(ItemError::ItemsToParse(
+                            "itemsToParse yielded no output".into(),
+                        ));
+                    }
+                    First::Error(e) => return Err(ItemError::ItemsToParse(e)),
+                };
+                let base = match &itp.delete {
+                    Some(del) => match del.first(parent.clone()) {
+                        First::Value(v) => v,
+                        _ => parent.clone(),
+                    },
+                    None => parent.clone(),
+                };
+                let Val::Obj(base_obj) = base else {
+                    return Err(ItemError::InvalidItem("not a JSON object".into()));
+                };
+                let key = Val::from(itp.name.clone());
+                for element in items.iter() {
+                    let mut obj = (*base_obj).clone();
+                    obj.insert(key.clone(), element.clone());
+                    let merged = json_out::to_json(&Val::obj(obj));
+                    let input = Input::new(&merged).map_err(ItemError::InvalidItem)?;
+                    self.map_one(&input, &mut out)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn map_one(&self, input: &Input<'_>, out: &mut ItemOutput) -> Result<(), ItemError> {
+        match self.selector.first(input) {
+            Outcome::Json(j) if j == "true" => {}
+            Outcome::Json(j) if j == "false" => {
+                out.filtered_out += 1;
+                return Ok(());
+            }
+            Outcome::Json(j) => {
+                return Err(ItemError::Selector(format!(
+                    "selector.query `{}` must yield a boolean, got {}",
+                    self.selector.source,
+                    truncate(&j, 80)
+                )));
+            }
+            Outcome::Empty => {
+                return Err(ItemError::Selector(format!(
+                    "selector.query `{}` yielded no output",
+                    self.selector.source
+                )));
+            }
+            Outcome::Error(e) => {
+                return Err(ItemError::Selector(format!(
+                    "selector.query `{}` failed: {e}",
+                    self.selector.source
+                )));
+            }
+        }
+
+        let mis = &mut out.misconfigured;
+        let identifier = self.identifier.eval(input, mis);
+        let blueprint = self.blueprint.value(input, mis);
+        let mut entity = String::with_capacity(256);
+        entity.push_str("{\"identifier\":");
+        entity.push_str(&identifier);
+        if let Some(t) = &self.title {
+            entity.push_str(",\"title\":");
+            entity.push_str(&t.value(input, mis));
+        }
+        entity.push_str(",\"blueprint\":");
+        entity.push_str(&blueprint);
+        if let Some(t) = &self.team {
+            entity.push_str(",\"team\":");
+            entity.push_str(&t.eval(input, mis));
+        }
+        if let Some(i) = &self.icon {
+            entity.push_str(",\"icon\":");
+            entity.push_str(&i.value(input, mis));
+        }
+        if let Some(ps) = &self.properties {
+            entity.push_str(",\"properties\":{");
+            for (i, (k, e)) in ps.iter().enumerate() {
+                if i > 0 {
+                    entity.push(',');
+                }
+                json_out::write_str(&mut entity, k);
+                entity.push(':');
+                entity.push_str(&e.value(input, mis));
+            }
+            entity.push('}');
+        }
+        if let Some(rs) = &self.relations {
+            entity.push_str(",\"relations\":{");
+            for (i, (k, f)) in rs.iter().enumerate() {
+                if i > 0 {
+                    entity.push(',');
+                }
+                json_out::write_str(&mut entity, k);
+                entity.push(':');
+                entity.push_str(&f.eval(input, mis));
+            }
+            entity.push('}');
+        }
+        entity.push('}');
+        if is_blank(&identifier) || is_blank(&blueprint) {
+            out.skipped += 1;
+        } else {
+            out.entities.push(entity);
+        }
+        Ok(())
+    }
+}
+
+/// Ocean skips an entity whose identifier or blueprint is falsy in Python:
+/// null, false, 0, "", [] or {}.
+fn is_blank(json: &str) -> bool {
+    matches!(json, "null" | "false" | "0" | "\"\"" | "[]" | "{}")
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn type_name(v: &Val) -> &'static str {
+    match v {
+        Val::Null => "null",
+        Val::Bool(_) => "boolean",
+        Val::Num(_) => "number",
+        Val::TStr(_) | Val::BStr(_) => "string",
+        Val::Arr(_) => "array",
+        Val::Obj(_) => "object",
+    }
+}
+
+/// One input to the fields: the item's text, indexed for the fast path, and
+/// parsed into a jaq value only if some field needs jaq.
+struct Input<'a> {
+    doc: Doc<'a>,
+    val: OnceCell<Result<Val, String>>,
+}
+
+impl<'a> Input<'a> {
+    fn new(text: &'a str) -> Result<Self, String> {
+        Ok(Self {
+            doc: Doc::new(text)?,
+            val: OnceCell::new(),
+        })
+    }
+
+    fn val(&self) -> Result<Val, String> {
+        self.val
+            .get_or_init(|| jq::parse_json(self.doc.text()))
+            .clone()
+    }
+}
+
+impl Expr {
+    fn first(&self, input: &Input<'_>) -> Outcome {
+        match &self.eval {
+            Eval::Fast(f) => f.first(&input.doc),
+            Eval::Jaq(p) => match input.val() {
+                Err(e) => Outcome::Error(e),
+                Ok(v) => match p.first(v) {
+                    First::Value(v) => Outcome::Json(json_out::to_json(&v)),
+                    First::Empty => Outcome::Empty,
+                    First::Error(e) => Outcome::Error(e),
+                },
+            },
+            Eval::Invalid(e) => Outcome::Error(e.clone()),
+        }
+    }
+
+    /// The field's JSON value; null (recorded as a misconfiguration) when it
+    /// failed, yielded nothing, or yielded null.
+    fn value(&self, input: &Input<'_>, mis: &mut Vec<Misconfiguration>) -> String {
+        let (json, why) = match self.first(input) {
+            Outcome::Json(j) if j == "null" => (j, Some("null result".to_string())),
+            Outcome::Json(j) => (j, None),
+            Outcome::Empty => ("null".into(), Some("no output".to_string())),
+            Outcome::Error(e) => ("null".into(), Some(e)),
+        };
+        if let Some(message) = why {
+            mis.push(Misconfiguration {
+                field: self.path.clone(),
+                expression: self.source.clone(),
+                message,
+            });
+        }
+        json
+    }
+}
+
+impl Field {
+    fn eval(&self, input: &Input<'_>, mis: &mut Vec<Misconfiguration>) -> String {
+        match self {
+            Field::Expr(e) => e.value(input, mis),
+            Field::Search(node) => {
+                let mut s = String::new();
+                node.write(input, mis, &mut s);
+                s
+            }
+        }
+    }
+}
+
+impl SearchNode {
+    fn write(&self, input: &Input<'_>, mis: &mut Vec<Misconfiguration>, out: &mut String) {
+        match self {
+            SearchNode::Object(kv) => {
+                out.push('{');
+                for (i, (k, v)) in kv.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_out::write_str(out, k);
+                    out.push(':');
+                    v.write(input, mis, out);
+                }
+                out.push('}');
+            }
+            SearchNode::Array(xs) => {
+                out.push('[');
+                for (i, x) in xs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    x.write(input, mis, out);
+                }
+                out.push(']');
+            }
+            SearchNode::Literal(l) => out.push_str(l),
+            SearchNode::Jq(e) => out.push_str(&e.value(input, mis)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(mappings: &str) -> String {
+        format!(
+            r#"{{"kind":"K","selector":{{"query":"true"}},"port":{{"entity":{{"mappings":{mappings}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn maps_fields_and_records_nulls() {
+        let m = Mapping::compile(&resource(
+            r#"{"identifier":".id","blueprint":"'\"bp\"'","properties":{"a":".a","b":".missing"}}"#,
+        ))
+        .unwrap();
+        let out = m.map_item(r#"{"id":"x","a":[1,2]}"#).unwrap();
+        assert_eq!(out.entities.len(), 1);
+        let e: Value = serde_json::from_str(&out.entities[0]).unwrap();
+        assert_eq!(e["identifier"], "x");
+        assert_eq!(e["properties"]["a"], serde_json::json!([1, 2]));
+        assert!(e["properties"]["b"].is_null());
+        assert_eq!(out.misconfigured.len(), 1);
+        assert_eq!(out.misconfigured[0].field, "properties.b");
+    }
+
+    #[test]
+    fn null_identifier_is_skipped() {
+        let m = Mapping::compile(&resource(r#"{"identifier":".id","blueprint":"\"bp\""}"#)).unwrap();
+        let out = m.map_item(r#"{"x":1}"#).unwrap();
+        assert!(out.entities.is_empty());
+        assert_eq!(out.skipped, 1);
+    }
+
+    #[test]
+    fn non_boolean_selector_is_an_item_error() {
+        let r = r#"{"kind":"K","selector":{"query":".x"},"port":{"entity":{"mappings":{"identifier":".x","blueprint":"\"b\""}}}}"#;
+        let m = Mapping::compile(r).unwrap();
+        assert!(matches!(m.map_item(r#"{"x":"s"}"#), Err(ItemError::Selector(_))));
+    }
+
+    #[test]
+    fn invalid_field_jq_keeps_entity() {
+        let m = Mapping::compile(&resource(
+            r#"{"identifier":".id","blueprint":"\"bp\"","properties":{"j":".t | join('-')"}}"#,
+        ))
+        .unwrap();
+        let out = m.map_item(r#"{"id":"x","t":["a"]}"#).unwrap();
+        assert_eq!(out.entities.len(), 1);
+        assert!(out.misconfigured[0].message.contains("invalid JQ"), "{:?}", out.misconfigured);
+    }
+}

@@ -1,0 +1,44 @@
+//! Misbehaves on purpose, per kind, so the tests can show the sandbox
+//! contains it: `Test::Trap` panics (a trap), `Test::Loop` never returns,
+//! `Test::MemoryBomb` allocates without bound. `Test::Trap` only traps on
+//! items with `"trap": true`, so one bad item among good ones can be tested.
+
+use berth_plugin_sdk::serde_json::Value;
+use berth_plugin_sdk::{Cloud, Info, Plugin};
+
+struct Misbehave;
+
+impl Plugin for Misbehave {
+    const ENRICHES: bool = true;
+
+    fn info() -> Info {
+        Info::new("misbehave", env!("CARGO_PKG_VERSION"))
+            .kind("Test::Trap")
+            .kind("Test::Loop")
+            .kind("Test::MemoryBomb")
+    }
+
+    fn enrich(item: &mut Value, _cloud: &Cloud) -> Result<(), String> {
+        match item["__Kind"].as_str() {
+            Some("Test::Trap") if item["trap"] == Value::Bool(true) => {
+                panic!("this plugin traps on purpose")
+            }
+            Some("Test::Loop") => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            Some("Test::MemoryBomb") => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 16 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+berth_plugin_sdk::export_plugin!(Misbehave);
