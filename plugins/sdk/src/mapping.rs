@@ -46,6 +46,8 @@ pub enum ItemError {
     InvalidItem(String),
     Selector(String),
     ItemsToParse(String),
+    /// The mapped entity is not one Port accepts (Ocean's entity model).
+    Entity(String),
 }
 
 /// What one item became.
@@ -282,11 +284,21 @@ impl Mapping {
                     Some(Value::String(s)) => s != "false",
                     Some(_) => true,
                 };
-                // Only a path expression can be deleted; otherwise the parent
-                // keeps the array (nothing to remove it from).
-                let delete = top_level
-                    .then(|| Program::compile(&format!("del({code})")).ok())
-                    .flatten();
+                // Ocean deletes the path its regex finds in the expression
+                // (`.` when none, which makes the parent null).
+                let delete = if top_level {
+                    let target = deletion_path(&code).unwrap_or_else(|| ".".into());
+                    Some(Program::compile(&format!(". | del({target})")).map_err(|e| {
+                        MappingError::Jq {
+                            field: "port.itemsToParse".into(),
+                            expression: src.clone(),
+                            message: format!("cannot delete `{target}` from the parent: {}", e.message),
+                            position: None,
+                        }
+                    })?)
+                } else {
+                    None
+                };
                 Some(ItemsToParse {
                     expr,
                     delete,
@@ -369,12 +381,18 @@ impl Mapping {
                 let base = match &itp.delete {
                     Some(del) => match del.first(parent.clone()) {
                         First::Value(v) => v,
-                        _ => parent.clone(),
+                        _ => Val::Null,
                     },
                     None => parent.clone(),
                 };
+                if items.is_empty() {
+                    return Ok(out);
+                }
                 let Val::Obj(base_obj) = base else {
-                    return Err(ItemError::InvalidItem("not a JSON object".into()));
+                    return Err(ItemError::ItemsToParse(format!(
+                        "the item without its itemsToParse array is {}, not an object",
+                        type_name(&base)
+                    )));
                 };
                 let key = Val::from(itp.name.clone());
                 for element in items.iter() {
@@ -431,11 +449,18 @@ impl Mapping {
         entity.push_str(&blueprint);
         if let Some(t) = &self.team {
             entity.push_str(",\"team\":");
-            entity.push_str(&t.eval(input, mis));
+            entity.push_str(&coerce_scalar_to_str(t.eval(input, mis)));
         }
         if let Some(i) = &self.icon {
+            let icon = coerce_scalar_to_str(i.value(input, mis));
+            if icon.starts_with('[') || icon.starts_with('{') {
+                return Err(ItemError::Entity(format!(
+                    "icon must be a string, got {}",
+                    truncate(&icon, 80)
+                )));
+            }
             entity.push_str(",\"icon\":");
-            entity.push_str(&i.value(input, mis));
+            entity.push_str(&icon);
         }
         if let Some(ps) = &self.properties {
             entity.push_str(",\"properties\":{");
@@ -469,6 +494,93 @@ impl Mapping {
         }
         Ok(())
     }
+}
+
+/// Ocean's entity model (pydantic v1) turns a number or boolean `team` or
+/// `icon` into its Python `str()`.
+fn coerce_scalar_to_str(json: String) -> String {
+    match json.as_bytes().first() {
+        Some(b't') if json == "true" => "\"True\"".into(),
+        Some(b'f') if json == "false" => "\"False\"".into(),
+        Some(b'-' | b'0'..=b'9') => format!("\"{json}\""),
+        _ => json,
+    }
+}
+
+/// Ocean's `extract_jq_deletion_path_revised`: the first plain path in the
+/// `itemsToParse` expression's pipeline, which `itemsToParseTopLevelTransform`
+/// deletes from the parent.
+fn deletion_path(expr: &str) -> Option<String> {
+    let expr = expr.trim();
+    let chain = if let Some(rest) = expr.strip_prefix('(') {
+        rest[..rest.find(')')?].trim()
+    } else {
+        expr
+    };
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    for segment in chain.split('|') {
+        let segment = segment.trim();
+        if segment == "." || segment.starts_with('$') || is_dot_as_var(segment) {
+            continue;
+        }
+        // (\.[\w]+|\.\[[^\]]+\])(\.[\w]+|\[[^\]]+\]|\.\[[^\]]+\])*, anchored.
+        let b = segment.as_bytes();
+        let mut i = 0;
+        let mut parts = 0;
+        loop {
+            let rest = &segment[i..];
+            let step = if let Some(r) = rest.strip_prefix('.') {
+                let w: usize = r.chars().take_while(|c| word(*c)).map(char::len_utf8).sum();
+                if w > 0 {
+                    Some(1 + w)
+                } else {
+                    bracket(r).map(|n| 1 + n)
+                }
+            } else if parts > 0 && b.get(i) == Some(&b'[') {
+                bracket(rest)
+            } else {
+                None
+            };
+            match step {
+                Some(n) => {
+                    i += n;
+                    parts += 1;
+                }
+                None => break,
+            }
+        }
+        if parts > 0 {
+            return Some(segment[..i].trim().to_string());
+        }
+    }
+    None
+}
+
+/// Length of `[...]` (one or more non-`]` characters) at the start of `s`.
+fn bracket(s: &str) -> Option<usize> {
+    let inner = s.strip_prefix('[')?;
+    let close = inner.find(']')?;
+    (close > 0).then_some(close + 2)
+}
+
+/// `^\.\s+as\s+\$\w+`
+fn is_dot_as_var(s: &str) -> bool {
+    let Some(r) = s.strip_prefix('.') else {
+        return false;
+    };
+    let t = r.trim_start();
+    if t.len() == r.len() {
+        return false;
+    }
+    let Some(r) = t.strip_prefix("as") else {
+        return false;
+    };
+    let t = r.trim_start();
+    t.len() < r.len()
+        && t
+            .strip_prefix('$')
+            .and_then(|v| v.chars().next())
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// Ocean skips an entity whose identifier or blueprint is falsy in Python:
@@ -611,7 +723,7 @@ mod tests {
     #[test]
     fn maps_fields_and_records_nulls() {
         let m = Mapping::compile(&resource(
-            r#"{"identifier":".id","blueprint":"'\"bp\"'","properties":{"a":".a","b":".missing"}}"#,
+            r#"{"identifier":".id","blueprint":"\"bp\"","properties":{"a":".a","b":".missing"}}"#,
         ))
         .unwrap();
         let out = m.map_item(r#"{"id":"x","a":[1,2]}"#).unwrap();
@@ -637,6 +749,16 @@ mod tests {
         let r = r#"{"kind":"K","selector":{"query":".x"},"port":{"entity":{"mappings":{"identifier":".x","blueprint":"\"b\""}}}}"#;
         let m = Mapping::compile(r).unwrap();
         assert!(matches!(m.map_item(r#"{"x":"s"}"#), Err(ItemError::Selector(_))));
+    }
+
+    #[test]
+    fn deletion_path_like_ocean() {
+        assert_eq!(deletion_path(".Items | map(.x)").as_deref(), Some(".Items"));
+        assert_eq!(deletion_path(".a.b[0].c | .d").as_deref(), Some(".a.b[0].c"));
+        assert_eq!(deletion_path(". as $p | .Props.[\"x\"]").as_deref(), Some(".Props.[\"x\"]"));
+        assert_eq!(deletion_path("(.Spec.Items) | .[]").as_deref(), Some(".Spec.Items"));
+        assert_eq!(deletion_path("[.Items[] | select(.a)]"), None);
+        assert_eq!(deletion_path("."), None);
     }
 
     #[test]

@@ -67,7 +67,7 @@ mod tests {
         assert_eq!(f("'abc'"), "\"abc\"");
         assert_eq!(f(".a == 'x'"), ".a == \"x\"");
         assert_eq!(f("join('-')"), "join('-')");
-        assert_eq!(f(".x | test('a b')"), ".x | test('a b\")");
+        assert_eq!(f(".x | test('a b')"), ".x | test('a b')");
         // The space eaten by a closing quote is not seen as the next quote's
         // opening context (Python's scan is non-overlapping).
         assert_eq!(f("'a' 'b'"), "\"a\" 'b\"");

@@ -125,6 +125,7 @@ pub fn map_batch<P: Plugin>(
                     ItemError::InvalidItem(m) => wit::ItemError::InvalidItem(m),
                     ItemError::Selector(m) => wit::ItemError::Selector(m),
                     ItemError::ItemsToParse(m) => wit::ItemError::ItemsToParse(m),
+                    ItemError::Entity(m) => wit::ItemError::InvalidItem(format!("invalid entity: {m}")),
                 })
         })
         .collect())

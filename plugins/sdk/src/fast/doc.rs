@@ -57,6 +57,7 @@ pub(crate) struct Node {
 ///
 /// Node 0 is the top-level object. An object's children are alternating key
 /// (string) and value nodes; an array's children are its elements.
+#[derive(Debug)]
 pub struct Doc<'a> {
     text: &'a str,
     nodes: Vec<Node>,
@@ -211,6 +212,7 @@ impl<'a> Doc<'a> {
             }
             Kind::Obj => {
                 if no_dups || !self.obj_has_dup(i) {
+                    out.push('{');
                     let mut ch = self.children(i);
                     let mut first = true;
                     while let (Some(k), Some(v)) = (ch.next(), ch.next()) {
@@ -222,6 +224,7 @@ impl<'a> Doc<'a> {
                         out.push(':');
                         self.write_inner(out, v, no_dups);
                     }
+                    out.push('}');
                 } else {
                     // First occurrence's position, last occurrence's value.
                     let mut entries: Vec<(Cow<'a, str>, u32)> = Vec::new();
@@ -418,9 +421,7 @@ impl<'t> Builder<'t> {
             self.i += 1;
         }
         if self.i != start {
-            if let Some(&top) = self.stack.last() {
-                self.nodes[top as usize].flags &= !CLEAN;
-            }
+            self.dirty_parent();
         }
     }
 

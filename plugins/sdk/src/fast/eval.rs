@@ -310,10 +310,10 @@ fn first_match<'h>(re: &Re, s: &'h [u8]) -> Option<regex_bites::bytes::Captures<
 fn group_range(re: &Re, caps: &regex_bites::bytes::Captures<'_>, name: &str) -> Option<(usize, usize)> {
     let mut found = None;
     for (m, n) in caps.iter().zip(re.re.capture_names()) {
-        if let (Some(m), Some(n)) = (m, n) {
-            if n == name {
-                found = Some((m.start(), m.end()));
-            }
+        if let (Some(m), Some(n)) = (m, n)
+            && n == name
+        {
+            found = Some((m.start(), m.end()));
         }
     }
     found
