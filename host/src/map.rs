@@ -18,7 +18,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::lookup::Scope;
 use crate::mapping::{MappingFile, ResourceEntry};
-use crate::plugin::{BatchError, BatchRequest, ItemError, Registry, Tenant};
+use crate::plugin::{
+    BatchError, BatchRequest, ItemError, ItemOutput, LoadedPlugin, PluginError, Registry, Tenant,
+};
 
 /// How a map run is shaped.
 #[derive(Debug, Clone)]
@@ -188,6 +190,66 @@ fn reader_thread<R: BufRead + Send + 'static>(input: R, tx: mpsc::Sender<Input>)
     });
 }
 
+fn batch_error_text(e: BatchError, plugin: &str) -> String {
+    match e {
+        BatchError::InvalidMapping(m) => format!("invalid mapping: {m}"),
+        BatchError::UnsupportedKind(k) => format!("plugin {plugin} does not handle kind {k}"),
+        BatchError::InvalidJq(j) => format!(
+            "{}: invalid JQ `{}`{}: {}",
+            j.field,
+            j.expression,
+            j.position
+                .map(|p| format!(" at character {p}"))
+                .unwrap_or_default(),
+            j.message
+        ),
+    }
+}
+
+fn item_error_text(e: ItemError) -> String {
+    match e {
+        ItemError::InvalidItem(m) => format!("invalid item: {m}"),
+        ItemError::Selector(m) => m,
+        ItemError::ItemsToParse(m) => format!("itemsToParse: {m}"),
+        ItemError::Enrichment(m) => format!("enrichment failed: {m}"),
+    }
+}
+
+/// One result per item. When the plugin traps, the batch is split and
+/// retried so that one poisoned item fails alone and its neighbours still
+/// map (a trap costs a fresh instance, so this stays cheap). Time and
+/// memory limits are not retried: they would only multiply the cost.
+fn map_isolating<'a>(
+    plugin: &'a LoadedPlugin,
+    tenant: &'a Tenant,
+    scope: &'a Option<Scope>,
+    req: BatchRequest,
+) -> futures::future::BoxFuture<'a, Vec<Result<ItemOutput, String>>> {
+    Box::pin(async move {
+        let n = req.items.len();
+        match plugin.map_batch(tenant, scope.clone(), &req).await {
+            Ok(Ok(results)) => results
+                .into_iter()
+                .map(|r| r.map_err(item_error_text))
+                .collect(),
+            Ok(Err(e)) => vec![Err(batch_error_text(e, &plugin.info.name)); n],
+            Err(PluginError::Trap { .. }) if n > 1 => {
+                let mut right = req.clone();
+                let left_items = req.items[..n / 2].to_vec();
+                right.items = req.items[n / 2..].to_vec();
+                let left = BatchRequest {
+                    items: left_items,
+                    ..req
+                };
+                let mut out = map_isolating(plugin, tenant, scope, left).await;
+                out.extend(map_isolating(plugin, tenant, scope, right).await);
+                out
+            }
+            Err(e) => vec![Err(e.to_string()); n],
+        }
+    })
+}
+
 /// Map one batch against every resource entry of its kind.
 async fn map_one(
     registry: &Registry,
@@ -211,63 +273,28 @@ async fn map_one(
             errors,
         };
     };
-    let mut req = BatchRequest {
-        kind: batch.kind.clone(),
-        resource_index: 0,
-        mapping: String::new(),
-        items: batch.items,
-    };
     for entry in entries {
-        req.resource_index = entry.index as u32;
-        req.mapping.clone_from(&entry.json);
+        let req = BatchRequest {
+            kind: batch.kind.clone(),
+            resource_index: entry.index as u32,
+            mapping: entry.json.clone(),
+            items: batch.items.clone(),
+        };
         let at = format!("resources[{}] {}", entry.index, entry.kind);
-        match plugin.map_batch(tenant, batch.scope.clone(), &req).await {
-            Err(e) => {
-                stats.errors += n;
-                errors.push((format!("{at}: {e}"), n));
-            }
-            Ok(Err(e)) => {
-                stats.errors += n;
-                let m = match e {
-                    BatchError::InvalidMapping(m) => format!("invalid mapping: {m}"),
-                    BatchError::UnsupportedKind(k) => {
-                        format!("plugin {} does not handle kind {k}", plugin.info.name)
+        for r in map_isolating(&plugin, tenant, &batch.scope, req).await {
+            match r {
+                Ok(o) => {
+                    stats.entities += o.entities.len() as u64;
+                    stats.filtered_out += u64::from(o.filtered_out);
+                    stats.skipped += u64::from(o.skipped);
+                    entities.extend(o.entities);
+                    for m in o.misconfigured {
+                        misconfigured.push(((entry.index, m.field, m.expression), m.message));
                     }
-                    BatchError::InvalidJq(j) => format!(
-                        "{}: invalid JQ `{}`{}: {}",
-                        j.field,
-                        j.expression,
-                        j.position
-                            .map(|p| format!(" at character {p}"))
-                            .unwrap_or_default(),
-                        j.message
-                    ),
-                };
-                errors.push((format!("{at}: {m}"), n));
-            }
-            Ok(Ok(results)) => {
-                for r in results {
-                    match r {
-                        Ok(o) => {
-                            stats.entities += o.entities.len() as u64;
-                            stats.filtered_out += u64::from(o.filtered_out);
-                            stats.skipped += u64::from(o.skipped);
-                            entities.extend(o.entities);
-                            for m in o.misconfigured {
-                                misconfigured.push(((entry.index, m.field, m.expression), m.message));
-                            }
-                        }
-                        Err(e) => {
-                            stats.errors += 1;
-                            let m = match e {
-                                ItemError::InvalidItem(m) => format!("invalid item: {m}"),
-                                ItemError::Selector(m) => m,
-                                ItemError::ItemsToParse(m) => format!("itemsToParse: {m}"),
-                                ItemError::Enrichment(m) => format!("enrichment failed: {m}"),
-                            };
-                            errors.push((format!("{at}: {m}"), 1));
-                        }
-                    }
+                }
+                Err(m) => {
+                    stats.errors += 1;
+                    errors.push((format!("{at}: {m}"), 1));
                 }
             }
         }

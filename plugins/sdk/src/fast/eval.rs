@@ -299,24 +299,37 @@ fn regex_input<'a>(doc: &Doc<'a>, v: &V<'a>) -> Result<Cow<'a, [u8]>, String> {
     })
 }
 
-/// The first match jaq would report (skipping empty ones with `n`).
-fn first_match<'h>(re: &Re, s: &'h [u8]) -> Option<regex_bites::bytes::Captures<'h>> {
-    re.re
+/// Capture slots (start, end per group, group 0 first) of the first match
+/// jaq would report, skipping empty matches with the `n` flag.
+fn first_slots(re: &Re, s: &[u8]) -> Option<Vec<Option<usize>>> {
+    if let (Some(simple), false) = (&re.simple, re.ignore_empty)
+        && let Ok(hay) = std::str::from_utf8(s)
+        && let Ok(found) = simple.captures(hay)
+    {
+        return found;
+    }
+    let caps = re
+        .re
         .captures_iter(s)
-        .find(|c| !(re.ignore_empty && c.get(0).is_some_and(|m| m.as_bytes().is_empty())))
+        .find(|c| !(re.ignore_empty && c.get(0).is_some_and(|m| m.as_bytes().is_empty())))?;
+    Some(
+        (0..caps.len())
+            .flat_map(|g| {
+                let m = caps.get(g);
+                [m.map(|m| m.start()), m.map(|m| m.end())]
+            })
+            .collect(),
+    )
 }
 
-/// Byte range of the last participating group called `name`.
-fn group_range(re: &Re, caps: &regex_bites::bytes::Captures<'_>, name: &str) -> Option<(usize, usize)> {
-    let mut found = None;
-    for (m, n) in caps.iter().zip(re.re.capture_names()) {
-        if let (Some(m), Some(n)) = (m, n)
-            && n == name
-        {
-            found = Some((m.start(), m.end()));
-        }
-    }
-    found
+/// Byte range of each participating named group, in group order.
+fn named_groups<'r, 's>(
+    re: &'r Re,
+    slots: &'s [Option<usize>],
+) -> impl Iterator<Item = (&'r str, usize, usize)> + use<'r, 's> {
+    re.re.capture_names().enumerate().filter_map(|(g, name)| {
+        Some((name?, slots.get(2 * g).copied()??, slots.get(2 * g + 1).copied()??))
+    })
 }
 
 pub(crate) fn eval<'a>(doc: &Doc<'a>, e: &'a Expr, v: &V<'a>) -> R<'a> {
@@ -402,23 +415,25 @@ pub(crate) fn eval<'a>(doc: &Doc<'a>, e: &'a Expr, v: &V<'a>) -> R<'a> {
         },
         Expr::Capture(re) => {
             let s = regex_input(doc, v)?;
-            let Some(caps) = first_match(re, &s) else {
+            let Some(slots) = first_slots(re, &s) else {
                 return Ok(None);
             };
             let mut map = jaq_json::Map::default();
-            for (m, n) in caps.iter().zip(re.re.capture_names()) {
-                if let (Some(m), Some(n)) = (m, n) {
-                    map.insert(Val::from(n.to_string()), bytes_to_val(m.as_bytes()));
-                }
+            for (n, a, b) in named_groups(re, &slots) {
+                map.insert(Val::from(n.to_string()), bytes_to_val(&s[a..b]));
             }
             Ok(Some(V::Val(Val::obj(map))))
         }
         Expr::CaptureGet(re, name) => {
             let s = regex_input(doc, v)?;
-            let range = match first_match(re, &s) {
-                None => return Ok(None),
-                Some(caps) => group_range(re, &caps, name),
+            let Some(slots) = first_slots(re, &s) else {
+                return Ok(None);
             };
+            // The last participating group of that name wins (`add`).
+            let range = named_groups(re, &slots)
+                .filter(|(n, _, _)| n == name)
+                .last()
+                .map(|(_, a, b)| (a, b));
             let Some((a, b)) = range else {
                 return Ok(Some(V::Null));
             };
@@ -433,6 +448,16 @@ pub(crate) fn eval<'a>(doc: &Doc<'a>, e: &'a Expr, v: &V<'a>) -> R<'a> {
         Expr::Sub(re, repl) => {
             let s = regex_input(doc, v)?;
             let mut out = Vec::with_capacity(s.len() + repl.len());
+            if !re.global {
+                let Some(slots) = first_slots(re, &s) else {
+                    return Ok(Some(bytes_to_v(s.into_owned())));
+                };
+                let (a, b) = (slots[0].expect("group 0"), slots[1].expect("group 0"));
+                out.extend_from_slice(&s[..a]);
+                out.extend_from_slice(repl.as_bytes());
+                out.extend_from_slice(&s[b..]);
+                return Ok(Some(bytes_to_v(out)));
+            }
             let mut last = 0;
             for c in re.re.captures_iter(&s) {
                 let whole = c.get(0).expect("group 0");
@@ -442,16 +467,13 @@ pub(crate) fn eval<'a>(doc: &Doc<'a>, e: &'a Expr, v: &V<'a>) -> R<'a> {
                 out.extend_from_slice(&s[last..whole.start()]);
                 out.extend_from_slice(repl.as_bytes());
                 last = whole.end();
-                if !re.global {
-                    break;
-                }
             }
             out.extend_from_slice(&s[last..]);
             Ok(Some(bytes_to_v(out)))
         }
         Expr::Test(re) => {
             let s = regex_input(doc, v)?;
-            Ok(Some(V::Bool(first_match(re, &s).is_some())))
+            Ok(Some(V::Bool(first_slots(re, &s).is_some())))
         }
     }
 }

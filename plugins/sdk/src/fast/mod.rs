@@ -26,6 +26,7 @@
 mod doc;
 mod eval;
 mod parse;
+mod re;
 #[cfg(test)]
 mod tests;
 

@@ -6,6 +6,9 @@ use regex_bites::bytes::{Regex, RegexBuilder};
 /// A compiled regular expression with jaq's flags.
 pub(crate) struct Re {
     pub re: Regex,
+    /// The same pattern for the exact fast matcher, when it is simple enough
+    /// and no flag changes matching.
+    pub simple: Option<super::re::Simple>,
     /// `g`: all matches.
     pub global: bool,
     /// `n`: ignore empty matches.
@@ -687,7 +690,7 @@ impl<'s> Parser<'s> {
 
 /// Build a regex exactly as jaq-std does; `None` for invalid flags or
 /// patterns (jaq then reports the error).
-fn regex(re: &str, flags: &str) -> Option<Re> {
+fn regex(pattern: &str, flags: &str) -> Option<Re> {
     let (mut g, mut n, mut i, mut m, mut s, mut l, mut x) = Default::default();
     for f in flags.chars() {
         match f {
@@ -705,7 +708,7 @@ fn regex(re: &str, flags: &str) -> Option<Re> {
             _ => return None,
         }
     }
-    let re = RegexBuilder::new(re)
+    let re = RegexBuilder::new(pattern)
         .case_insensitive(i)
         .multi_line(m)
         .dot_matches_new_line(s)
@@ -713,8 +716,14 @@ fn regex(re: &str, flags: &str) -> Option<Re> {
         .ignore_whitespace(x)
         .build()
         .ok()?;
+    let simple = if i || m || s || l || x {
+        None
+    } else {
+        super::re::Simple::new(re.as_str())
+    };
     Some(Re {
         re,
+        simple,
         global: g,
         ignore_empty: n,
     })

@@ -1,0 +1,183 @@
+//! Sandbox limits: every way a mapping or a plugin can misbehave ends in a
+//! clear error within the tenant's limits, and the rest of the run maps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth::limits::Limits;
+use berth::lookup::Offline;
+use berth::map::{self, MapOptions, Summary};
+use berth::mapping::MappingFile;
+use berth::plugin::Tenant;
+use berth::plugin_test::SharedBuf;
+use berth_tests::{fixture, plugin, plugin_dir, registry, test_plugin};
+
+fn tight_limits() -> Limits {
+    Limits {
+        call_timeout: Duration::from_secs(2),
+        max_memory_bytes: 96 << 20,
+        ..Limits::default()
+    }
+}
+
+async fn run_sandbox_fixture() -> (Summary, Vec<serde_json::Value>) {
+    let dir = plugin_dir(&[plugin("generic"), test_plugin("misbehave")]);
+    let reg = registry(dir.path()).await;
+    assert!(reg.snapshot().errors.is_empty(), "{:?}", reg.snapshot().errors);
+    let mapping = Arc::new(MappingFile::from_path(&fixture("sandbox/mapping.yaml")).unwrap());
+    let tenant = Tenant::new("sandbox", tight_limits(), Arc::new(Offline));
+    let input = std::fs::File::open(fixture("sandbox/items.jsonl")).unwrap();
+    let buf = SharedBuf::default();
+    let run = map::run(
+        reg,
+        mapping,
+        tenant,
+        std::io::BufReader::new(input),
+        buf.clone(),
+        MapOptions {
+            jobs: 2,
+            ..MapOptions::default()
+        },
+    );
+    // Liveness guard only: every limit above is a few seconds.
+    let summary = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run ended")
+        .expect("map run");
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let entities = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (summary, entities)
+}
+
+fn errors_of<'a>(summary: &'a Summary, prefix: &str) -> Vec<&'a String> {
+    summary
+        .errors
+        .keys()
+        .filter(|m| m.starts_with(prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_misbehaviour_is_contained_and_s3_still_maps() {
+    let (summary, entities) = run_sandbox_fixture().await;
+    let by_blueprint: BTreeMap<String, usize> = entities.iter().fold(BTreeMap::new(), |mut m, e| {
+        *m.entry(e["blueprint"].as_str().unwrap().to_string()).or_default() += 1;
+        m
+    });
+    let report = summary.errors.keys().cloned().collect::<Vec<_>>().join("\n");
+
+    // The healthy kind maps completely.
+    assert_eq!(by_blueprint.get("cloudResource"), Some(&25), "{report}");
+    assert_eq!(summary.kinds["AWS::S3::Bucket"].errors, 0);
+
+    let one = |prefix: &str, needle: &str| {
+        let errs = errors_of(&summary, prefix);
+        assert!(
+            errs.iter().any(|e| e.contains(needle)),
+            "expected an error for {prefix} containing {needle:?}; errors:\n{report}"
+        );
+    };
+    // Endless and exploding JQ.
+    one("resources[1] Test::EndlessRecursion", "time limit of 2s exceeded");
+    let huge = errors_of(&summary, "resources[2] Test::EndlessArray");
+    assert!(
+        huge.iter().any(|e| e.contains("memory limit exceeded") || e.contains("time limit")),
+        "{report}"
+    );
+    one("resources[3] Test::HugeRange", "memory limit exceeded");
+    // Plugins that trap, loop and hoard memory.
+    one("resources[4] Test::Trap", "trapped");
+    one("resources[5] Test::Loop", "time limit of 2s exceeded");
+    one("resources[6] Test::MemoryBomb", "memory limit exceeded (wanted");
+    // Bad mappings.
+    one("resources[7] Test::NotBoolean", "must yield a boolean, got \"Test::NotBoolean-1\"");
+    one("resources[8] Test::BadSelector", "selector.query: invalid JQ `.a | foo(` at character");
+
+    // The trapping plugin's good neighbours in the same batch still map.
+    let trap = &summary.kinds["Test::Trap"];
+    assert_eq!((trap.items, trap.entities, trap.errors), (3, 2, 1), "{report}");
+
+    // A field that does not compile is null, named with its path and
+    // position, and the entity is kept (Ocean's behaviour).
+    assert_eq!(summary.kinds["Test::BadField"].entities, 1);
+    let (key, m) = summary
+        .misconfigured
+        .iter()
+        .find(|((i, _, _), _)| *i == 9)
+        .expect("misconfiguration for resources[9]");
+    assert_eq!(key.1, "properties.broken");
+    assert_eq!(key.2, ".a | nosuchfunction");
+    assert!(
+        m.message.contains("invalid JQ") && m.message.contains("at character 5"),
+        "{}",
+        m.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_of_another_api_version_or_a_corrupt_file_is_refused_and_others_load() {
+    let dir = plugin_dir(&[plugin("generic"), test_plugin("future-api")]);
+    std::fs::write(dir.path().join("corrupt.wasm"), b"\0asm\x0d\0\x01\0garbage").unwrap();
+    std::fs::write(dir.path().join("empty.wasm"), b"").unwrap();
+    let reg = registry(dir.path()).await;
+    let snap = reg.snapshot();
+    let msg = |file: &str| {
+        snap.errors
+            .iter()
+            .find(|e| e.path.file_name().unwrap() == file)
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no error for {file}: {:?}", snap.errors))
+    };
+    let future = msg("future-api.wasm");
+    assert!(
+        future.contains("berth:plugin@9.0.0") && future.contains("berth:plugin@0.1.0"),
+        "{future}"
+    );
+    assert!(msg("corrupt.wasm").contains("not a valid WebAssembly component"));
+    assert!(msg("empty.wasm").contains("not a valid WebAssembly component"));
+    assert_eq!(snap.plugins.len(), 1);
+    assert_eq!(snap.for_kind("AWS::S3::Bucket").unwrap().info.name, "generic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapped_instance_is_replaced() {
+    let dir = plugin_dir(&[test_plugin("misbehave")]);
+    let reg = registry(dir.path()).await;
+    let p = reg.snapshot().for_kind("Test::Trap").unwrap();
+    let tenant = Tenant::new("t", tight_limits(), Arc::new(Offline));
+    let req = |item: &str| berth::plugin::BatchRequest {
+        kind: "Test::Trap".into(),
+        resource_index: 0,
+        mapping: r#"{"kind":"Test::Trap","port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"t\""}}}}"#.into(),
+        items: vec![item.to_string()],
+    };
+    let bad = p.map_batch(&tenant, None, &req(r#"{"id":"x","trap":true,"__Kind":"Test::Trap"}"#)).await;
+    assert!(matches!(bad, Err(berth::plugin::PluginError::Trap { .. })), "{bad:?}");
+    let good = p
+        .map_batch(&tenant, None, &req(r#"{"id":"y","__Kind":"Test::Trap"}"#))
+        .await
+        .expect("call")
+        .expect("batch");
+    assert_eq!(good[0].as_ref().unwrap().entities, vec![r#"{"identifier":"y","blueprint":"t"}"#]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_input_is_refused_before_the_call() {
+    let dir = plugin_dir(&[plugin("generic")]);
+    let reg = registry(dir.path()).await;
+    let p = reg.snapshot().for_kind("Any::Kind").unwrap();
+    let limits = Limits {
+        max_input_bytes: 1000,
+        ..Limits::default()
+    };
+    let tenant = Tenant::new("t", limits, Arc::new(Offline));
+    let req = berth::plugin::BatchRequest {
+        kind: "Any::Kind".into(),
+        resource_index: 0,
+        mapping: "{}".into(),
+        items: vec!["x".repeat(2000)],
+    };
+    let e = p.map_batch(&tenant, None, &req).await.unwrap_err().to_string();
+    assert!(e.contains("input of 2002 bytes exceeds the limit of 1000"), "{e}");
+}
