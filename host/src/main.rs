@@ -171,7 +171,22 @@ async fn cmd_map(g: &Global, a: MapArgs) -> anyhow::Result<ExitCode> {
     let _watch = if a.watch { Some(registry.watch()?) } else { None };
     let lookup: Arc<dyn CloudLookup> = match &a.lookups {
         Some(p) => Arc::new(Fixture::from_file(p).map_err(anyhow::Error::msg)?),
-        None => Arc::new(Offline),
+        None => {
+            let enriching: Vec<String> = registry
+                .snapshot()
+                .plugins
+                .iter()
+                .filter(|p| !p.info.lookups.is_empty())
+                .map(|p| p.info.name.clone())
+                .collect();
+            if !enriching.is_empty() {
+                eprintln!(
+                    "note: no --lookups given, so the cloud lookups of {} fail and their enrichment fields are null",
+                    enriching.join(", ")
+                );
+            }
+            Arc::new(Offline)
+        }
     };
     let tenant = Tenant::new("local", Limits::from_env().map_err(anyhow::Error::msg)?, lookup);
     let mut opts = MapOptions::default();

@@ -5,9 +5,15 @@
 //! Adds to each raw item: `__SecurityGroups` (the groups' properties, in the
 //! instance's order), `__Subnet` and `__Vpc` (properties, or null when the
 //! instance has none or it no longer exists).
+//!
+//! Enrichment is extra data: when the cloud cannot answer (access denied,
+//! offline, no account or region on the item, a failure after the host's
+//! retries) the item still maps, the fields it could not read are null, and
+//! `__EnrichmentErrors` lists why, so a mapping can surface it. A lookup the
+//! plugin was not permitted to make is a bug and fails the item.
 
 use berth_plugin_sdk::serde_json::{Map, Value};
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Info, LookupError, Plugin, log};
 
 const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
 const SUBNET: &str = "AWS::EC2::Subnet";
@@ -15,12 +21,17 @@ const VPC: &str = "AWS::EC2::VPC";
 
 struct Ec2Instance;
 
-fn lookup(cloud: &Cloud, type_name: &str, id: &str) -> Result<Value, String> {
-    Ok(cloud
-        .get(type_name, id)
-        .map_err(|e| format!("{type_name} {id}: {e}"))?
-        .map(|r| r.properties)
-        .unwrap_or(Value::Null))
+fn lookup(cloud: &Cloud, type_name: &str, id: &str, errors: &mut Vec<Value>) -> Result<Value, String> {
+    match cloud.get(type_name, id) {
+        Ok(found) => Ok(found.map(|r| r.properties).unwrap_or(Value::Null)),
+        Err(e @ LookupError::NotPermitted(_)) => Err(format!("{type_name} {id}: {e}")),
+        Err(e) => {
+            let m = format!("{type_name} {id}: {e}");
+            log::debug(&m);
+            errors.push(Value::String(m));
+            Ok(Value::Null)
+        }
+    }
 }
 
 impl Plugin for Ec2Instance {
@@ -38,6 +49,7 @@ impl Plugin for Ec2Instance {
         let props = item.get("Properties").cloned().unwrap_or(Value::Null);
         let str_at = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned);
 
+        let mut errors = Vec::new();
         let mut groups = Vec::new();
         let ids = props
             .get("SecurityGroupIds")
@@ -45,11 +57,11 @@ impl Plugin for Ec2Instance {
             .cloned()
             .unwrap_or_default();
         for id in ids.iter().filter_map(Value::as_str) {
-            groups.push(lookup(cloud, SECURITY_GROUP, id)?);
+            groups.push(lookup(cloud, SECURITY_GROUP, id, &mut errors)?);
         }
 
         let subnet = match str_at("SubnetId") {
-            Some(id) => lookup(cloud, SUBNET, &id)?,
+            Some(id) => lookup(cloud, SUBNET, &id, &mut errors)?,
             None => Value::Null,
         };
         let vpc_id = str_at("VpcId").or_else(|| {
@@ -59,7 +71,7 @@ impl Plugin for Ec2Instance {
                 .map(str::to_owned)
         });
         let vpc = match vpc_id {
-            Some(id) => lookup(cloud, VPC, &id)?,
+            Some(id) => lookup(cloud, VPC, &id, &mut errors)?,
             None => Value::Null,
         };
 
@@ -69,6 +81,9 @@ impl Plugin for Ec2Instance {
         obj.insert("__SecurityGroups".into(), Value::Array(groups));
         obj.insert("__Subnet".into(), subnet);
         obj.insert("__Vpc".into(), vpc);
+        if !errors.is_empty() {
+            obj.insert("__EnrichmentErrors".into(), Value::Array(errors));
+        }
         Ok(())
     }
 }

@@ -161,7 +161,9 @@ impl<'a> Doc<'a> {
         if keys.len() < 2 {
             return false;
         }
-        let any_esc = keys.iter().any(|&k| self.nodes[k as usize].flags & ESC != 0);
+        let any_esc = keys
+            .iter()
+            .any(|&k| self.nodes[k as usize].flags & ESC != 0);
         let content = |k: u32| -> Cow<'a, str> {
             if any_esc {
                 self.str_content(k)
@@ -284,13 +286,13 @@ fn write_num(out: &mut String, tok: &str) {
 /// way this module assumes when it copies raw text (jq's compact style).
 /// Checked once; if `json_out` ever changes style, everything is
 /// re-serialised through it instead of copied.
-fn raw_copy_ok() -> bool {
+pub(crate) fn raw_copy_ok() -> bool {
     use std::sync::OnceLock;
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
-        let text = r#"{"a":[1,-23,0,123456789012345,"x\"\\\n\t\r\b\f\u001b\u007f/é😀"],"":{},"b":[]}"#;
-        jaq_json::read::parse_single(text.as_bytes())
-            .is_ok_and(|v| json_out::to_json(&v) == text)
+        let text =
+            r#"{"a":[1,-23,0,123456789012345,"x\"\\\n\t\r\b\f\u001b\u007f/é😀"],"":{},"b":[]}"#;
+        jaq_json::read::parse_single(text.as_bytes()).is_ok_and(|v| json_out::to_json(&v) == text)
     })
 }
 

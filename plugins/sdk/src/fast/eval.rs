@@ -104,8 +104,9 @@ fn to_val(doc: &Doc<'_>, v: &V<'_>) -> Val {
             Kind::False => Val::Bool(false),
             Kind::True => Val::Bool(true),
             Kind::Str => Val::from(doc.str_content(*i).into_owned()),
-            _ => jaq_json::read::parse_single(doc.raw(*i).as_bytes())
-                .expect("validated JSON parses"),
+            _ => {
+                jaq_json::read::parse_single(doc.raw(*i).as_bytes()).expect("validated JSON parses")
+            }
         },
     }
 }
@@ -147,13 +148,22 @@ pub(crate) fn render(doc: &Doc<'_>, v: &V<'_>) -> String {
         V::Null => "null".into(),
         V::Bool(b) => if *b { "true" } else { "false" }.into(),
         V::Node(i) => {
-            let mut out = String::new();
+            let mut out = String::with_capacity(doc.raw(*i).len());
             doc.write(&mut out, *i);
             out
         }
         V::Str(s) => {
             let mut out = String::with_capacity(s.len() + 2);
-            json_out::write_str(&mut out, s);
+            let plain = !s
+                .bytes()
+                .any(|c| c < 0x20 || matches!(c, b'"' | b'\\' | 0x7f));
+            if plain && super::doc::raw_copy_ok() {
+                out.push('"');
+                out.push_str(s);
+                out.push('"');
+            } else {
+                json_out::write_str(&mut out, s);
+            }
             out
         }
         V::Val(v) => json_out::to_json(v),
@@ -193,11 +203,19 @@ fn index<'a>(doc: &Doc<'a>, v: V<'a>, step: &Step) -> Result<V<'a>, String> {
             v.index(&idx).map(V::Val).map_err(|e| e.to_string())
         }
         (v @ (V::Bool(_) | V::Str(_)), Step::Key(k)) => {
-            let t = if matches!(v, V::Bool(_)) { "boolean" } else { "string" };
+            let t = if matches!(v, V::Bool(_)) {
+                "boolean"
+            } else {
+                "string"
+            };
             Err(format!("Cannot index {t} with \"{k}\""))
         }
         (v @ (V::Bool(_) | V::Str(_)), Step::Idx(_)) => {
-            let t = if matches!(v, V::Bool(_)) { "boolean" } else { "string" };
+            let t = if matches!(v, V::Bool(_)) {
+                "boolean"
+            } else {
+                "string"
+            };
             Err(format!("Cannot index {t} with number"))
         }
     }
@@ -205,7 +223,12 @@ fn index<'a>(doc: &Doc<'a>, v: V<'a>, step: &Step) -> Result<V<'a>, String> {
 
 /// Both sides of a binary operator, with jaq's cartesian-product order:
 /// no output if either side has none, else the left error, else the right.
-fn both<'a>(doc: &Doc<'a>, l: &'a Expr, r: &'a Expr, v: &V<'a>) -> Result<Option<(V<'a>, V<'a>)>, String> {
+fn both<'a>(
+    doc: &Doc<'a>,
+    l: &'a Expr,
+    r: &'a Expr,
+    v: &V<'a>,
+) -> Result<Option<(V<'a>, V<'a>)>, String> {
     let lv = eval(doc, l, v);
     if matches!(lv, Ok(None)) {
         return Ok(None);
@@ -328,7 +351,11 @@ fn named_groups<'r, 's>(
     slots: &'s [Option<usize>],
 ) -> impl Iterator<Item = (&'r str, usize, usize)> + use<'r, 's> {
     re.re.capture_names().enumerate().filter_map(|(g, name)| {
-        Some((name?, slots.get(2 * g).copied()??, slots.get(2 * g + 1).copied()??))
+        Some((
+            name?,
+            slots.get(2 * g).copied()??,
+            slots.get(2 * g + 1).copied()??,
+        ))
     })
 }
 
@@ -384,7 +411,11 @@ pub(crate) fn eval<'a>(doc: &Doc<'a>, e: &'a Expr, v: &V<'a>) -> R<'a> {
                 K::Str => Ok(Some(bytes_to_v(conv(str_of(doc, v).as_bytes())))),
                 _ => match v {
                     V::Val(Val::TStr(b)) => Ok(Some(V::Val(Val::utf8_str(conv(b))))),
-                    _ => Err(format!("{} ({}) cannot be case-converted", type_name(doc, v), render(doc, v))),
+                    _ => Err(format!(
+                        "{} ({}) cannot be case-converted",
+                        type_name(doc, v),
+                        render(doc, v)
+                    )),
                 },
             }
         }

@@ -99,9 +99,7 @@ fn optimize(e: Expr) -> Expr {
             let l = optimize(*l);
             let r = optimize(*r);
             match (l, r) {
-                (Capture(re), Path(head, steps)) if matches!(*head, Id) => {
-                    fuse_capture(re, steps)
-                }
+                (Capture(re), Path(head, steps)) if matches!(*head, Id) => fuse_capture(re, steps),
                 (Capture(re), Pipe(rl, rr)) if matches!(&*rl, Path(h, _) if matches!(**h, Id)) => {
                     let Path(_, steps) = *rl else { unreachable!() };
                     Pipe(Box::new(fuse_capture(re, steps)), rr)
@@ -471,7 +469,11 @@ impl<'s> Parser<'s> {
         }
         self.i = i;
         let tok = &self.s[start..i];
-        let text = if neg { format!("-{tok}") } else { tok.to_string() };
+        let text = if neg {
+            format!("-{tok}")
+        } else {
+            tok.to_string()
+        };
         jaq_json::read::parse_single_num(text.as_bytes())?;
         Some(text)
     }
@@ -619,9 +621,7 @@ impl<'s> Parser<'s> {
             "try" => {
                 let body = self.atom()?;
                 self.ws()?;
-                if self.rest().starts_with("catch")
-                    && !self.peek_at(5).is_some_and(is_ident)
-                {
+                if self.rest().starts_with("catch") && !self.peek_at(5).is_some_and(is_ident) {
                     return None;
                 }
                 Expr::Try(Box::new(body))

@@ -16,7 +16,10 @@ enum Atom {
     Char(char),
     /// `.`: anything but `\n`.
     Any,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 impl Atom {
@@ -268,8 +271,23 @@ enum Frame {
 fn is_meta(c: char) -> bool {
     matches!(
         c,
-        '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#'
-            | '&' | '-' | '~'
+        '\\' | '.'
+            | '+'
+            | '*'
+            | '?'
+            | '('
+            | ')'
+            | '|'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '^'
+            | '$'
+            | '#'
+            | '&'
+            | '-'
+            | '~'
     )
 }
 
@@ -348,8 +366,8 @@ mod tests {
 
     fn gen_atom(r: &mut Rng) -> String {
         const ATOMS: &[&str] = &[
-            "a", "b", "é", ".", "\\.", "\\-", "[ab]", "[^a]", "[^\\.]", "[a-c]", "[^é\n]", "x", "\\/",
-            "[.]", "[\\]a]", "[é-ú]",
+            "a", "b", "é", ".", "\\.", "\\-", "[ab]", "[^a]", "[^\\.]", "[a-c]", "[^é\n]", "x",
+            "\\/", "[.]", "[\\]a]", "[é-ú]",
         ];
         let a = ATOMS[r.below(ATOMS.len())].to_string();
         let q = ["", "", "", "*", "+", "?"][r.below(6)];
@@ -413,7 +431,10 @@ mod tests {
         }
         assert!(compared > 50_000, "{compared}");
         // Both outcomes are well represented.
-        assert!(matched > compared / 5 && matched < compared * 4 / 5, "{matched} of {compared}");
+        assert!(
+            matched > compared / 5 && matched < compared * 4 / 5,
+            "{matched} of {compared}"
+        );
     }
 
     #[test]
@@ -429,8 +450,20 @@ mod tests {
     #[test]
     fn outside_the_subset() {
         for pat in [
-            "a|b", "(a)*", "a{2}", "a*?", "\\d", "\\w+", "(?i)a", "[[:alpha:]]", "[a-]", "[-a]",
-            "\\x41", "a#", "[a&b]", "\\bx",
+            "a|b",
+            "(a)*",
+            "a{2}",
+            "a*?",
+            "\\d",
+            "\\w+",
+            "(?i)a",
+            "[[:alpha:]]",
+            "[a-]",
+            "[-a]",
+            "\\x41",
+            "a#",
+            "[a&b]",
+            "\\bx",
         ] {
             assert!(Simple::new(pat).is_none(), "{pat}");
         }

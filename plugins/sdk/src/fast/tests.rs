@@ -12,7 +12,10 @@ fn fast(code: &str, doc: &str) -> Outcome {
 }
 
 fn jaq(code: &str, doc: &str) -> Outcome {
-    jaq_with(&Program::compile(code).unwrap_or_else(|e| panic!("jaq rejects {code}: {e}")), doc)
+    jaq_with(
+        &Program::compile(code).unwrap_or_else(|e| panic!("jaq rejects {code}: {e}")),
+        doc,
+    )
 }
 
 fn jaq_with(p: &Program, doc: &str) -> Outcome {
@@ -198,7 +201,8 @@ fn keys_with_escapes_and_duplicates() {
 
 #[test]
 fn values_are_reserialised_when_not_canonical() {
-    let d = "{ \"a\" : [ 1 , { \"b\" : \"\\u00e9\\/\\u001B\" } ] , \"n\" : -0 , \"t\" : \"\u{7f}\" }";
+    let d =
+        "{ \"a\" : [ 1 , { \"b\" : \"\\u00e9\\/\\u001B\" } ] , \"n\" : -0 , \"t\" : \"\u{7f}\" }";
     assert_eq!(fast(".a", d), json(r#"[1,{"b":"é/\u001b"}]"#));
     assert_eq!(fast(".n", d), jaq(".n", d));
     assert_eq!(fast(".t", d), json(r#""\u007f""#));
@@ -216,8 +220,14 @@ fn select_and_comparisons() {
     assert_eq!(fast(link, r#"{}"#), Outcome::Empty);
     assert!(is_err(&fast(link, r#"{"Properties":"x"}"#)));
     assert!(is_err(&fast(link, r#"{"Properties":{"Arn":1}}"#)));
-    assert_eq!(fast(r#"select(.a == "x") | .b"#, r#"{"a":"x","b":1}"#), json("1"));
-    assert_eq!(fast(r#"select(.a == "x") | .b"#, r#"{"a":"y","b":1}"#), Outcome::Empty);
+    assert_eq!(
+        fast(r#"select(.a == "x") | .b"#, r#"{"a":"x","b":1}"#),
+        json("1")
+    );
+    assert_eq!(
+        fast(r#"select(.a == "x") | .b"#, r#"{"a":"y","b":1}"#),
+        Outcome::Empty
+    );
     assert_eq!(fast("select(.a) | 1", r#"{"a":false}"#), Outcome::Empty);
     assert_eq!(fast("select(.a) | 1", r#"{"a":0}"#), json("1"));
     assert_eq!(fast(".a == 1", r#"{"a":1.0}"#), json("true"));
@@ -226,7 +236,8 @@ fn select_and_comparisons() {
 
 #[test]
 fn addition() {
-    let d = r#"{"s":"a","t":"b","n":1,"m":2.5,"x":[1],"y":[2],"o":{"a":1,"b":2},"p":{"a":3,"c":4}}"#;
+    let d =
+        r#"{"s":"a","t":"b","n":1,"m":2.5,"x":[1],"y":[2],"o":{"a":1,"b":2},"p":{"a":3,"c":4}}"#;
     assert_eq!(fast(".s + .t", d), json(r#""ab""#));
     assert_eq!(fast(".s + null", d), json(r#""a""#));
     assert_eq!(fast(".missing + .s", d), json(r#""a""#));
@@ -256,7 +267,10 @@ fn regexes() {
     let region = r#".Properties.RegionalDomainName | capture(".*\\.(?<region>[^\\.]+)\\.amazonaws\\.com") | .region"#;
     let d = r#"{"Properties":{"RegionalDomainName":"b.s3.eu-west-1.amazonaws.com"}}"#;
     assert_eq!(fast(region, d), json(r#""eu-west-1""#));
-    assert_eq!(fast(region, r#"{"Properties":{"RegionalDomainName":"nope"}}"#), Outcome::Empty);
+    assert_eq!(
+        fast(region, r#"{"Properties":{"RegionalDomainName":"nope"}}"#),
+        Outcome::Empty
+    );
     assert!(is_err(&fast(region, r#"{"Properties":{}}"#)));
     let ts = r#".JoinedTimestamp | sub(" "; "T")"#;
     assert_eq!(
@@ -264,8 +278,14 @@ fn regexes() {
         json(r#""2020-01-01T10:00:00 x""#)
     );
     assert!(is_err(&fast(ts, r#"{}"#)));
-    assert_eq!(fast(r#".s | gsub(" "; "_")"#, r#"{"s":"a b c"}"#), json(r#""a_b_c""#));
-    assert_eq!(fast(r#".s | test("B"; "i")"#, r#"{"s":"abc"}"#), json("true"));
+    assert_eq!(
+        fast(r#".s | gsub(" "; "_")"#, r#"{"s":"a b c"}"#),
+        json(r#""a_b_c""#)
+    );
+    assert_eq!(
+        fast(r#".s | test("B"; "i")"#, r#"{"s":"abc"}"#),
+        json("true")
+    );
     assert_eq!(
         fast(r#".s | capture("(?<x>a)(?<y>z)?")"#, r#"{"s":"abc"}"#),
         jaq(r#".s | capture("(?<x>a)(?<y>z)?")"#, r#"{"s":"abc"}"#)
@@ -276,10 +296,16 @@ fn regexes() {
 fn interpolation_and_builtins() {
     let d = r#"{"s":"x","n":1.50,"a":[1,"b"],"o":{"k":null}}"#;
     assert_eq!(fast(r#""<\(.s)>""#, d), json(r#""<x>""#));
-    assert_eq!(fast(r#""\(.n)-\(.a)-\(.o)-\(.missing)""#, d), jaq(r#""\(.n)-\(.a)-\(.o)-\(.missing)""#, d));
+    assert_eq!(
+        fast(r#""\(.n)-\(.a)-\(.o)-\(.missing)""#, d),
+        jaq(r#""\(.n)-\(.a)-\(.o)-\(.missing)""#, d)
+    );
     assert_eq!(fast(".s | ascii_upcase", d), json(r#""X""#));
     assert_eq!(fast(".n | tostring", d), jaq(".n | tostring", d));
-    assert_eq!(fast("if .s then .n else .a end", d), jaq("if .s then .n else .a end", d));
+    assert_eq!(
+        fast("if .s then .n else .a end", d),
+        jaq("if .s then .n else .a end", d)
+    );
     assert_eq!(fast(".s and .o.k", d), json("false"));
     assert_eq!(fast(".o.k or .s", d), json("true"));
     assert_eq!(fast(".o.k | not", d), json("true"));
@@ -320,6 +346,14 @@ fn outside_the_subset() {
     ] {
         assert!(FastFilter::compile(code).is_none(), "compiled {code}");
     }
+}
+
+#[test]
+fn json_out_prints_canonical_text_verbatim() {
+    // If this fails, json_out changed style: outputs stay correct (everything
+    // is re-serialised through it) but lose the raw-copy speed-up; update
+    // `doc::raw_copy_ok` and the CLEAN rules in `doc.rs`.
+    assert!(super::doc::raw_copy_ok());
 }
 
 #[test]
@@ -534,7 +568,9 @@ const EXPRS: &[&str] = &[
 fn docs() -> Vec<String> {
     let s3 = r#"{"Identifier":"my-bucket-123","Properties":{"Arn":"arn:aws:s3:::my-bucket-123","BucketName":"my-bucket-123","DomainName":"my-bucket-123.s3.amazonaws.com","RegionalDomainName":"my-bucket-123.s3.eu-west-1.amazonaws.com","DualStackDomainName":"my-bucket-123.s3.dualstack.eu-west-1.amazonaws.com","WebsiteURL":"http://my-bucket-123.s3-website-eu-west-1.amazonaws.com","BucketEncryption":{"ServerSideEncryptionConfiguration":[{"ServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"},"BucketKeyEnabled":false}]},"OwnershipControls":{"Rules":[{"ObjectOwnership":"BucketOwnerEnforced"}]},"PublicAccessBlockConfiguration":{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true},"VersioningConfiguration":{"Status":"Enabled"},"Tags":[{"Key":"env","Value":"prod"},{"Key":"team","Value":"data"}]},"__Kind":"AWS::S3::Bucket","__Region":"eu-west-1","__AccountId":"123456789012"}"#;
     let ec2 = r#"{"Identifier":"i-0abc123def4567890","Properties":{"Arn":"arn:aws:ec2:us-east-1:123456789012:instance/i-0abc123def4567890","InstanceId":"i-0abc123def4567890","InstanceType":"t3.micro","ImageId":"ami-0123456789abcdef0","Monitoring":false,"CpuOptions":{"CoreCount":1,"ThreadsPerCore":2},"BlockDeviceMappings":[{"DeviceName":"/dev/xvda","Ebs":{"VolumeSize":8,"VolumeType":"gp3","DeleteOnTermination":true,"Iops":3000}}],"NetworkInterfaces":[{"DeviceIndex":"0","SubnetId":"subnet-0123","GroupSet":["sg-1","sg-2"],"PrivateIpAddress":"10.0.1.23"}],"Tags":[{"Key":"Name","Value":"web-1"},{"Key":"cost","Value":"12.5"}],"MemorySize":128,"Timeout":3.0},"__Kind":"AWS::EC2::Instance","__Region":"us-east-1","__AccountId":"123456789012","JoinedTimestamp":"2021-03-04 05:06:07.123000+00:00"}"#;
-    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(ec2).unwrap()).unwrap();
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(ec2).unwrap())
+            .unwrap();
     let edge = r#"{"Identifier":"Edge-Case_ID","Properties":{"Arn":null,"Tags":[],"RegionalDomainName":"bucket.s3.amazonaws.com"},
       "nums":{"int":42,"neg":-7,"zero":0,"negzero":-0,"dec":1.5,"dec0":1.0,"exp":1e2,"expneg":2.5E-3,"big":12345678901234567890,"bigneg":-98765432109876543210,"huge":1e400,"tiny":1e-400,"f15":123456789012345,"f16":1234567890123456,"pow53":9007199254740993,
         "all":[0,-0,1.0,-1.25e+10,100,0.1,1e-7,123456789012345678901234567890]},
@@ -576,7 +612,8 @@ fn differential_corpus() {
     let mut pairs = 0;
     let mut failures = Vec::new();
     for code in EXPRS {
-        let fast = FastFilter::compile(code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
+        let fast =
+            FastFilter::compile(code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
         let prog = Program::compile(code).unwrap_or_else(|e| panic!("jaq rejects {code}: {e}"));
         for d in &docs {
             let got = fast.first(&Doc::new(d).unwrap());
@@ -587,9 +624,78 @@ fn differential_corpus() {
             pairs += 1;
         }
     }
-    assert!(failures.is_empty(), "{} of {pairs} differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {pairs} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(pairs, EXPRS.len() * docs.len());
+    eprintln!(
+        "corpus: {} expressions x {} docs = {pairs} pairs",
+        EXPRS.len(),
+        docs.len()
+    );
     assert!(pairs >= 3500, "{pairs}");
+}
+
+/// The repository's mapping fixtures (seed AWS items, Ocean-semantics items)
+/// against the corpus plus the fixtures' own field expressions.
+#[test]
+fn differential_fixtures() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let mut docs = Vec::new();
+    for f in ["seed/items.jsonl", "ocean-semantics/items.jsonl"] {
+        let Ok(text) = std::fs::read_to_string(root.join(f)) else {
+            eprintln!("skipping missing fixture {f}");
+            continue;
+        };
+        docs.extend(
+            text.lines()
+                .filter(|l| Doc::new(l).is_ok())
+                .map(str::to_string),
+        );
+    }
+    let extra = [
+        ".id",
+        ".team",
+        r#".name + "-suffix""#,
+        ".name.nested",
+        ".float_int",
+        ".float_frac",
+        ".big_int",
+        ".big_int | tostring",
+        ".owner",
+        r#".kind == "special""#,
+        ".flag",
+        ".member.enabled != false",
+        r#".id + "/" + .member.name"#,
+        ".member.index",
+        r#".id + ":" + .item.name"#,
+        r#".id == "items-1""#,
+        ".title",
+        ".bp",
+        ".Tags",
+        ".parts[1]",
+        ".count",
+    ];
+    let mut pairs = 0;
+    let mut failures = Vec::new();
+    for code in EXPRS.iter().chain(&extra) {
+        let fast =
+            FastFilter::compile(code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
+        let prog = Program::compile(code).unwrap();
+        for d in &docs {
+            let got = fast.first(&Doc::new(d).unwrap());
+            let want = jaq_with(&prog, d);
+            if !same(&got, &want) {
+                failures.push(format!("{code}\n  on {d}\n  fast {got:?}\n  jaq  {want:?}"));
+            }
+            pairs += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("fixtures: {} docs, {pairs} pairs", docs.len());
 }
 
 /// Small deterministic PRNG (xorshift64*).
@@ -611,8 +717,35 @@ impl Rng {
 }
 
 const KEYS: &[&str] = &["a", "b", "Arn", "é", "k y"];
-const STRS: &[&str] = &["", "x", "a b", "é", "😀", "q\"t", "back\\slash", "nl\n", "\u{1}", "\u{7f}", "/", "arn:aws:s3:::b"];
-const NUMS: &[&str] = &["0", "-0", "1", "-5", "1.0", "2.50", "1e2", "-1E-2", "0.1", "12345678901234567890", "123456789012345", "1234567890123456", "1e400"];
+const STRS: &[&str] = &[
+    "",
+    "x",
+    "a b",
+    "é",
+    "😀",
+    "q\"t",
+    "back\\slash",
+    "nl\n",
+    "\u{1}",
+    "\u{7f}",
+    "/",
+    "arn:aws:s3:::b",
+];
+const NUMS: &[&str] = &[
+    "0",
+    "-0",
+    "1",
+    "-5",
+    "1.0",
+    "2.50",
+    "1e2",
+    "-1E-2",
+    "0.1",
+    "12345678901234567890",
+    "123456789012345",
+    "1234567890123456",
+    "1e400",
+];
 
 fn gen_string(rng: &mut Rng, s: &str) -> String {
     // Randomly encode characters with escapes.
@@ -646,7 +779,11 @@ fn gen_ws(rng: &mut Rng) -> &'static str {
 }
 
 fn gen_value(rng: &mut Rng, depth: usize) -> String {
-    let choice = if depth >= 3 { rng.below(5) } else { rng.below(8) };
+    let choice = if depth >= 3 {
+        rng.below(5)
+    } else {
+        rng.below(8)
+    };
     match choice {
         0 => "null".into(),
         1 => rng.pick(&["true", "false"]).to_string(),
@@ -658,7 +795,14 @@ fn gen_value(rng: &mut Rng, depth: usize) -> String {
         5 => {
             let n = rng.below(4);
             let items: Vec<String> = (0..n)
-                .map(|_| format!("{}{}{}", gen_ws(rng), gen_value(rng, depth + 1), gen_ws(rng)))
+                .map(|_| {
+                    format!(
+                        "{}{}{}",
+                        gen_ws(rng),
+                        gen_value(rng, depth + 1),
+                        gen_ws(rng)
+                    )
+                })
                 .collect();
             format!("[{}]", items.join(","))
         }
@@ -673,7 +817,13 @@ fn gen_object(rng: &mut Rng, depth: usize) -> String {
             let k = *rng.pick(KEYS);
             let k = gen_string(rng, k);
             let v = gen_value(rng, depth);
-            format!("{}{k}{}:{}{v}{}", gen_ws(rng), gen_ws(rng), gen_ws(rng), gen_ws(rng))
+            format!(
+                "{}{k}{}:{}{v}{}",
+                gen_ws(rng),
+                gen_ws(rng),
+                gen_ws(rng),
+                gen_ws(rng)
+            )
         })
         .collect();
     format!("{{{}}}", items.join(","))
@@ -712,9 +862,21 @@ fn gen_expr(rng: &mut Rng, depth: usize) -> String {
             1 => "null".into(),
             _ => serde_json::to_string(rng.pick(STRS)).unwrap(),
         },
-        4 => format!("{} | {}", gen_expr(rng, depth + 1), gen_expr(rng, depth + 1)),
-        5 => format!("{} + {}", gen_expr(rng, depth + 1), gen_expr(rng, depth + 1)),
-        6 => format!("{} // {}", gen_expr(rng, depth + 1), gen_expr(rng, depth + 1)),
+        4 => format!(
+            "{} | {}",
+            gen_expr(rng, depth + 1),
+            gen_expr(rng, depth + 1)
+        ),
+        5 => format!(
+            "{} + {}",
+            gen_expr(rng, depth + 1),
+            gen_expr(rng, depth + 1)
+        ),
+        6 => format!(
+            "{} // {}",
+            gen_expr(rng, depth + 1),
+            gen_expr(rng, depth + 1)
+        ),
         7 => format!("select({})", gen_expr(rng, depth + 1)),
         8 => format!(
             "{} {} {}",
@@ -737,14 +899,22 @@ fn gen_expr(rng: &mut Rng, depth: usize) -> String {
                 "not",
             ])
         ),
-        12 => format!("{} and {}", gen_expr(rng, depth + 1), gen_expr(rng, depth + 1)),
+        12 => format!(
+            "{} and {}",
+            gen_expr(rng, depth + 1),
+            gen_expr(rng, depth + 1)
+        ),
         13 => format!(
             "if {} then {} else {} end",
             gen_expr(rng, depth + 1),
             gen_expr(rng, depth + 1),
             gen_expr(rng, depth + 1)
         ),
-        14 => format!("{} - {}", gen_expr(rng, depth + 1), gen_expr(rng, depth + 1)),
+        14 => format!(
+            "{} - {}",
+            gen_expr(rng, depth + 1),
+            gen_expr(rng, depth + 1)
+        ),
         _ => format!("empty // {}", gen_expr(rng, depth + 1)),
     }
 }
@@ -753,7 +923,14 @@ fn gen_expr(rng: &mut Rng, depth: usize) -> String {
 fn differential_random() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     let docs: Vec<String> = (0..120)
-        .map(|_| format!("{}{}{}", gen_ws(&mut rng), gen_object(&mut rng, 0), gen_ws(&mut rng)))
+        .map(|_| {
+            format!(
+                "{}{}{}",
+                gen_ws(&mut rng),
+                gen_object(&mut rng, 0),
+                gen_ws(&mut rng)
+            )
+        })
         .collect();
     let mut pairs = 0;
     let mut failures = Vec::new();
@@ -762,7 +939,8 @@ fn differential_random() {
         let Ok(prog) = Program::compile(&code) else {
             panic!("jaq rejects generated {code}");
         };
-        let fast = FastFilter::compile(&code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
+        let fast =
+            FastFilter::compile(&code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
         for d in &docs {
             let got = fast.first(&Doc::new(d).unwrap_or_else(|e| panic!("{d}: {e}")));
             let want = jaq_with(&prog, d);
@@ -772,7 +950,12 @@ fn differential_random() {
             pairs += 1;
         }
     }
-    assert!(failures.is_empty(), "differences (first {}):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "differences (first {}):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(pairs, 48_000);
 }
 
@@ -781,11 +964,70 @@ fn differential_random() {
 #[test]
 fn differential_token_soup() {
     const TOKS: &[&str] = &[
-        ".", ".a", ".b", ".Arn", "[", "]", "(", ")", "|", "//", "+", "-", "*", "==", "!=", "<", "?",
-        "\"s\"", "\"a\"", "1", "0", "2.5", "select(", "capture(\"(?<a>.)\")", "sub(\"a\"; \"b\")",
-        "and", "or", "not", "if", "then", "else", "elif", "end", "try", " ", " ", " ", "\"<\\(", ";",
-        ",", "$x", "é", "#", "null", "true", "empty", "tostring", "[0]", "[-1]", ".[\"a\"]", "..",
-        "\"", "\\", ":", "{", "}", "as", "=", "|=", "@text", "def", "f", ".é", "\"\\u00e9\"",
+        ".",
+        ".a",
+        ".b",
+        ".Arn",
+        "[",
+        "]",
+        "(",
+        ")",
+        "|",
+        "//",
+        "+",
+        "-",
+        "*",
+        "==",
+        "!=",
+        "<",
+        "?",
+        "\"s\"",
+        "\"a\"",
+        "1",
+        "0",
+        "2.5",
+        "select(",
+        "capture(\"(?<a>.)\")",
+        "sub(\"a\"; \"b\")",
+        "and",
+        "or",
+        "not",
+        "if",
+        "then",
+        "else",
+        "elif",
+        "end",
+        "try",
+        " ",
+        " ",
+        " ",
+        "\"<\\(",
+        ";",
+        ",",
+        "$x",
+        "é",
+        "#",
+        "null",
+        "true",
+        "empty",
+        "tostring",
+        "[0]",
+        "[-1]",
+        ".[\"a\"]",
+        "..",
+        "\"",
+        "\\",
+        ":",
+        "{",
+        "}",
+        "as",
+        "=",
+        "|=",
+        "@text",
+        "def",
+        "f",
+        ".é",
+        "\"\\u00e9\"",
     ];
     let mut rng = Rng(0xfeed_f00d_dead_beef);
     let docs: Vec<String> = (0..12).map(|_| gen_object(&mut rng, 0)).collect();
@@ -811,7 +1053,9 @@ fn differential_token_soup() {
             let got = fast.first(&Doc::new(d).unwrap());
             let want = jaq_with(&prog, d);
             if !same(&got, &want) {
-                failures.push(format!("{code:?}\n  on {d}\n  fast {got:?}\n  jaq  {want:?}"));
+                failures.push(format!(
+                    "{code:?}\n  on {d}\n  fast {got:?}\n  jaq  {want:?}"
+                ));
             }
         }
         if failures.len() > 20 {
@@ -831,7 +1075,17 @@ fn differential_token_soup() {
 fn timing() {
     use std::time::Instant;
     let docs = docs();
-    let (s3, ec2) = (&docs[0], &docs[1]);
+    let (s3, ec2, pretty) = (&docs[0], &docs[1], &docs[2]);
+    // A bigger EC2 item (~2.2 KB, like the research benchmark's).
+    let mut big: serde_json::Value = serde_json::from_str(ec2).unwrap();
+    let props = big["Properties"].as_object_mut().unwrap();
+    for k in 0..30 {
+        props.insert(
+            format!("Extra{k}"),
+            serde_json::json!(format!("value-{k}-abcdefghij")),
+        );
+    }
+    let big = big.to_string();
     let region = r#".Properties.RegionalDomainName | capture(".*\\.(?<region>[^\\.]+)\\.amazonaws\\.com") | .region"#;
     let link = r#".Properties | select(.Arn != null) | "https://console.aws.amazon.com/go/view?arn=" + .Arn"#;
     let common = [
@@ -845,9 +1099,17 @@ fn timing() {
         link,
         ".__AccountId",
     ];
-    for (name, doc, region_expr) in [("S3", s3, region), ("EC2", ec2, ".__Region")] {
+    for (name, doc, region_expr) in [
+        ("S3", s3, region),
+        ("EC2", ec2, ".__Region"),
+        ("EC2 big", &big, ".__Region"),
+        ("EC2 pretty", pretty, ".__Region"),
+    ] {
         let exprs: Vec<&str> = common.iter().copied().chain([region_expr]).collect();
-        let fast: Vec<FastFilter> = exprs.iter().map(|c| FastFilter::compile(c).unwrap()).collect();
+        let fast: Vec<FastFilter> = exprs
+            .iter()
+            .map(|c| FastFilter::compile(c).unwrap())
+            .collect();
         let progs: Vec<Program> = exprs.iter().map(|c| Program::compile(c).unwrap()).collect();
         let n = 200_000;
         let t = Instant::now();
@@ -882,16 +1144,5 @@ fn timing() {
             doc.len(),
             exprs.len()
         );
-    }
-}
-
-#[test]
-#[ignore]
-fn show() {
-    let docs = docs();
-    for code in [".nums.all", ".nums", ".esc", ".dup", "\"\\(.nums.huge) \\(.nums.negzero) \\(.nums.big)\"", ".nums.dec0 == 1", ".Properties.Tags", ".nested.o * .nested.o", ".[0]"] {
-        for d in [&docs[3], &docs[docs.len() - 1]] {
-            println!("{code}\n  fast {:?}\n  jaq  {:?}", fast(code, d), jaq(code, d));
-        }
     }
 }
