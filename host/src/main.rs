@@ -119,6 +119,12 @@ enum BenchCommand {
         #[arg(long, default_value = "mappings/default.yaml")]
         mapping: PathBuf,
     },
+    /// Print COUNT generated raw items (the bench workload) as JSON lines,
+    /// e.g. to measure `berth map`'s memory on a large input.
+    Items {
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+    },
 }
 
 fn init_logging(g: &Global) {
@@ -329,6 +335,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let registry = open_registry(&g.plugins).await?;
             let ok = berth::plugin_test::run_dir(registry, &dir, bless).await?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Bench(BenchCommand::Items { count }) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for i in 0..count {
+                writeln!(out, "{}", berth::bench::raw_item(i))?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Map { items, mapping }) => {
             let registry = open_registry(&g.plugins).await?;

@@ -119,7 +119,7 @@ pub async fn run_case(registry: Arc<Registry>, dir: &Path, bless: bool) -> anyho
     } else if !errors.is_empty() {
         report.push_str(&format!("unexpected errors:\n{error_text}\n"));
     }
-    if bless && !error_path.exists() || bless && expected_path.exists() {
+    if bless && (expected_path.exists() || !error_path.exists()) {
         let mut body = actual.join("\n");
         if !body.is_empty() {
             body.push('\n');
