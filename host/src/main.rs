@@ -314,6 +314,13 @@ async fn cmd_plugin_list(g: &Global) -> anyhow::Result<ExitCode> {
             .chain(i.lookups.iter().map(|t| format!("cloud-lookup({t})")))
             .collect();
         println!("  capabilities: {}", caps.join(", "));
+        if i.default_mapping.is_some() || !i.blueprints.is_empty() {
+            println!(
+                "  ships: {}{} blueprint(s)",
+                if i.default_mapping.is_some() { "a default mapping, " } else { "" },
+                i.blueprints.len()
+            );
+        }
     }
     for e in &snap.errors {
         println!("error: {}", e.message);

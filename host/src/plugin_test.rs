@@ -42,6 +42,12 @@ pub struct CaseOutcome {
     pub report: String,
 }
 
+/// `v` as compact JSON with every object's keys sorted, so that two
+/// entities compare equal whatever their key order.
+pub fn canonical_json(v: serde_json::Value) -> String {
+    sort_keys(v).to_string()
+}
+
 fn canonical_lines(text: &str) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
     for (i, l) in text.lines().enumerate() {
@@ -50,7 +56,7 @@ fn canonical_lines(text: &str) -> anyhow::Result<Vec<String>> {
         }
         let v: serde_json::Value =
             serde_json::from_str(l).with_context(|| format!("line {}: invalid JSON", i + 1))?;
-        lines.push(sort_keys(v).to_string());
+        lines.push(canonical_json(v));
     }
     lines.sort();
     Ok(lines)

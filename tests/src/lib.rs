@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth::limits::EngineLimits;
-use berth::plugin::{AotCache, PluginEngine, Registry};
+use berth::map::{MapOptions, Summary};
+use berth::mapping::MappingFile;
+use berth::plugin::{AotCache, PluginEngine, Registry, Tenant};
+use berth::plugin_test::SharedBuf;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -61,4 +64,30 @@ pub async fn registry(dir: &Path) -> Arc<Registry> {
     Registry::open(engine, aot_cache(), dir)
         .await
         .expect("open registry")
+}
+
+/// Run `berth map`'s pipeline over the JSON-lines file `items`; the summary
+/// and the entity lines it printed.
+pub async fn map_file(
+    registry: Arc<Registry>,
+    mapping: &Path,
+    tenant: Tenant,
+    items: &Path,
+    opts: MapOptions,
+) -> (Summary, Vec<String>) {
+    let mapping = Arc::new(MappingFile::from_path(mapping).expect("mapping file"));
+    let input = std::fs::File::open(items).expect("items file");
+    let buf = SharedBuf::default();
+    let summary = berth::map::run(
+        registry,
+        mapping,
+        tenant,
+        std::io::BufReader::new(input),
+        buf.clone(),
+        opts,
+    )
+    .await
+    .expect("map run");
+    let out = String::from_utf8(buf.0.lock().expect("buffer").clone()).expect("UTF-8 output");
+    (summary, out.lines().map(str::to_string).collect())
 }

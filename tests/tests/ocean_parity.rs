@@ -11,54 +11,29 @@ use std::sync::Arc;
 
 use berth::limits::Limits;
 use berth::lookup::Offline;
-use berth::map::{self, MapOptions};
-use berth::mapping::MappingFile;
+use berth::map::MapOptions;
 use berth::plugin::Tenant;
-use berth::plugin_test::SharedBuf;
-use berth_tests::{fixture, plugin, plugin_dir, registry};
+use berth::plugin_test::canonical_json;
+use berth_tests::{fixture, map_file, plugin, plugin_dir, registry};
 use serde_json::Value;
 
-fn sort_keys(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut kv: Vec<_> = m.into_iter().collect();
-            kv.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(kv.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
-        other => other,
-    }
-}
-
 fn canonical(v: Value) -> String {
-    sort_keys(v).to_string()
+    canonical_json(v)
 }
 
 async fn check(mapping_path: &Path, case: &str) {
     let dir = plugin_dir(&[plugin("generic")]);
     let reg = registry(dir.path()).await;
-    let mapping = Arc::new(MappingFile::from_path(mapping_path).expect("mapping"));
     let tenant = Tenant::new("parity", Limits::default(), Arc::new(Offline));
-    let input = std::fs::File::open(fixture(&format!("{case}/items.jsonl"))).expect("items");
-    let buf = SharedBuf::default();
-    let summary = map::run(
-        reg,
-        mapping,
-        tenant,
-        std::io::BufReader::new(input),
-        buf.clone(),
-        MapOptions {
-            jobs: 2,
-            batch_items: 7,
-            ..MapOptions::default()
-        },
-    )
-    .await
-    .expect("map run");
-
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let mut actual: Vec<String> = out
-        .lines()
+    let opts = MapOptions {
+        jobs: 2,
+        batch_items: 7,
+        ..MapOptions::default()
+    };
+    let items = fixture(&format!("{case}/items.jsonl"));
+    let (summary, lines) = map_file(reg, mapping_path, tenant, &items, opts).await;
+    let mut actual: Vec<String> = lines
+        .iter()
         .map(|l| canonical(serde_json::from_str(l).expect("entity JSON")))
         .collect();
     actual.sort();

@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use berth::limits::Limits;
 use berth::lookup::Offline;
-use berth::map::{self, MapOptions, Summary};
-use berth::mapping::MappingFile;
+use berth::map::{MapOptions, Summary};
 use berth::plugin::Tenant;
-use berth::plugin_test::SharedBuf;
-use berth_tests::{fixture, plugin, plugin_dir, registry, test_plugin};
+use berth_tests::{fixture, map_file, plugin, plugin_dir, registry, test_plugin};
 
 fn tight_limits() -> Limits {
     Limits {
@@ -25,28 +23,18 @@ async fn run_sandbox_fixture() -> (Summary, Vec<serde_json::Value>) {
     let dir = plugin_dir(&[plugin("generic"), test_plugin("misbehave")]);
     let reg = registry(dir.path()).await;
     assert!(reg.snapshot().errors.is_empty(), "{:?}", reg.snapshot().errors);
-    let mapping = Arc::new(MappingFile::from_path(&fixture("sandbox/mapping.yaml")).unwrap());
     let tenant = Tenant::new("sandbox", tight_limits(), Arc::new(Offline));
-    let input = std::fs::File::open(fixture("sandbox/items.jsonl")).unwrap();
-    let buf = SharedBuf::default();
-    let run = map::run(
-        reg,
-        mapping,
-        tenant,
-        std::io::BufReader::new(input),
-        buf.clone(),
-        MapOptions {
-            jobs: 2,
-            ..MapOptions::default()
-        },
-    );
+    let opts = MapOptions {
+        jobs: 2,
+        ..MapOptions::default()
+    };
+    let (mapping, items) = (fixture("sandbox/mapping.yaml"), fixture("sandbox/items.jsonl"));
+    let run = map_file(reg, &mapping, tenant, &items, opts);
     // Liveness guard only: every limit above is a few seconds.
-    let summary = tokio::time::timeout(Duration::from_secs(120), run)
+    let (summary, lines) = tokio::time::timeout(Duration::from_secs(120), run)
         .await
-        .expect("the run ended")
-        .expect("map run");
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let entities = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        .expect("the run ended");
+    let entities = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     (summary, entities)
 }
 
