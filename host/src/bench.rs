@@ -46,84 +46,99 @@ pub fn raw_item(i: usize) -> serde_json::Value {
     let (id, props) = match kind {
         "AWS::S3::Bucket" => {
             let name = format!("bucket-{i:08}-data");
-            (name.clone(), json!({
-                "BucketName": name,
-                "Arn": format!("arn:aws:s3:::{name}"),
-                "RegionalDomainName": format!("{name}.s3.{region}.amazonaws.com"),
-                "DomainName": format!("{name}.s3.amazonaws.com"),
-                "WebsiteURL": format!("http://{name}.s3-website-{region}.amazonaws.com"),
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": true}]},
-                "PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true},
-                "VersioningConfiguration": {"Status": "Enabled"},
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-                "Tags": tags,
-            }))
+            (
+                name.clone(),
+                json!({
+                    "BucketName": name,
+                    "Arn": format!("arn:aws:s3:::{name}"),
+                    "RegionalDomainName": format!("{name}.s3.{region}.amazonaws.com"),
+                    "DomainName": format!("{name}.s3.amazonaws.com"),
+                    "WebsiteURL": format!("http://{name}.s3-website-{region}.amazonaws.com"),
+                    "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": true}]},
+                    "PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true},
+                    "VersioningConfiguration": {"Status": "Enabled"},
+                    "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                    "Tags": tags,
+                }),
+            )
         }
         "AWS::EC2::Instance" => {
             let iid = format!("i-{i:017x}");
-            (iid.clone(), json!({
-                "InstanceId": iid,
-                "InstanceType": pick(&["t3.micro", "m5.large", "c6g.xlarge"], i),
-                "ImageId": format!("ami-{:017x}", i * 7),
-                "SubnetId": format!("subnet-{:017x}", i % 40),
-                "VpcId": format!("vpc-{:017x}", i % 5),
-                "SecurityGroupIds": [format!("sg-{:017x}", i % 30), format!("sg-{:017x}", i % 31)],
-                "PrivateIpAddress": format!("10.{}.{}.{}", i % 256, (i / 256) % 256, i % 250 + 1),
-                "PrivateDnsName": format!("ip-10-0-{}-{}.ec2.internal", i % 256, i % 250),
-                "AvailabilityZone": format!("{region}a"),
-                "Monitoring": false,
-                "EbsOptimized": true,
-                "KeyName": "ops",
-                "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30, "VolumeType": "gp3", "DeleteOnTermination": true}}],
-                "Tags": tags,
-            }))
+            (
+                iid.clone(),
+                json!({
+                    "InstanceId": iid,
+                    "InstanceType": pick(&["t3.micro", "m5.large", "c6g.xlarge"], i),
+                    "ImageId": format!("ami-{:017x}", i * 7),
+                    "SubnetId": format!("subnet-{:017x}", i % 40),
+                    "VpcId": format!("vpc-{:017x}", i % 5),
+                    "SecurityGroupIds": [format!("sg-{:017x}", i % 30), format!("sg-{:017x}", i % 31)],
+                    "PrivateIpAddress": format!("10.{}.{}.{}", i % 256, (i / 256) % 256, i % 250 + 1),
+                    "PrivateDnsName": format!("ip-10-0-{}-{}.ec2.internal", i % 256, i % 250),
+                    "AvailabilityZone": format!("{region}a"),
+                    "Monitoring": false,
+                    "EbsOptimized": true,
+                    "KeyName": "ops",
+                    "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30, "VolumeType": "gp3", "DeleteOnTermination": true}}],
+                    "Tags": tags,
+                }),
+            )
         }
         "AWS::ECS::Cluster" => {
             let name = format!("cluster-{i}");
-            (name.clone(), json!({
-                "ClusterName": name,
-                "Arn": format!("arn:aws:ecs:{region}:{account}:cluster/{name}"),
-                "CapacityProviders": ["FARGATE", "FARGATE_SPOT"],
-                "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}],
-                "Configuration": {"ExecuteCommandConfiguration": {"Logging": "DEFAULT"}},
-                "DefaultCapacityProviderStrategy": [{"CapacityProvider": "FARGATE", "Weight": 1, "Base": 0}],
-                "ServiceConnectDefaults": {"Namespace": format!("arn:aws:servicediscovery:{region}:{account}:namespace/ns-{i:016x}")},
-                "Tags": tags,
-            }))
+            (
+                name.clone(),
+                json!({
+                    "ClusterName": name,
+                    "Arn": format!("arn:aws:ecs:{region}:{account}:cluster/{name}"),
+                    "CapacityProviders": ["FARGATE", "FARGATE_SPOT"],
+                    "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}],
+                    "Configuration": {"ExecuteCommandConfiguration": {"Logging": "DEFAULT"}},
+                    "DefaultCapacityProviderStrategy": [{"CapacityProvider": "FARGATE", "Weight": 1, "Base": 0}],
+                    "ServiceConnectDefaults": {"Namespace": format!("arn:aws:servicediscovery:{region}:{account}:namespace/ns-{i:016x}")},
+                    "Tags": tags,
+                }),
+            )
         }
         "AWS::Lambda::Function" => {
             let name = format!("function-{i}");
-            (name.clone(), json!({
-                "FunctionName": name,
-                "Arn": format!("arn:aws:lambda:{region}:{account}:function:{name}"),
-                "Runtime": pick(&["python3.12", "nodejs20.x", "provided.al2023"], i),
-                "MemorySize": 128 << (i % 4),
-                "Timeout": 30 + i % 60,
-                "Handler": "app.handler",
-                "Role": format!("arn:aws:iam::{account}:role/lambda-{}", i % 11),
-                "Architectures": ["arm64"],
-                "PackageType": "Zip",
-                "Environment": {"Variables": {"LOG_LEVEL": "info", "STAGE": "prod"}},
-                "TracingConfig": {"Mode": "PassThrough"},
-                "EphemeralStorage": {"Size": 512},
-                "Tags": tags,
-            }))
+            (
+                name.clone(),
+                json!({
+                    "FunctionName": name,
+                    "Arn": format!("arn:aws:lambda:{region}:{account}:function:{name}"),
+                    "Runtime": pick(&["python3.12", "nodejs20.x", "provided.al2023"], i),
+                    "MemorySize": 128 << (i % 4),
+                    "Timeout": 30 + i % 60,
+                    "Handler": "app.handler",
+                    "Role": format!("arn:aws:iam::{account}:role/lambda-{}", i % 11),
+                    "Architectures": ["arm64"],
+                    "PackageType": "Zip",
+                    "Environment": {"Variables": {"LOG_LEVEL": "info", "STAGE": "prod"}},
+                    "TracingConfig": {"Mode": "PassThrough"},
+                    "EphemeralStorage": {"Size": 512},
+                    "Tags": tags,
+                }),
+            )
         }
         "AWS::RDS::DBInstance" => {
             let name = format!("db-{i}");
-            (name.clone(), json!({
-                "DBInstanceIdentifier": name,
-                "Arn": format!("arn:aws:rds:{region}:{account}:db:{name}"),
-                "Engine": pick(&["postgres", "mysql", "aurora-postgresql"], i),
-                "EngineVersion": "16.3",
-                "DBInstanceClass": "db.r6g.large",
-                "AllocatedStorage": "100",
-                "MultiAZ": i.is_multiple_of(2),
-                "StorageEncrypted": true,
-                "Endpoint": {"Address": format!("{name}.abcdefghijkl.{region}.rds.amazonaws.com"), "Port": "5432"},
-                "VPCSecurityGroups": [format!("sg-{:017x}", i % 30)],
-                "Tags": tags,
-            }))
+            (
+                name.clone(),
+                json!({
+                    "DBInstanceIdentifier": name,
+                    "Arn": format!("arn:aws:rds:{region}:{account}:db:{name}"),
+                    "Engine": pick(&["postgres", "mysql", "aurora-postgresql"], i),
+                    "EngineVersion": "16.3",
+                    "DBInstanceClass": "db.r6g.large",
+                    "AllocatedStorage": "100",
+                    "MultiAZ": i.is_multiple_of(2),
+                    "StorageEncrypted": true,
+                    "Endpoint": {"Address": format!("{name}.abcdefghijkl.{region}.rds.amazonaws.com"), "Port": "5432"},
+                    "VPCSecurityGroups": [format!("sg-{:017x}", i % 30)],
+                    "Tags": tags,
+                }),
+            )
         }
         _ => {
             let id = format!("{:012}", 200_000_000_000u64 + i as u64);
@@ -234,7 +249,10 @@ pub async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyh
     let t = Instant::now();
     let ents = map_all(&plugin, &tenant, &mapping, &batches).await?;
     let one = t.elapsed().as_secs_f64();
-    println!("sandbox, 1 core:          {} ({ents} entities in {one:.2} s)", rate(ents, one));
+    println!(
+        "sandbox, 1 core:          {} ({ents} entities in {one:.2} s)",
+        rate(ents, one)
+    );
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let shards: Vec<Vec<(String, Vec<String>)>> = (0..cores)
@@ -251,12 +269,18 @@ pub async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyh
         ents_all += r??;
     }
     let all = t.elapsed().as_secs_f64();
-    println!("sandbox, {cores} cores:         {} ({ents_all} entities in {all:.2} s)", rate(ents_all, all));
+    println!(
+        "sandbox, {cores} cores:         {} ({ents_all} entities in {all:.2} s)",
+        rate(ents_all, all)
+    );
 
     // The whole `berth map` pipeline (routing, batching, output) to a sink.
     let text: Vec<u8> = batches
         .iter()
-        .flat_map(|(_, v)| v.iter().flat_map(|s| s.bytes().chain(std::iter::once(b'\n'))))
+        .flat_map(|(_, v)| {
+            v.iter()
+                .flat_map(|s| s.bytes().chain(std::iter::once(b'\n')))
+        })
         .collect();
     let t = Instant::now();
     let summary = map::run(
@@ -296,8 +320,16 @@ pub async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyh
     );
     println!(
         "pooling allocator: {}; peak RSS of this process: {}",
-        if registry_pooling(&registry) { "on" } else { "off" },
-        peak_rss().map_or("unknown".into(), |kb| format!("{} MiB (includes the {:.0} MB workload held in memory)", kb / 1024, bytes as f64 / 1e6))
+        if registry_pooling(&registry) {
+            "on"
+        } else {
+            "off"
+        },
+        peak_rss().map_or("unknown".into(), |kb| format!(
+            "{} MiB (includes the {:.0} MB workload held in memory)",
+            kb / 1024,
+            bytes as f64 / 1e6
+        ))
     );
     Ok(())
 }

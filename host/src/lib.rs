@@ -5,6 +5,7 @@
 //! mapping runs as a sandboxed WebAssembly component (see [`plugin`]).
 //!
 //! Modules, each owning one concept:
+//! - [`json_text`]: JSON text laid out as `jq` prints it.
 //! - [`limits`]: every sandbox limit and timeout, per tenant.
 //! - [`lookup`]: the host side of the plugins' read-only cloud lookups.
 //! - [`plugin`]: the wasmtime engine, plugin loading, calls, registry.
@@ -14,6 +15,7 @@
 //! - [`bench`]: `berth bench` workloads that print figures.
 
 pub mod bench;
+pub mod json_text;
 pub mod limits;
 pub mod lookup;
 pub mod map;

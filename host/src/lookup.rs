@@ -68,7 +68,8 @@ pub trait CloudLookup: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Offline;
 
-const OFFLINE: &str = "no cloud access here (offline); pass --lookups FILE with the resources to serve";
+const OFFLINE: &str =
+    "no cloud access here (offline); pass --lookups FILE with the resources to serve";
 
 impl CloudLookup for Offline {
     fn get<'a>(

@@ -28,7 +28,12 @@ struct Cli {
 #[derive(Args)]
 struct Global {
     /// Directory of plugin `.wasm` files.
-    #[arg(long, global = true, env = "BERTH_PLUGIN_DIR", default_value = "target/plugins")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_PLUGIN_DIR",
+        default_value = "target/plugins"
+    )]
     plugins: PathBuf,
     /// Log format on stderr.
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
@@ -174,7 +179,11 @@ fn open_input(path: &str) -> anyhow::Result<Box<dyn BufRead + Send>> {
 async fn cmd_map(g: &Global, a: MapArgs) -> anyhow::Result<ExitCode> {
     let mapping = Arc::new(MappingFile::from_path(&a.mapping)?);
     let registry = open_registry(&g.plugins).await?;
-    let _watch = if a.watch { Some(registry.watch()?) } else { None };
+    let _watch = if a.watch {
+        Some(registry.watch()?)
+    } else {
+        None
+    };
     let lookup: Arc<dyn CloudLookup> = match &a.lookups {
         Some(p) => Arc::new(Fixture::from_file(p).map_err(anyhow::Error::msg)?),
         None => {
@@ -194,7 +203,11 @@ async fn cmd_map(g: &Global, a: MapArgs) -> anyhow::Result<ExitCode> {
             Arc::new(Offline)
         }
     };
-    let tenant = Tenant::new("local", Limits::from_env().map_err(anyhow::Error::msg)?, lookup);
+    let tenant = Tenant::new(
+        "local",
+        Limits::from_env().map_err(anyhow::Error::msg)?,
+        lookup,
+    );
     let mut opts = MapOptions::default();
     if let Some(j) = a.jobs {
         opts.jobs = j.max(1);
@@ -226,11 +239,13 @@ fn read_json_values(mut r: impl Read) -> anyhow::Result<Vec<String>> {
 }
 
 fn print_value(json: &str, compact: bool, raw: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let v: serde_json::Value = serde_json::from_str(json)?;
-    match (&v, raw) {
-        (serde_json::Value::String(s), true) => writeln!(out, "{s}")?,
-        _ if compact => writeln!(out, "{json}")?,
-        _ => writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?,
+    if raw && json.starts_with('"') {
+        let s: String = serde_json::from_str(json)?;
+        writeln!(out, "{s}")?;
+    } else if compact {
+        writeln!(out, "{json}")?;
+    } else {
+        writeln!(out, "{}", berth::json_text::pretty(json))?;
     }
     Ok(())
 }
@@ -238,7 +253,10 @@ fn print_value(json: &str, compact: bool, raw: bool, out: &mut impl Write) -> an
 async fn cmd_jq(g: &Global, a: JqArgs) -> anyhow::Result<ExitCode> {
     let mut vars = Vec::new();
     for kv in a.args.chunks(2) {
-        vars.push((kv[0].clone(), serde_json::Value::String(kv[1].clone()).to_string()));
+        vars.push((
+            kv[0].clone(),
+            serde_json::Value::String(kv[1].clone()).to_string(),
+        ));
     }
     for kv in a.argjson.chunks(2) {
         let v: serde_json::Value = serde_json::from_str(&kv[1])
@@ -260,7 +278,11 @@ async fn cmd_jq(g: &Global, a: JqArgs) -> anyhow::Result<ExitCode> {
         .snapshot()
         .any()
         .context("no plugin loaded to run JQ in")?;
-    let tenant = Tenant::new("local", Limits::from_env().map_err(anyhow::Error::msg)?, Arc::new(Offline));
+    let tenant = Tenant::new(
+        "local",
+        Limits::from_env().map_err(anyhow::Error::msg)?,
+        Arc::new(Offline),
+    );
     let req = JqRequest {
         filter: a.filter.clone(),
         inputs,
@@ -293,7 +315,11 @@ async fn cmd_jq(g: &Global, a: JqArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(if failed { ExitCode::from(5) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(5)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn cmd_plugin_list(g: &Global) -> anyhow::Result<ExitCode> {
@@ -317,7 +343,11 @@ async fn cmd_plugin_list(g: &Global) -> anyhow::Result<ExitCode> {
         if i.default_mapping.is_some() || !i.blueprints.is_empty() {
             println!(
                 "  ships: {}{} blueprint(s)",
-                if i.default_mapping.is_some() { "a default mapping, " } else { "" },
+                if i.default_mapping.is_some() {
+                    "a default mapping, "
+                } else {
+                    ""
+                },
                 i.blueprints.len()
             );
         }
@@ -341,7 +371,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::Test { dir, bless }) => {
             let registry = open_registry(&g.plugins).await?;
             let ok = berth::plugin_test::run_dir(registry, &dir, bless).await?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Bench(BenchCommand::Items { count }) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -362,7 +396,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -97,10 +97,7 @@ impl Summary {
         if !self.misconfigured.is_empty() {
             s.push_str("\nmisconfigured fields (null in the entity):\n");
             for ((idx, field, expr), m) in &self.misconfigured {
-                let kind = mapping
-                    .resources
-                    .get(*idx)
-                    .map_or("?", |r| r.kind.as_str());
+                let kind = mapping.resources.get(*idx).map_or("?", |r| r.kind.as_str());
                 s.push_str(&format!(
                     "  resources[{idx}] {kind} {field}: `{expr}` ({}x): {}\n",
                     m.count, m.message
@@ -113,7 +110,10 @@ impl Summary {
                 s.push_str(&format!("  ({n}x) {m}\n"));
             }
             if self.errors.len() > 50 {
-                s.push_str(&format!("  … and {} more distinct errors\n", self.errors.len() - 50));
+                s.push_str(&format!(
+                    "  … and {} more distinct errors\n",
+                    self.errors.len() - 50
+                ));
             }
         }
         s
@@ -147,7 +147,10 @@ struct Batch {
 
 /// What one mapped batch sends to the writer.
 enum Event {
-    Items { kind: String, n: u64 },
+    Items {
+        kind: String,
+        n: u64,
+    },
     Output {
         kind: String,
         entities: Vec<String>,

@@ -69,14 +69,24 @@ fn sort_keys(v: serde_json::Value) -> serde_json::Value {
             kv.sort_by(|a, b| a.0.cmp(&b.0));
             serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sort_keys).collect()),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sort_keys).collect())
+        }
         other => other,
     }
 }
 
 /// Run one case directory.
-pub async fn run_case(registry: Arc<Registry>, dir: &Path, bless: bool) -> anyhow::Result<CaseOutcome> {
-    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+pub async fn run_case(
+    registry: Arc<Registry>,
+    dir: &Path,
+    bless: bool,
+) -> anyhow::Result<CaseOutcome> {
+    let name = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let expected_path = dir.join("expected.jsonl");
     let error_path = dir.join("error.txt");
     let mut errors = Vec::new();
@@ -148,7 +158,9 @@ pub async fn run_case(registry: Arc<Registry>, dir: &Path, bless: bool) -> anyho
             }
         }
     } else if !error_path.exists() {
-        report.push_str("neither expected.jsonl nor error.txt (run with --bless to create expected.jsonl)\n");
+        report.push_str(
+            "neither expected.jsonl nor error.txt (run with --bless to create expected.jsonl)\n",
+        );
     }
     Ok(CaseOutcome {
         name,
@@ -175,7 +187,10 @@ pub fn cases(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub async fn run_dir(registry: Arc<Registry>, dir: &Path, bless: bool) -> anyhow::Result<bool> {
     let cases = cases(dir)?;
     if cases.is_empty() {
-        anyhow::bail!("no test cases (directories with mapping.yaml) under {}", dir.display());
+        anyhow::bail!(
+            "no test cases (directories with mapping.yaml) under {}",
+            dir.display()
+        );
     }
     let (mut passed, mut failed) = (0, 0);
     for case in cases {

@@ -7,12 +7,19 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn built_plugin(name: &str) -> PathBuf {
     let p = repo().join("target/plugins").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} missing: run scripts/build-plugins first", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/build-plugins first",
+        p.display()
+    );
     p
 }
 
@@ -33,7 +40,12 @@ fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -45,7 +57,13 @@ fn text(b: &[u8]) -> String {
 fn map_works_from_the_repo_root_with_the_default_plugin_directory() {
     built_plugin("generic");
     let out = berth()
-        .args(["map", "--mapping", "mappings/default.yaml", "--input", "tests/fixtures/seed/items.jsonl"])
+        .args([
+            "map",
+            "--mapping",
+            "mappings/default.yaml",
+            "--input",
+            "tests/fixtures/seed/items.jsonl",
+        ])
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
@@ -56,8 +74,15 @@ fn map_works_from_the_repo_root_with_the_default_plugin_directory() {
         .collect();
     // The Ocean oracle maps 51 entities from this sample.
     assert_eq!(lines.len(), 51, "{stderr}");
-    assert!(lines.iter().all(|e| e["identifier"].is_string() && e["blueprint"].is_string()));
-    assert!(stderr.contains("AWS::S3::Bucket"), "summary table on stderr: {stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|e| e["identifier"].is_string() && e["blueprint"].is_string())
+    );
+    assert!(
+        stderr.contains("AWS::S3::Bucket"),
+        "summary table on stderr: {stderr}"
+    );
     assert!(stderr.contains("misconfigured fields"), "{stderr}");
 }
 
@@ -65,9 +90,19 @@ fn map_works_from_the_repo_root_with_the_default_plugin_directory() {
 fn a_bad_mapping_file_exits_2_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "resources:\n- kind: A\n  port: {entity: {mappings: {identifier: .x\n").unwrap();
+    std::fs::write(
+        &bad,
+        "resources:\n- kind: A\n  port: {entity: {mappings: {identifier: .x\n",
+    )
+    .unwrap();
     let out = berth()
-        .args(["map", "--mapping", bad.to_str().unwrap(), "--input", "/dev/null"])
+        .args([
+            "map",
+            "--mapping",
+            bad.to_str().unwrap(),
+            "--input",
+            "/dev/null",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -80,7 +115,17 @@ fn jq_prints_like_jq() {
     let out = run_with_stdin(
         {
             let mut c = berth();
-            c.args(["jq", "-c", ".a[] | {x: ., n: $n, j: $j}", "--arg", "n", "v", "--argjson", "j", "[1]"]);
+            c.args([
+                "jq",
+                "-c",
+                ".a[] | {x: ., n: $n, j: $j}",
+                "--arg",
+                "n",
+                "v",
+                "--argjson",
+                "j",
+                "[1]",
+            ]);
             c
         },
         r#"{"a": [1, "two"]} {"a": []}"#,
@@ -101,7 +146,10 @@ fn jq_prints_like_jq() {
     );
     assert_eq!(text(&out.stdout), "platform\n");
 
-    let out = berth().args(["jq", "-n", "[1,2] | {a: .}"]).output().unwrap();
+    let out = berth()
+        .args(["jq", "-n", "[1,2] | {a: .}"])
+        .output()
+        .unwrap();
     assert_eq!(text(&out.stdout), "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n");
 }
 
@@ -109,7 +157,11 @@ fn jq_prints_like_jq() {
 fn jq_errors_exit_non_zero_on_stderr() {
     let out = berth().args(["jq", "-n", ".a | foo("]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("jq: error"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("jq: error"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = run_with_stdin(
         {
@@ -137,7 +189,10 @@ fn plugin_list_shows_plugins_kinds_and_capabilities() {
 
 #[test]
 fn plugin_test_runs_the_shipped_cases() {
-    for dir in ["plugins/generic/tests/cases", "plugins/ec2-instance/tests/cases"] {
+    for dir in [
+        "plugins/generic/tests/cases",
+        "plugins/ec2-instance/tests/cases",
+    ] {
         let out = berth().args(["plugin", "test", dir]).output().unwrap();
         let s = text(&out.stdout);
         assert!(out.status.success(), "{dir}:\n{s}{}", text(&out.stderr));
@@ -157,15 +212,30 @@ fn plugin_test_shows_a_diff_and_bless_rewrites() {
         r#"{"identifier":"prod/FARGATE","blueprint":"capacityProvider","title":"WRONG"}"#,
     )
     .unwrap();
-    let out = berth().args(["plugin", "test"]).arg(case.path()).output().unwrap();
+    let out = berth()
+        .args(["plugin", "test"])
+        .arg(case.path())
+        .output()
+        .unwrap();
     let s = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{s}");
-    assert!(s.contains("FAILED") && s.contains("-{") && s.contains("+{"), "{s}");
+    assert!(
+        s.contains("FAILED") && s.contains("-{") && s.contains("+{"),
+        "{s}"
+    );
     assert!(s.contains("\"WRONG\""), "{s}");
 
-    let out = berth().args(["plugin", "test", "--bless"]).arg(case.path()).output().unwrap();
+    let out = berth()
+        .args(["plugin", "test", "--bless"])
+        .arg(case.path())
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let out = berth().args(["plugin", "test"]).arg(case.path()).output().unwrap();
+    let out = berth()
+        .args(["plugin", "test"])
+        .arg(case.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stdout));
     let blessed = std::fs::read_to_string(case.path().join("expected.jsonl")).unwrap();
     assert_eq!(blessed.lines().count(), 2);
@@ -176,9 +246,21 @@ fn plugin_test_shows_a_diff_and_bless_rewrites() {
 #[test]
 fn a_plugin_dropped_into_a_running_berth_is_served() {
     let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(built_plugin("ec2-instance"), plugins.path().join("ec2-instance.wasm")).unwrap();
+    std::fs::copy(
+        built_plugin("ec2-instance"),
+        plugins.path().join("ec2-instance.wasm"),
+    )
+    .unwrap();
     let mut child = berth()
-        .args(["map", "--watch", "--mapping", "mappings/default.yaml", "--input", "-", "--plugins"])
+        .args([
+            "map",
+            "--watch",
+            "--mapping",
+            "mappings/default.yaml",
+            "--input",
+            "-",
+            "--plugins",
+        ])
         .arg(plugins.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -199,7 +281,9 @@ fn a_plugin_dropped_into_a_running_berth_is_served() {
     let s3 = r#"{"Identifier":"bucket-1","Properties":{"Arn":"arn:aws:s3:::bucket-1"},"__Kind":"AWS::S3::Bucket","__Region":"eu-west-1","__AccountId":"111111111111"}"#;
 
     writeln!(stdin, "{ec2}").unwrap();
-    let first = rx.recv_timeout(Duration::from_secs(60)).expect("berth maps while running");
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("berth maps while running");
     assert!(first.contains("\"i-1\""), "{first}");
 
     // Nothing serves S3 yet: the item fails and nothing is printed.

@@ -42,8 +42,10 @@ use berth::plugin::{AotCache, JqOutput, JqRequest, LoadedPlugin, PluginEngine, R
 
 const PLUGIN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugins");
 const SUITE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/jq-conformance/jq-1.7.1");
-const EXPECTED_FAILURES: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/jq-conformance/expected-failures.txt");
+const EXPECTED_FAILURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/jq-conformance/expected-failures.txt"
+);
 
 /// jq's test files, in the order they are reported.
 const FILES: [&str; 6] = [
@@ -299,7 +301,16 @@ impl P<'_> {
                 while self.i < self.s.len()
                     && !matches!(
                         self.s[self.i],
-                        b' ' | b'\t' | b'\n' | b'\r' | b',' | b']' | b'}' | b':' | b'[' | b'{' | b'"'
+                        b' ' | b'\t'
+                            | b'\n'
+                            | b'\r'
+                            | b','
+                            | b']'
+                            | b'}'
+                            | b':'
+                            | b'['
+                            | b'{'
+                            | b'"'
                     )
                 {
                     self.i += 1;
@@ -385,7 +396,11 @@ fn literal(tok: &str) -> Result<J, String> {
         f64::NAN
     } else if lower == "inf" || lower == "infinity" {
         f64::INFINITY
-    } else if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) {
+    } else if !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
         body.parse::<f64>()
             .map_err(|_| format!("invalid numeric literal `{tok}`"))?
     } else {
@@ -454,10 +469,18 @@ fn judge(expected: &[(usize, String)], outs: &[JqOutput]) -> Outcome {
     for (n, text) in expected {
         let want = match parse_json(text) {
             Ok(v) => v,
-            Err(e) => return fail(format!("expected value on line {n} is not JSON ({e}): {text}")),
+            Err(e) => {
+                return fail(format!(
+                    "expected value on line {n} is not JSON ({e}): {text}"
+                ));
+            }
         };
         match outs.next() {
-            None => return fail(format!("insufficient results: expected {text}, got nothing")),
+            None => {
+                return fail(format!(
+                    "insufficient results: expected {text}, got nothing"
+                ));
+            }
             Some(JqOutput::Error(e)) => {
                 return fail(format!("expected {text}, got error: {e}"));
             }
@@ -495,7 +518,10 @@ async fn run_file(plugin: &LoadedPlugin, tenant: &Tenant, file: &'static str) ->
                 Ran::Outputs(o) => (
                     fail(format!(
                         "compiled, but jq rejects this program{}",
-                        message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                        message
+                            .as_ref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
                     )),
                     o.iter().map(show).collect(),
                 ),
@@ -559,10 +585,14 @@ fn read_expected() -> BTreeMap<String, String> {
             continue;
         }
         let (k, reason) = line.split_once('\t').unwrap_or_else(|| {
-            panic!("{EXPECTED_FAILURES}:{}: expected `FILE:LINE<TAB>reason`", i + 1)
+            panic!(
+                "{EXPECTED_FAILURES}:{}: expected `FILE:LINE<TAB>reason`",
+                i + 1
+            )
         });
         assert!(
-            out.insert(k.trim().to_string(), reason.trim().to_string()).is_none(),
+            out.insert(k.trim().to_string(), reason.trim().to_string())
+                .is_none(),
             "{EXPECTED_FAILURES}:{}: {k} listed twice",
             i + 1
         );
@@ -610,9 +640,12 @@ async fn open_plugin() -> (Arc<Registry>, Arc<LoadedPlugin>) {
         dir.display(),
         snap.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
     );
-    let plugin = snap
-        .any()
-        .unwrap_or_else(|| panic!("no plugin in {}: run `scripts/build-plugins`", dir.display()));
+    let plugin = snap.any().unwrap_or_else(|| {
+        panic!(
+            "no plugin in {}: run `scripts/build-plugins`",
+            dir.display()
+        )
+    });
     (registry, plugin)
 }
 
@@ -736,10 +769,8 @@ async fn jq_1_7_1_conformance() {
         .iter()
         .filter(|r| !listed.contains_key(&key(r.case.file, r.case.line)))
         .collect();
-    let known: std::collections::BTreeSet<String> = all
-        .iter()
-        .map(|r| key(r.case.file, r.case.line))
-        .collect();
+    let known: std::collections::BTreeSet<String> =
+        all.iter().map(|r| key(r.case.file, r.case.line)).collect();
     let now_passing: Vec<&Result1> = all
         .iter()
         .filter(|r| r.outcome.passed && listed.contains_key(&key(r.case.file, r.case.line)))

@@ -37,7 +37,8 @@ async fn check(mapping_path: &Path, case: &str) {
         .map(|l| canonical(serde_json::from_str(l).expect("entity JSON")))
         .collect();
     actual.sort();
-    let expected_text = std::fs::read_to_string(fixture(&format!("{case}/expected.jsonl"))).unwrap();
+    let expected_text =
+        std::fs::read_to_string(fixture(&format!("{case}/expected.jsonl"))).unwrap();
     let mut expected: Vec<String> = expected_text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -52,8 +53,16 @@ async fn check(mapping_path: &Path, case: &str) {
     assert!(
         missing.is_empty() && extra.is_empty() && actual.len() == expected.len(),
         "{case}: entities differ\nmissing (Ocean has, Berth lacks):\n{}\nextra (Berth has, Ocean lacks):\n{}",
-        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
-        extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        extra
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
     );
 
     let want: Value = serde_json::from_str(
@@ -76,7 +85,12 @@ async fn check(mapping_path: &Path, case: &str) {
     let got_kinds: BTreeMap<String, [u64; 5]> = summary
         .kinds
         .iter()
-        .map(|(k, s)| (k.clone(), [s.items, s.entities, s.filtered_out, s.skipped, s.errors]))
+        .map(|(k, s)| {
+            (
+                k.clone(),
+                [s.items, s.entities, s.filtered_out, s.skipped, s.errors],
+            )
+        })
         .collect();
     assert_eq!(
         got_kinds, want_kinds,
@@ -95,7 +109,8 @@ async fn check(mapping_path: &Path, case: &str) {
             )
         })
         .collect();
-    let got_mis: BTreeSet<(usize, String, String)> = summary.misconfigured.keys().cloned().collect();
+    let got_mis: BTreeSet<(usize, String, String)> =
+        summary.misconfigured.keys().cloned().collect();
     assert_eq!(
         got_mis.difference(&want_mis).collect::<Vec<_>>(),
         Vec::<&(usize, String, String)>::new(),

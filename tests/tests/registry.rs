@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth::limits::Limits;
 use berth::lookup::Offline;
-use berth::plugin::{JqRequest, JqOutput, Tenant};
+use berth::plugin::{JqOutput, JqRequest, Tenant};
 use berth_tests::{plugin, plugin_dir, registry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,7 +13,9 @@ async fn replacing_a_plugin_swaps_atomically_and_a_broken_one_keeps_the_last_goo
     let dir = plugin_dir(&[plugin("generic")]);
     let reg = registry(dir.path()).await;
     let before = reg.snapshot();
-    let old = before.for_kind("AWS::EC2::Instance").expect("generic serves EC2");
+    let old = before
+        .for_kind("AWS::EC2::Instance")
+        .expect("generic serves EC2");
     assert_eq!(old.info.name, "generic");
 
     // Replace generic.wasm by another plugin, atomically (write + rename).
@@ -26,7 +28,10 @@ async fn replacing_a_plugin_swaps_atomically_and_a_broken_one_keeps_the_last_goo
     assert_eq!(new.info.name, "ec2-instance");
     assert_ne!(new.hash, old.hash);
     // A reader holding the old snapshot keeps a working plugin.
-    assert_eq!(before.for_kind("AWS::EC2::Instance").unwrap().info.name, "generic");
+    assert_eq!(
+        before.for_kind("AWS::EC2::Instance").unwrap().info.name,
+        "generic"
+    );
     let tenant = Tenant::new("t", Limits::default(), Arc::new(Offline));
     let out = old
         .run_jq(
@@ -46,9 +51,14 @@ async fn replacing_a_plugin_swaps_atomically_and_a_broken_one_keeps_the_last_goo
     // A broken write keeps the last good version and says so.
     std::fs::write(&target, b"not wasm").unwrap();
     let broken = reg.rescan().await.unwrap();
-    assert_eq!(broken.for_kind("AWS::EC2::Instance").unwrap().hash, new.hash);
+    assert_eq!(
+        broken.for_kind("AWS::EC2::Instance").unwrap().hash,
+        new.hash
+    );
     assert!(
-        broken.errors[0].message.contains("keeping the previously loaded version"),
+        broken.errors[0]
+            .message
+            .contains("keeping the previously loaded version"),
         "{:?}",
         broken.errors
     );
@@ -67,13 +77,17 @@ async fn the_first_plugin_claiming_a_kind_wins_and_the_conflict_is_reported() {
     let reg = registry(dir.path()).await;
     let snap = reg.snapshot();
     assert_eq!(
-        snap.for_kind("AWS::EC2::Instance").unwrap().path.file_name().unwrap(),
+        snap.for_kind("AWS::EC2::Instance")
+            .unwrap()
+            .path
+            .file_name()
+            .unwrap(),
         "ec2-instance.wasm"
     );
     assert!(
-        snap.errors
-            .iter()
-            .any(|e| e.message.contains("kind AWS::EC2::Instance is already served by")),
+        snap.errors.iter().any(|e| e
+            .message
+            .contains("kind AWS::EC2::Instance is already served by")),
         "{:?}",
         snap.errors
     );

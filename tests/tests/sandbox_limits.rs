@@ -22,19 +22,29 @@ fn tight_limits() -> Limits {
 async fn run_sandbox_fixture() -> (Summary, Vec<serde_json::Value>) {
     let dir = plugin_dir(&[plugin("generic"), test_plugin("misbehave")]);
     let reg = registry(dir.path()).await;
-    assert!(reg.snapshot().errors.is_empty(), "{:?}", reg.snapshot().errors);
+    assert!(
+        reg.snapshot().errors.is_empty(),
+        "{:?}",
+        reg.snapshot().errors
+    );
     let tenant = Tenant::new("sandbox", tight_limits(), Arc::new(Offline));
     let opts = MapOptions {
         jobs: 2,
         ..MapOptions::default()
     };
-    let (mapping, items) = (fixture("sandbox/mapping.yaml"), fixture("sandbox/items.jsonl"));
+    let (mapping, items) = (
+        fixture("sandbox/mapping.yaml"),
+        fixture("sandbox/items.jsonl"),
+    );
     let run = map_file(reg, &mapping, tenant, &items, opts);
     // Liveness guard only: every limit above is a few seconds.
     let (summary, lines) = tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("the run ended");
-    let entities = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entities = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     (summary, entities)
 }
 
@@ -49,11 +59,18 @@ fn errors_of<'a>(summary: &'a Summary, prefix: &str) -> Vec<&'a String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_misbehaviour_is_contained_and_s3_still_maps() {
     let (summary, entities) = run_sandbox_fixture().await;
-    let by_blueprint: BTreeMap<String, usize> = entities.iter().fold(BTreeMap::new(), |mut m, e| {
-        *m.entry(e["blueprint"].as_str().unwrap().to_string()).or_default() += 1;
-        m
-    });
-    let report = summary.errors.keys().cloned().collect::<Vec<_>>().join("\n");
+    let by_blueprint: BTreeMap<String, usize> =
+        entities.iter().fold(BTreeMap::new(), |mut m, e| {
+            *m.entry(e["blueprint"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            m
+        });
+    let report = summary
+        .errors
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
 
     // The healthy kind maps completely.
     assert_eq!(by_blueprint.get("cloudResource"), Some(&25), "{report}");
@@ -67,24 +84,41 @@ async fn every_misbehaviour_is_contained_and_s3_still_maps() {
         );
     };
     // Endless and exploding JQ.
-    one("resources[1] Test::EndlessRecursion", "time limit of 2s exceeded");
+    one(
+        "resources[1] Test::EndlessRecursion",
+        "time limit of 2s exceeded",
+    );
     let huge = errors_of(&summary, "resources[2] Test::EndlessArray");
     assert!(
-        huge.iter().any(|e| e.contains("memory limit exceeded") || e.contains("time limit")),
+        huge.iter()
+            .any(|e| e.contains("memory limit exceeded") || e.contains("time limit")),
         "{report}"
     );
     one("resources[3] Test::HugeRange", "memory limit exceeded");
     // Plugins that trap, loop and hoard memory.
     one("resources[4] Test::Trap", "trapped");
     one("resources[5] Test::Loop", "time limit of 2s exceeded");
-    one("resources[6] Test::MemoryBomb", "memory limit exceeded (wanted");
+    one(
+        "resources[6] Test::MemoryBomb",
+        "memory limit exceeded (wanted",
+    );
     // Bad mappings.
-    one("resources[7] Test::NotBoolean", "must yield a boolean, got \"Test::NotBoolean-1\"");
-    one("resources[8] Test::BadSelector", "selector.query: invalid JQ `.a | foo(` at character");
+    one(
+        "resources[7] Test::NotBoolean",
+        "must yield a boolean, got \"Test::NotBoolean-1\"",
+    );
+    one(
+        "resources[8] Test::BadSelector",
+        "selector.query: invalid JQ `.a | foo(` at character",
+    );
 
     // The trapping plugin's good neighbours in the same batch still map.
     let trap = &summary.kinds["Test::Trap"];
-    assert_eq!((trap.items, trap.entities, trap.errors), (3, 2, 1), "{report}");
+    assert_eq!(
+        (trap.items, trap.entities, trap.errors),
+        (3, 2, 1),
+        "{report}"
+    );
 
     // A field that does not compile is null, named with its path and
     // position, and the entity is kept (Ocean's behaviour).
@@ -125,7 +159,10 @@ async fn a_plugin_of_another_api_version_or_a_corrupt_file_is_refused_and_others
     assert!(msg("corrupt.wasm").contains("not a valid WebAssembly component"));
     assert!(msg("empty.wasm").contains("not a valid WebAssembly component"));
     assert_eq!(snap.plugins.len(), 1);
-    assert_eq!(snap.for_kind("AWS::S3::Bucket").unwrap().info.name, "generic");
+    assert_eq!(
+        snap.for_kind("AWS::S3::Bucket").unwrap().info.name,
+        "generic"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,20 +171,34 @@ async fn a_trapped_instance_is_replaced() {
     let reg = registry(dir.path()).await;
     let p = reg.snapshot().for_kind("Test::Trap").unwrap();
     let tenant = Tenant::new("t", tight_limits(), Arc::new(Offline));
-    let req = |item: &str| berth::plugin::BatchRequest {
+    let req = |item: &str| {
+        berth::plugin::BatchRequest {
         kind: "Test::Trap".into(),
         resource_index: 0,
         mapping: r#"{"kind":"Test::Trap","port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"t\""}}}}"#.into(),
         items: vec![item.to_string()],
+    }
     };
-    let bad = p.map_batch(&tenant, None, &req(r#"{"id":"x","trap":true,"__Kind":"Test::Trap"}"#)).await;
-    assert!(matches!(bad, Err(berth::plugin::PluginError::Trap { .. })), "{bad:?}");
+    let bad = p
+        .map_batch(
+            &tenant,
+            None,
+            &req(r#"{"id":"x","trap":true,"__Kind":"Test::Trap"}"#),
+        )
+        .await;
+    assert!(
+        matches!(bad, Err(berth::plugin::PluginError::Trap { .. })),
+        "{bad:?}"
+    );
     let good = p
         .map_batch(&tenant, None, &req(r#"{"id":"y","__Kind":"Test::Trap"}"#))
         .await
         .expect("call")
         .expect("batch");
-    assert_eq!(good[0].as_ref().unwrap().entities, vec![r#"{"identifier":"y","blueprint":"t"}"#]);
+    assert_eq!(
+        good[0].as_ref().unwrap().entities,
+        vec![r#"{"identifier":"y","blueprint":"t"}"#]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,6 +217,13 @@ async fn oversized_input_is_refused_before_the_call() {
         mapping: "{}".into(),
         items: vec!["x".repeat(2000)],
     };
-    let e = p.map_batch(&tenant, None, &req).await.unwrap_err().to_string();
-    assert!(e.contains("input of 2002 bytes exceeds the limit of 1000"), "{e}");
+    let e = p
+        .map_batch(&tenant, None, &req)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("input of 2002 bytes exceeds the limit of 1000"),
+        "{e}"
+    );
 }

@@ -91,14 +91,19 @@ impl AotCache {
             // cleanly on a mismatch, in which case we recompile.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok(c),
-                Err(err) => tracing::warn!(%err, path = %path.display(), "stale AOT artifact; recompiling"),
+                Err(err) => {
+                    tracing::warn!(%err, path = %path.display(), "stale AOT artifact; recompiling")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
         match component.serialize() {
             Ok(art) => {
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, art).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+                if std::fs::write(&tmp, art)
+                    .and_then(|_| std::fs::rename(&tmp, &path))
+                    .is_err()
+                {
                     let _ = std::fs::remove_file(&tmp);
                 }
             }

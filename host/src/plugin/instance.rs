@@ -83,7 +83,11 @@ fn api_version(
     }
     Err(format!(
         "not a Berth plugin: it exports no `berth:plugin/mapper` interface (exports: {})",
-        if names.is_empty() { "none".into() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
     ))
 }
 
@@ -152,8 +156,15 @@ impl LoadedPlugin {
             grants: Arc::from(Vec::new()),
             idle: Mutex::new(HashMap::new()),
         };
-        let host = Tenant::new("__berth_host", crate::limits::Limits::default(), Arc::new(Offline));
-        let info = plugin.describe(&host).await.map_err(|e| load_err(format!("describe() failed: {e}")))?;
+        let host = Tenant::new(
+            "__berth_host",
+            crate::limits::Limits::default(),
+            Arc::new(Offline),
+        );
+        let info = plugin
+            .describe(&host)
+            .await
+            .map_err(|e| load_err(format!("describe() failed: {e}")))?;
         let lookups = info
             .capabilities
             .iter()
@@ -253,7 +264,11 @@ impl LoadedPlugin {
         }
         PluginError::Trap {
             plugin,
-            message: format!("{e:#}").lines().next().unwrap_or_default().to_string(),
+            message: format!("{e:#}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -294,7 +309,10 @@ impl LoadedPlugin {
     async fn describe(&self, tenant: &Tenant) -> Result<v1::types::PluginInfo, PluginError> {
         let mut inst = self.checkout(tenant).await?;
         self.prepare(&mut inst, tenant, None);
-        let call = inst.bindings.berth_plugin_mapper().call_describe(&mut inst.store);
+        let call = inst
+            .bindings
+            .berth_plugin_mapper()
+            .call_describe(&mut inst.store);
         let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
         self.finish(tenant, inst, r)
     }
@@ -361,7 +379,10 @@ impl LoadedPlugin {
         }
         let mut inst = self.checkout(tenant).await?;
         self.prepare(&mut inst, tenant, None);
-        let call = inst.bindings.berth_plugin_mapper().call_run_jq(&mut inst.store, req);
+        let call = inst
+            .bindings
+            .berth_plugin_mapper()
+            .call_run_jq(&mut inst.store, req);
         let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
         self.finish(tenant, inst, r)
     }

@@ -38,16 +38,15 @@ impl Snapshot {
     /// The plugin serving `kind`: the one that names it, else the one that
     /// declares `*`.
     pub fn for_kind(&self, kind: &str) -> Option<Arc<LoadedPlugin>> {
-        self.by_kind
-            .get(kind)
-            .or(self.fallback.as_ref())
-            .cloned()
+        self.by_kind.get(kind).or(self.fallback.as_ref()).cloned()
     }
 
     /// Any plugin that runs JQ (every plugin carries the same engine); the
     /// `*` plugin first.
     pub fn any(&self) -> Option<Arc<LoadedPlugin>> {
-        self.fallback.clone().or_else(|| self.plugins.first().cloned())
+        self.fallback
+            .clone()
+            .or_else(|| self.plugins.first().cloned())
     }
 }
 
@@ -189,11 +188,12 @@ impl Registry {
     /// `.wasm` dropped in is served without a restart.
     pub fn watch(self: &Arc<Self>) -> notify::Result<WatchGuard> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
-                let _ = tx.send(());
-            }
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if res.is_ok() {
+                    let _ = tx.send(());
+                }
+            })?;
         watcher.watch(&self.dir, notify::RecursiveMode::NonRecursive)?;
         let reg = Arc::clone(self);
         let task = tokio::spawn(async move {

@@ -95,7 +95,8 @@ impl berth::plugin::cloud::Host for HostState {
         &mut self,
         type_name: String,
         identifier: String,
-    ) -> Result<Option<berth::plugin::cloud::CloudResource>, berth::plugin::cloud::LookupError> {
+    ) -> Result<Option<berth::plugin::cloud::CloudResource>, berth::plugin::cloud::LookupError>
+    {
         let scope = self.lookup_scope(&type_name).map_err(to_wit)?;
         let found = self
             .lookup
@@ -123,7 +124,10 @@ impl berth::plugin::cloud::Host for HostState {
             .list(&scope, &type_name, resource_model.as_deref())
             .await
             .map_err(to_wit)?;
-        let total: usize = all.iter().map(|r| r.properties.len() + r.identifier.len()).sum();
+        let total: usize = all
+            .iter()
+            .map(|r| r.properties.len() + r.identifier.len())
+            .sum();
         self.check_size(&format!("the list of {type_name}"), total)
             .map_err(to_wit)?;
         Ok(all

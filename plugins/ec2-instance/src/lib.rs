@@ -21,7 +21,12 @@ const VPC: &str = "AWS::EC2::VPC";
 
 struct Ec2Instance;
 
-fn lookup(cloud: &Cloud, type_name: &str, id: &str, errors: &mut Vec<Value>) -> Result<Value, String> {
+fn lookup(
+    cloud: &Cloud,
+    type_name: &str,
+    id: &str,
+    errors: &mut Vec<Value>,
+) -> Result<Value, String> {
     match cloud.get(type_name, id) {
         Ok(found) => Ok(found.map(|r| r.properties).unwrap_or(Value::Null)),
         Err(e @ LookupError::NotPermitted(_)) => Err(format!("{type_name} {id}: {e}")),

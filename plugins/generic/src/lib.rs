@@ -13,7 +13,9 @@ impl Plugin for Generic {
             .kind("*")
             .default_mapping(include_str!("../../../mappings/default.yaml"))
             .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
-            .blueprint(include_str!("../../../mappings/blueprints/cloudResource.json"))
+            .blueprint(include_str!(
+                "../../../mappings/blueprints/cloudResource.json"
+            ))
             .blueprint(include_str!("../../../mappings/blueprints/ecsService.json"))
     }
 }

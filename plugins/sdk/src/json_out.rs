@@ -69,8 +69,13 @@ fn write_num(out: &mut String, n: &Num) {
 pub fn write_f64(out: &mut String, f: f64) {
     if f.is_nan() {
         out.push_str("null");
-    } else if f.is_infinite() {
-        write_f64(out, if f > 0.0 { f64::MAX } else { f64::MIN });
+    } else if f.is_infinite() || f.abs() == f64::MAX {
+        // What jq prints for infinities and the largest double.
+        out.push_str(if f > 0.0 {
+            "1.7976931348623157e+308"
+        } else {
+            "-1.7976931348623157e+308"
+        });
     } else if f == f.trunc() {
         if f.abs() < 9.0e15 {
             let _ = write!(out, "{}", f as i64);
@@ -126,6 +131,8 @@ mod tests {
         assert_eq!(p(1.5), "1.5");
         assert_eq!(p(f64::NAN), "null");
         assert_eq!(p(-0.0), "0");
+        assert_eq!(p(f64::INFINITY), "1.7976931348623157e+308");
+        assert_eq!(p(f64::MIN), "-1.7976931348623157e+308");
         assert_eq!(p(0.00001), "1e-05");
         assert_eq!(p(1.25e-7), "1.25e-07");
         assert_eq!(p(0.001), "0.001");

@@ -235,7 +235,11 @@ fn compile_search(path: &str, v: &Value) -> Result<SearchNode, MappingError> {
                 .collect::<Result<_, _>>()?,
         ),
         Value::Null => SearchNode::Literal("null".into()),
-        other => SearchNode::Jq(compile_expr(path, &expr_text(other).unwrap_or_default(), false)?),
+        other => SearchNode::Jq(compile_expr(
+            path,
+            &expr_text(other).unwrap_or_default(),
+            false,
+        )?),
     })
 }
 
@@ -288,21 +292,29 @@ impl Mapping {
                 // (`.` when none, which makes the parent null).
                 let delete = if top_level {
                     let target = deletion_path(&code).unwrap_or_else(|| ".".into());
-                    Some(Program::compile(&format!(". | del({target})")).map_err(|e| {
-                        MappingError::Jq {
-                            field: "port.itemsToParse".into(),
-                            expression: src.clone(),
-                            message: format!("cannot delete `{target}` from the parent: {}", e.message),
-                            position: None,
-                        }
-                    })?)
+                    Some(
+                        Program::compile(&format!(". | del({target})")).map_err(|e| {
+                            MappingError::Jq {
+                                field: "port.itemsToParse".into(),
+                                expression: src.clone(),
+                                message: format!(
+                                    "cannot delete `{target}` from the parent: {}",
+                                    e.message
+                                ),
+                                position: None,
+                            }
+                        })?,
+                    )
                 } else {
                     None
                 };
                 Some(ItemsToParse {
                     expr,
                     delete,
-                    name: spec.port.items_to_parse_name.unwrap_or_else(|| "item".into()),
+                    name: spec
+                        .port
+                        .items_to_parse_name
+                        .unwrap_or_else(|| "item".into()),
                 })
             }
         };
@@ -577,8 +589,7 @@ fn is_dot_as_var(s: &str) -> bool {
     };
     let t = r.trim_start();
     t.len() < r.len()
-        && t
-            .strip_prefix('$')
+        && t.strip_prefix('$')
             .and_then(|v| v.chars().next())
             .is_some_and(|c| c.is_alphanumeric() || c == '_')
 }
@@ -738,7 +749,8 @@ mod tests {
 
     #[test]
     fn null_identifier_is_skipped() {
-        let m = Mapping::compile(&resource(r#"{"identifier":".id","blueprint":"\"bp\""}"#)).unwrap();
+        let m =
+            Mapping::compile(&resource(r#"{"identifier":".id","blueprint":"\"bp\""}"#)).unwrap();
         let out = m.map_item(r#"{"x":1}"#).unwrap();
         assert!(out.entities.is_empty());
         assert_eq!(out.skipped, 1);
@@ -748,15 +760,27 @@ mod tests {
     fn non_boolean_selector_is_an_item_error() {
         let r = r#"{"kind":"K","selector":{"query":".x"},"port":{"entity":{"mappings":{"identifier":".x","blueprint":"\"b\""}}}}"#;
         let m = Mapping::compile(r).unwrap();
-        assert!(matches!(m.map_item(r#"{"x":"s"}"#), Err(ItemError::Selector(_))));
+        assert!(matches!(
+            m.map_item(r#"{"x":"s"}"#),
+            Err(ItemError::Selector(_))
+        ));
     }
 
     #[test]
     fn deletion_path_like_ocean() {
         assert_eq!(deletion_path(".Items | map(.x)").as_deref(), Some(".Items"));
-        assert_eq!(deletion_path(".a.b[0].c | .d").as_deref(), Some(".a.b[0].c"));
-        assert_eq!(deletion_path(". as $p | .Props.[\"x\"]").as_deref(), Some(".Props.[\"x\"]"));
-        assert_eq!(deletion_path("(.Spec.Items) | .[]").as_deref(), Some(".Spec.Items"));
+        assert_eq!(
+            deletion_path(".a.b[0].c | .d").as_deref(),
+            Some(".a.b[0].c")
+        );
+        assert_eq!(
+            deletion_path(". as $p | .Props.[\"x\"]").as_deref(),
+            Some(".Props.[\"x\"]")
+        );
+        assert_eq!(
+            deletion_path("(.Spec.Items) | .[]").as_deref(),
+            Some(".Spec.Items")
+        );
         assert_eq!(deletion_path("[.Items[] | select(.a)]"), None);
         assert_eq!(deletion_path("."), None);
     }
@@ -769,6 +793,10 @@ mod tests {
         .unwrap();
         let out = m.map_item(r#"{"id":"x","t":["a"]}"#).unwrap();
         assert_eq!(out.entities.len(), 1);
-        assert!(out.misconfigured[0].message.contains("invalid JQ"), "{:?}", out.misconfigured);
+        assert!(
+            out.misconfigured[0].message.contains("invalid JQ"),
+            "{:?}",
+            out.misconfigured
+        );
     }
 }

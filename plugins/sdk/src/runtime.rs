@@ -125,7 +125,9 @@ pub fn map_batch<P: Plugin>(
                     ItemError::InvalidItem(m) => wit::ItemError::InvalidItem(m),
                     ItemError::Selector(m) => wit::ItemError::Selector(m),
                     ItemError::ItemsToParse(m) => wit::ItemError::ItemsToParse(m),
-                    ItemError::Entity(m) => wit::ItemError::InvalidItem(format!("invalid entity: {m}")),
+                    ItemError::Entity(m) => {
+                        wit::ItemError::InvalidItem(format!("invalid entity: {m}"))
+                    }
                 })
         })
         .collect())
@@ -146,8 +148,8 @@ pub fn run_jq(req: wit::JqRequest) -> Result<Vec<wit::JqOutput>, wit::JqError> {
         );
     }
     let code = ocean_format_filter(&req.filter);
-    let program = Program::compile_with_vars(&code, &names)
-        .map_err(|e| jq_err(e.message, e.position))?;
+    let program =
+        Program::compile_with_vars(&code, &names).map_err(|e| jq_err(e.message, e.position))?;
     let run = |input, out: &mut Vec<wit::JqOutput>| {
         for r in program.all(input, &values, MAX_JQ_OUTPUTS) {
             out.push(match r {

@@ -263,9 +263,6 @@ fn math<'a>(doc: &Doc<'a>, op: MathOp, l: V<'a>, r: V<'a>) -> R<'a> {
     let res = match op {
         MathOp::Add => l + r,
         MathOp::Sub => l - r,
-        MathOp::Mul => l * r,
-        MathOp::Div => l / r,
-        MathOp::Rem => l % r,
     };
     res.map(|v| Some(V::Val(v))).map_err(|e| e.to_string())
 }

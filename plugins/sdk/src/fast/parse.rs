@@ -19,9 +19,6 @@ pub(crate) struct Re {
 pub(crate) enum MathOp {
     Add,
     Sub,
-    Mul,
-    Div,
-    Rem,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -159,8 +156,6 @@ impl Op {
             Op::Cmp(CmpOp::Eq | CmpOp::Ne) => 7,
             Op::Cmp(_) => 8,
             Op::Math(MathOp::Add | MathOp::Sub) => 9,
-            Op::Math(MathOp::Mul | MathOp::Div) => 10,
-            Op::Math(MathOp::Rem) => 11,
         }
     }
 }
@@ -247,9 +242,10 @@ impl<'s> Parser<'s> {
                 b">=" => Op::Cmp(CmpOp::Ge),
                 b"+" => Op::Math(MathOp::Add),
                 b"-" => Op::Math(MathOp::Sub),
-                b"*" => Op::Math(MathOp::Mul),
-                b"/" => Op::Math(MathOp::Div),
-                b"%" => Op::Math(MathOp::Rem),
+                // `*`, `/` and `%` follow jq 1.7.1 through the engine's own
+                // helpers (string repetition, division by zero, float
+                // modulo); a second implementation here could drift.
+                b"*" | b"/" | b"%" => return Some(Err(())),
                 _ => return Some(Err(())),
             };
             return Some(Ok((op, len)));

@@ -3,8 +3,8 @@
 
 wit_bindgen::generate!({ path: "wit", world: "plugin" });
 
-use exports::berth::plugin::mapper::Guest;
 use berth::plugin::types::*;
+use exports::berth::plugin::mapper::Guest;
 
 struct Future;
 
