@@ -227,3 +227,34 @@ async fn oversized_input_is_refused_before_the_call() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_read_what_it_did_not_declare() {
+    let dir = plugin_dir(&[test_plugin("misbehave")]);
+    let reg = registry(dir.path()).await;
+    let p = reg.snapshot().for_kind("Test::Snoop").unwrap();
+    // Even with data to serve, the undeclared type is refused by the host.
+    let lookup = berth::lookup::Fixture::parse(
+        r#"{"TypeName":"AWS::IAM::Role","Identifier":"admin","AccountId":"1","Region":"r","Properties":{"secret":"x"}}"#,
+    )
+    .unwrap();
+    let tenant = Tenant::new("t", Limits::default(), Arc::new(lookup));
+    let req = berth::plugin::BatchRequest {
+        kind: "Test::Snoop".into(),
+        resource_index: 0,
+        mapping: r#"{"kind":"Test::Snoop","port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"t\"","properties":{"role":".__Role"}}}}}"#.into(),
+        items: vec![r#"{"id":"a","__Kind":"Test::Snoop"}"#.into()],
+    };
+    let scope = Some(berth::lookup::Scope {
+        account_id: "1".into(),
+        region: "r".into(),
+    });
+    let out = p.map_batch(&tenant, scope, &req).await.unwrap().unwrap();
+    match &out[0] {
+        Err(berth::plugin::ItemError::Enrichment(m)) => assert!(
+            m.contains("not permitted") && m.contains("AWS::IAM::Role"),
+            "{m}"
+        ),
+        other => panic!("expected a refused lookup, got {other:?}"),
+    }
+}
