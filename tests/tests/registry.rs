@@ -92,3 +92,51 @@ async fn the_first_plugin_claiming_a_kind_wins_and_the_conflict_is_reported() {
         snap.errors
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_plugins_are_cached_and_a_corrupt_artifact_is_recompiled() {
+    use berth::limits::EngineLimits;
+    use berth::plugin::{AotCache, PluginEngine, Registry};
+
+    let dir = plugin_dir(&[plugin("generic")]);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = AotCache::at(cache_dir.path().join("aot")).unwrap();
+    let engine = PluginEngine::new(EngineLimits::default()).unwrap();
+    Registry::open(engine.clone(), cache.clone(), dir.path())
+        .await
+        .unwrap();
+    let artifacts: Vec<_> = std::fs::read_dir(cache_dir.path().join("aot"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let name = artifacts[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let hash = berth::plugin::cache::content_hash(&std::fs::read(plugin("generic")).unwrap());
+    assert!(
+        name.starts_with(&hash) && name.ends_with(".cwasm"),
+        "{name}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cache_dir.path().join("aot"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    // A damaged artifact is not trusted: the plugin is recompiled and works.
+    std::fs::write(&artifacts[0], b"damaged").unwrap();
+    let reg = Registry::open(engine, cache, dir.path()).await.unwrap();
+    assert!(
+        reg.snapshot().errors.is_empty(),
+        "{:?}",
+        reg.snapshot().errors
+    );
+    assert!(std::fs::metadata(&artifacts[0]).unwrap().len() > 1000);
+}
