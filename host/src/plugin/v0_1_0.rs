@@ -16,7 +16,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use berth::plugin::types;
+pub use self::berth::plugin::types;
 
 /// Lowest and highest `berth:plugin` versions this module serves.
 pub const MIN_VERSION: (u64, u64, u64) = (0, 1, 0);
@@ -32,7 +32,7 @@ impl berth::plugin::types::Host for HostState {}
 
 impl berth::plugin::log::Host for HostState {
     async fn log(&mut self, level: berth::plugin::log::Level, message: String) {
-        use berth::plugin::log::Level;
+        use self::berth::plugin::log::Level;
         if self.log_budget == 0 {
             return;
         }
@@ -51,7 +51,7 @@ impl berth::plugin::log::Host for HostState {
 }
 
 fn to_wit(e: LookupError) -> berth::plugin::cloud::LookupError {
-    use berth::plugin::cloud::LookupError as W;
+    use self::berth::plugin::cloud::LookupError as W;
     match e {
         LookupError::NotPermitted(m) => W::NotPermitted(m),
         LookupError::AccessDenied(m) => W::AccessDenied(m),
