@@ -448,3 +448,36 @@ where
     drop(ev_tx);
     writer.await.map_err(std::io::Error::other)?
 }
+
+/// A `Write` into a shared buffer, for [`run_collect`].
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`run`], collecting the entity lines in memory (for tests and
+/// `berth plugin test`; a real run streams).
+pub async fn run_collect<R>(
+    registry: Arc<Registry>,
+    mapping: Arc<MappingFile>,
+    tenant: Tenant,
+    input: R,
+    opts: MapOptions,
+) -> std::io::Result<(Summary, Vec<String>)>
+where
+    R: BufRead + Send + 'static,
+{
+    let buf = SharedBuf::default();
+    let summary = run(registry, mapping, tenant, input, buf.clone(), opts).await?;
+    let bytes = std::mem::take(&mut *buf.0.lock().expect("buffer lock"));
+    let text = String::from_utf8(bytes).map_err(std::io::Error::other)?;
+    Ok((summary, text.lines().map(str::to_string).collect()))
+}

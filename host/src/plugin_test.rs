@@ -7,9 +7,8 @@
 //! compared as a sorted set of JSON values, so batching order does not
 //! matter. Owns only running and comparing cases.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -18,20 +17,6 @@ use crate::lookup::{CloudLookup, Fixture, Offline};
 use crate::map::{self, MapOptions};
 use crate::mapping::MappingFile;
 use crate::plugin::{Registry, Tenant};
-
-/// A `Write` into a shared buffer.
-#[derive(Clone, Default)]
-pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The outcome of one case.
 #[derive(Debug)]
@@ -101,24 +86,15 @@ pub async fn run_case(
             let tenant = Tenant::new(&format!("test:{name}"), Limits::default(), lookup);
             let input = std::fs::File::open(dir.join("input.jsonl"))
                 .with_context(|| format!("{name}: input.jsonl"))?;
-            let buf = SharedBuf::default();
             let opts = MapOptions {
                 jobs: 1,
                 ..MapOptions::default()
             };
-            let mapping = Arc::new(mapping);
-            let summary = map::run(
-                registry,
-                mapping,
-                tenant,
-                std::io::BufReader::new(input),
-                buf.clone(),
-                opts,
-            )
-            .await?;
+            let input = std::io::BufReader::new(input);
+            let (summary, lines) =
+                map::run_collect(registry, Arc::new(mapping), tenant, input, opts).await?;
             errors.extend(summary.errors.keys().cloned());
-            let text = String::from_utf8(buf.0.lock().expect("buffer lock").clone())?;
-            actual = canonical_lines(&text)?;
+            actual = canonical_lines(&lines.join("\n"))?;
         }
     }
     let mut report = String::new();

@@ -9,7 +9,6 @@ use berth::limits::EngineLimits;
 use berth::map::{MapOptions, Summary};
 use berth::mapping::MappingFile;
 use berth::plugin::{AotCache, PluginEngine, Registry, Tenant};
-use berth::plugin_test::SharedBuf;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -76,18 +75,8 @@ pub async fn map_file(
     opts: MapOptions,
 ) -> (Summary, Vec<String>) {
     let mapping = Arc::new(MappingFile::from_path(mapping).expect("mapping file"));
-    let input = std::fs::File::open(items).expect("items file");
-    let buf = SharedBuf::default();
-    let summary = berth::map::run(
-        registry,
-        mapping,
-        tenant,
-        std::io::BufReader::new(input),
-        buf.clone(),
-        opts,
-    )
-    .await
-    .expect("map run");
-    let out = String::from_utf8(buf.0.lock().expect("buffer").clone()).expect("UTF-8 output");
-    (summary, out.lines().map(str::to_string).collect())
+    let input = std::io::BufReader::new(std::fs::File::open(items).expect("items file"));
+    berth::map::run_collect(registry, mapping, tenant, input, opts)
+        .await
+        .expect("map run")
 }

@@ -519,6 +519,18 @@ fn load_error(code: &str, errs: jaq_core::load::Errors<&str, ()>) -> CompileErro
     CompileError { message, position }
 }
 
+/// jq's name for a value's type (`type`).
+pub fn type_name(v: &Val) -> &'static str {
+    match v {
+        Val::Null => "null",
+        Val::Bool(_) => "boolean",
+        Val::Num(_) => "number",
+        Val::TStr(_) | Val::BStr(_) => "string",
+        Val::Arr(_) => "array",
+        Val::Obj(_) => "object",
+    }
+}
+
 /// Parse JSON text into a jaq value. A leading byte order mark is skipped,
 /// as jq does.
 pub fn parse_json(text: &str) -> Result<Val, String> {
@@ -1571,14 +1583,7 @@ mod natives {
     }
 
     pub fn kind(v: &Val) -> &'static str {
-        match v {
-            Val::Null => "null",
-            Val::Bool(_) => "boolean",
-            Val::Num(_) => "number",
-            Val::TStr(_) | Val::BStr(_) => "string",
-            Val::Arr(_) => "array",
-            Val::Obj(_) => "object",
-        }
+        super::type_name(v)
     }
 
     fn str_of(v: &Val) -> Option<String> {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::fast::{Doc, FastFilter, Outcome};
-use crate::jq::{self, First, Program};
+use crate::jq::{self, First, Program, type_name};
 use crate::json_out;
 use crate::rewrite::ocean_format_filter;
 
@@ -605,17 +605,6 @@ fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(n).collect::<String>())
-    }
-}
-
-fn type_name(v: &Val) -> &'static str {
-    match v {
-        Val::Null => "null",
-        Val::Bool(_) => "boolean",
-        Val::Num(_) => "number",
-        Val::TStr(_) | Val::BStr(_) => "string",
-        Val::Arr(_) => "array",
-        Val::Obj(_) => "object",
     }
 }
 

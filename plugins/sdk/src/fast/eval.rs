@@ -131,14 +131,7 @@ fn type_name(doc: &Doc<'_>, v: &V<'_>) -> &'static str {
         V::Bool(_) => "boolean",
         V::Str(_) => "string",
         V::Node(i) => doc.kind(*i).name(),
-        V::Val(v) => match v {
-            Val::Null => "null",
-            Val::Bool(_) => "boolean",
-            Val::Num(_) => "number",
-            Val::TStr(_) | Val::BStr(_) => "string",
-            Val::Arr(_) => "array",
-            Val::Obj(_) => "object",
-        },
+        V::Val(v) => crate::jq::type_name(v),
     }
 }
 
