@@ -38,8 +38,13 @@ impl berth::plugin::log::Host for HostState {
         }
         self.log_budget -= 1;
         let plugin = &*self.plugin;
-        // Plugin text is untrusted: bound it and let the formatter escape it.
-        let message: String = message.chars().take(2000).collect();
+        // Plugin text is untrusted: bound it, and drop control characters so
+        // it cannot forge log lines or send terminal escapes.
+        let message: String = message
+            .chars()
+            .take(2000)
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
             Level::Debug => tracing::debug!(plugin, "{message}"),
