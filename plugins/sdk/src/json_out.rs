@@ -16,10 +16,16 @@ pub fn to_json(v: &Val) -> String {
 
 /// Append the compact JSON for `v` to `out`.
 pub fn write_json(out: &mut String, v: &Val) {
+    write_json_with(out, v, write_num)
+}
+
+/// Compact JSON for `v` with numbers written by `num` (the engine's
+/// `tojson` prints numbers as jq does, entities as Ocean hands them over).
+pub fn write_json_with(out: &mut String, v: &Val, num: fn(&mut String, &Num)) {
     match v {
         Val::Null => out.push_str("null"),
         Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Val::Num(n) => write_num(out, n),
+        Val::Num(n) => num(out, n),
         Val::TStr(b) | Val::BStr(b) => write_str(out, &String::from_utf8_lossy(b)),
         Val::Arr(a) => {
             out.push('[');
@@ -27,7 +33,7 @@ pub fn write_json(out: &mut String, v: &Val) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json(out, x);
+                write_json_with(out, x, num);
             }
             out.push(']');
         }
@@ -39,10 +45,14 @@ pub fn write_json(out: &mut String, v: &Val) {
                 }
                 match k {
                     Val::TStr(b) | Val::BStr(b) => write_str(out, &String::from_utf8_lossy(b)),
-                    other => write_str(out, &to_json(other)),
+                    other => {
+                        let mut key = String::new();
+                        write_json_with(&mut key, other, num);
+                        write_str(out, &key);
+                    }
                 }
                 out.push(':');
-                write_json(out, x);
+                write_json_with(out, x, num);
             }
             out.push('}');
         }

@@ -139,37 +139,7 @@ fn tv(v: &Val) -> String {
 }
 
 pub fn write(out: &mut String, v: &Val) {
-    match v {
-        Val::Null => out.push_str("null"),
-        Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Val::Num(n) => write_num(out, n),
-        Val::TStr(b) | Val::BStr(b) => crate::json_out::write_str(out, &String::from_utf8_lossy(b)),
-        Val::Arr(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write(out, x);
-            }
-            out.push(']');
-        }
-        Val::Obj(o) => {
-            out.push('{');
-            for (i, (k, x)) in o.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                match str_of(k) {
-                    Some(k) => crate::json_out::write_str(out, &k),
-                    None => crate::json_out::write_str(out, &dump(k)),
-                }
-                out.push(':');
-                write(out, x);
-            }
-            out.push('}');
-        }
-    }
+    crate::json_out::write_json_with(out, v, write_num)
 }
 
 fn write_num(out: &mut String, n: &Num) {
