@@ -13,6 +13,7 @@
 //! - [`map`]: the streaming `berth map` pipeline (raw items → entities).
 //! - [`plugin_test`]: `berth plugin test` golden cases.
 //! - [`bench`]: `berth bench` workloads that print figures.
+//! - [`port`]: the Port API client (tokens, retries, bulk upsert).
 
 pub mod bench;
 pub mod json_text;
@@ -22,3 +23,4 @@ pub mod map;
 pub mod mapping;
 pub mod plugin;
 pub mod plugin_test;
+pub mod port;

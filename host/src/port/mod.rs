@@ -1,0 +1,43 @@
+//! Berth's client of Port's REST API (getport.io), as `shared/port-api/CONTRACT.md` describes it.
+//!
+//! Owns: talking to Port over HTTP: credentials and access tokens ([`auth`]), the one retry
+//! policy and shared request budget ([`retry`]), and the client with its calls ([`client`]).
+//! Must not touch: mappings, AWS, plugins or sync state; callers hand in finished entity JSON
+//! (what `berth map` prints) and get per-entity results back.
+
+pub mod auth;
+pub mod client;
+pub mod retry;
+
+pub use auth::{Credentials, Secret};
+pub use client::{
+    ClientConfig, EU_BASE_URL, EntityError, EntityResult, MAX_BODY_BYTES, MAX_BULK_ENTITIES,
+    PortClient, US_BASE_URL, UpsertOptions, UserAgent,
+};
+pub use retry::RetryPolicy;
+
+/// What can go wrong at the crate boundary of a Port call. Per-entity failures of a bulk upsert
+/// are not errors of the call; they come back in [`EntityResult`].
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// `POST /v1/auth/access_token` refused the credentials (or kept failing).
+    #[error("Port did not grant an access token (HTTP {status}): {message}")]
+    Auth { status: u16, message: String },
+    /// A request was answered 401 again right after the token was renewed.
+    #[error("Port answered 401 Unauthorized to {path} with a fresh token: {message}")]
+    Unauthorized { path: String, message: String },
+    /// Port could not be reached (connection, TLS or timeout) after every attempt.
+    #[error("could not reach Port at {url} after {attempts} attempts: {source}")]
+    Transport {
+        url: String,
+        attempts: u32,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Port's answer could not be read.
+    #[error("unexpected answer from Port: {0}")]
+    InvalidResponse(String),
+    /// The client could not be set up (bad base URL, HTTP client construction).
+    #[error("invalid Port client configuration: {0}")]
+    Config(String),
+}

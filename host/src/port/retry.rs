@@ -1,0 +1,402 @@
+//! The one retry policy every Port call goes through, and the shared request budget.
+//!
+//! Owns: which answers are retried (408, 429, 5xx, connection errors), how long to wait before
+//! the next attempt (the server's `Retry-After` or `x-ratelimit-reset`, else exponential backoff
+//! with jitter, as Ocean does), and the [`Budget`] that bounds concurrency and pauses every caller
+//! when Port says the window is used up. The parsing and decisions are pure functions.
+//! Must not touch: HTTP requests, tokens or response bodies (`client.rs` and `auth.rs` call in).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::HeaderMap;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// `x-ratelimit-reset` values above this are an epoch second, smaller ones a delta in seconds
+/// (Ocean's `_parse_retry_header` threshold, see `shared/port-api/CONTRACT.md` §10).
+pub const EPOCH_THRESHOLD: f64 = 10_000.0;
+
+/// How often and how long to retry. `Default` is Ocean's: 10 attempts, 0.3 s · 2^n, capped at
+/// 300 s. Tests shrink `base_delay` and `max_delay` to milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all (the first one included); at least 1.
+    pub max_attempts: u32,
+    /// Backoff of the first retry; doubles on each further one.
+    pub base_delay: Duration,
+    /// Cap on every wait, the server's own hints included.
+    pub max_delay: Duration,
+    /// Fraction (0..=1) of a backoff delay that is randomised away, so callers that failed
+    /// together do not retry together.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(300),
+            max_delay: Duration::from_secs(300),
+            jitter: 0.25,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Whether another attempt follows attempt number `attempt` (0-based).
+    pub fn may_retry(&self, attempt: u32) -> bool {
+        attempt + 1 < self.max_attempts.max(1)
+    }
+
+    /// Exponential backoff after attempt `attempt` (0-based), before jitter, capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2f64.powi(attempt.min(62) as i32);
+        let secs = self.base_delay.as_secs_f64() * factor;
+        if !secs.is_finite() || secs >= self.max_delay.as_secs_f64() {
+            self.max_delay
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+
+    /// The wait before the next attempt: the server's hint when it gave one (capped), else the
+    /// backoff reduced by up to `jitter` of itself. `unit` is a random number in `[0, 1)`.
+    pub fn delay(&self, attempt: u32, server_hint: Option<Duration>, unit: f64) -> Duration {
+        if let Some(hint) = server_hint {
+            return hint.min(self.max_delay);
+        }
+        let backoff = self.backoff(attempt);
+        let cut = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
+        backoff.mul_f64(1.0 - cut)
+    }
+}
+
+/// Whether an HTTP status is worth another attempt. 401 is handled apart (token refresh).
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429) || ((500..=599).contains(&status) && status != 501)
+}
+
+/// `Retry-After`: seconds (integer or decimal) or an HTTP date (`Sun, 06 Nov 1994 08:49:37
+/// GMT`), as a wait from `now` (zero when the date has passed).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Some(secs) = parse_seconds(value) {
+        return Some(secs);
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// `x-ratelimit-reset`: above [`EPOCH_THRESHOLD`] an epoch second, else seconds from now.
+pub fn parse_ratelimit_reset(value: &str, now: SystemTime) -> Option<Duration> {
+    let n: f64 = value.trim().parse().ok()?;
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    if n > EPOCH_THRESHOLD {
+        let at = UNIX_EPOCH + Duration::from_secs_f64(n);
+        Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    } else {
+        Some(Duration::from_secs_f64(n))
+    }
+}
+
+/// The server's wait hint: `Retry-After` first, then `x-ratelimit-reset` (Ocean's order).
+pub fn server_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    get("retry-after")
+        .and_then(|v| parse_retry_after(v, now))
+        .or_else(|| get("x-ratelimit-reset").and_then(|v| parse_ratelimit_reset(v, now)))
+}
+
+/// How long every caller should hold off after a successful answer: when
+/// `x-ratelimit-remaining` is 0, until `x-ratelimit-reset` (the window is used up); else none.
+pub fn pacing_pause(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let remaining: u64 = headers
+        .get("x-ratelimit-remaining")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if remaining > 0 {
+        return None;
+    }
+    let reset = headers.get("x-ratelimit-reset")?.to_str().ok()?;
+    parse_ratelimit_reset(reset, now)
+}
+
+fn parse_seconds(value: &str) -> Option<Duration> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let n: f64 = value.parse().ok()?;
+    n.is_finite().then(|| Duration::from_secs_f64(n))
+}
+
+/// IMF-fixdate (RFC 9110 §5.6.7), the form HTTP dates are sent in.
+fn parse_http_date(value: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [_weekday, day, month, year, time, zone] = parts.as_slice() else {
+        return None;
+    };
+    if *zone != "GMT" {
+        return None;
+    }
+    let day: u32 = day.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as u32
+        + 1;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + (*h * 3600 + *m * 60 + *s) as i64;
+    u64::try_from(secs)
+        .ok()
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A random number in `[0, 1)` for jitter (SplitMix64 over a process-wide counter seeded from
+/// the clock; good enough to spread retries, not for anything secret).
+pub fn jitter_unit() -> f64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut z = STATE
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(seed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The request budget shared by every caller of one client: at most `concurrency` requests in
+/// flight, and a common pause when Port says to wait (a 429, or `x-ratelimit-remaining: 0`), so
+/// concurrent batches do not keep burning requests into 429s.
+#[derive(Debug)]
+pub struct Budget {
+    permits: Semaphore,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Budget {
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            permits: Semaphore::new(concurrency.max(1)),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits out any common pause, then takes a slot for one request.
+    pub async fn acquire(&self) -> SemaphorePermit<'_> {
+        loop {
+            self.wait_pause().await;
+            // The semaphore is never closed.
+            let permit = self.permits.acquire().await.expect("budget semaphore open");
+            if self.pause_left().is_none() {
+                return permit;
+            }
+        }
+    }
+
+    /// Makes every caller hold off for `wait` from now (an existing longer pause stays).
+    pub fn pause_for(&self, wait: Duration) {
+        if wait.is_zero() {
+            return;
+        }
+        let until = Instant::now() + wait;
+        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none_or(|old| old < until) {
+            *p = Some(until);
+        }
+    }
+
+    fn pause_left(&self) -> Option<Duration> {
+        let p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        p.and_then(|until| until.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
+    async fn wait_pause(&self) {
+        while let Some(left) = self.pause_left() {
+            tokio::time::sleep(left).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(s), "{s}");
+        }
+        for s in [200, 207, 400, 401, 403, 404, 409, 413, 422, 501] {
+            assert!(!is_retryable_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        let now = at(784_111_770); // 1994-11-06 08:49:30 UTC
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after(" 1.5 ", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        // A date in the past means "now".
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+    }
+
+    #[test]
+    fn http_date_matches_known_epochs() {
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(UNIX_EPOCH)
+        );
+        assert_eq!(
+            parse_http_date("Thu, 26 Nov 2026 09:40:00 GMT"),
+            Some(at(1_795_686_000))
+        );
+        assert_eq!(parse_http_date("Thu, 26 Nov 2026 09:40:00 CET"), None);
+    }
+
+    #[test]
+    fn ratelimit_reset_epoch_or_delta() {
+        let now = at(1_800_000_000);
+        assert_eq!(
+            parse_ratelimit_reset("2", now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_ratelimit_reset("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_ratelimit_reset("1800000005", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_ratelimit_reset("1799999990", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_ratelimit_reset("x", now), None);
+        assert_eq!(parse_ratelimit_reset("-1", now), None);
+    }
+
+    #[test]
+    fn server_hint_prefers_retry_after() {
+        let now = at(1_800_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(server_hint(&h, now), None);
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1800000004"));
+        assert_eq!(server_hint(&h, now), Some(Duration::from_secs(4)));
+        h.insert("retry-after", HeaderValue::from_static("1"));
+        assert_eq!(server_hint(&h, now), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn pacing_only_when_window_is_used_up() {
+        let now = at(1_800_000_000);
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("3"));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("5"));
+        assert_eq!(pacing_pause(&h, now), None);
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        assert_eq!(pacing_pause(&h, now), Some(Duration::from_secs(3)));
+        h.remove("x-ratelimit-reset");
+        assert_eq!(pacing_pause(&h, now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(0), Duration::from_millis(300));
+        assert_eq!(p.backoff(1), Duration::from_millis(600));
+        assert_eq!(p.backoff(4), Duration::from_millis(4800));
+        assert_eq!(p.backoff(20), Duration::from_secs(300));
+        assert_eq!(p.backoff(u32::MAX), Duration::from_secs(300));
+        assert!(p.may_retry(0));
+        assert!(p.may_retry(8));
+        assert!(!p.may_retry(9), "10 attempts in all");
+    }
+
+    #[test]
+    fn delay_uses_hint_capped_else_jittered_backoff() {
+        let p = RetryPolicy {
+            max_delay: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(2)), 0.9),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(60)), 0.0),
+            Duration::from_secs(10)
+        );
+        assert_eq!(p.delay(1, None, 0.0), Duration::from_millis(600));
+        let jittered = p.delay(1, None, 0.999);
+        assert!(jittered >= Duration::from_millis(450) && jittered < Duration::from_millis(600));
+    }
+
+    #[test]
+    fn jitter_unit_in_range_and_varies() {
+        let xs: Vec<f64> = (0..100).map(|_| jitter_unit()).collect();
+        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
+        assert!(xs.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[tokio::test]
+    async fn budget_pause_holds_callers() {
+        let b = Budget::new(2);
+        b.pause_for(Duration::from_millis(60));
+        let start = Instant::now();
+        let _p = b.acquire().await;
+        assert!(start.elapsed() >= Duration::from_millis(55));
+    }
+}
