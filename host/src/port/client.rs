@@ -171,9 +171,9 @@ impl EntityResult {
 }
 
 /// One answered request (any status but 401, which is an error once a refresh did not help).
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: Vec<u8>,
 }
 
 /// An entity ready to send: its input position, identifier and body bytes.
@@ -373,7 +373,7 @@ impl PortClient {
     /// One authenticated request through the retry policy and the budget. Returns the last
     /// answer (a success, or a status that is not retried, or the last retried one when the
     /// attempts ran out); 401 is retried once with a new token, then an error.
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -653,7 +653,7 @@ fn split_error(error: Option<Value>) -> (Option<String>, Option<String>) {
 }
 
 /// The error of a whole call, from Port's envelope `{"ok":false,"error","message"}`.
-fn call_error(status: u16, body: &[u8]) -> EntityError {
+pub(super) fn call_error(status: u16, body: &[u8]) -> EntityError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let (code, nested) = split_error(parsed.as_ref().and_then(|v| v.get("error")).cloned());
     let message = parsed
@@ -681,7 +681,7 @@ fn error_text(body: &[u8]) -> String {
 }
 
 /// Percent-encodes one path segment (everything but `A-Za-z0-9-._~`).
-fn encode_segment(s: &str) -> String {
+pub(super) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -1,15 +1,18 @@
 //! Berth's client of Port's REST API (getport.io), as `shared/port-api/CONTRACT.md` describes it.
 //!
 //! Owns: talking to Port over HTTP: credentials and access tokens ([`auth`]), the one retry
-//! policy and shared request budget ([`retry`]), and the client with its calls ([`client`]).
+//! policy and shared request budget ([`retry`]), the client with its calls ([`client`]), and
+//! blueprint ensuring plus the relation-ordered retry of failed entities ([`blueprints`]).
 //! Must not touch: mappings, AWS, plugins or sync state; callers hand in finished entity JSON
 //! (what `berth map` prints) and get per-entity results back.
 
 pub mod auth;
+pub mod blueprints;
 pub mod client;
 pub mod retry;
 
 pub use auth::{Credentials, Secret};
+pub use blueprints::{BlueprintConflict, BlueprintExtension, BlueprintReport, ConflictKind};
 pub use client::{
     ClientConfig, EU_BASE_URL, EntityError, EntityResult, MAX_BODY_BYTES, MAX_BULK_ENTITIES,
     PortClient, US_BASE_URL, UpsertOptions, UserAgent,
@@ -37,6 +40,16 @@ pub enum PortError {
     /// Port's answer could not be read.
     #[error("unexpected answer from Port: {0}")]
     InvalidResponse(String),
+    /// Port refused a request that is not a per-entity write (e.g. creating a blueprint).
+    #[error("Port answered HTTP {status} to {request}: {message}")]
+    Rejected {
+        request: String,
+        status: u16,
+        message: String,
+    },
+    /// The caller's input cannot be sent (e.g. a blueprint without an identifier).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// The client could not be set up (bad base URL, HTTP client construction).
     #[error("invalid Port client configuration: {0}")]
     Config(String),
