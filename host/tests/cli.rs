@@ -192,6 +192,12 @@ fn plugin_test_runs_the_shipped_cases() {
     for dir in [
         "plugins/generic/tests/cases",
         "plugins/ec2-instance/tests/cases",
+        "plugins/s3-bucket/tests/cases",
+        "plugins/ecs-cluster/tests/cases",
+        "plugins/ecs-service/tests/cases",
+        "plugins/lambda-function/tests/cases",
+        "plugins/rds-instance/tests/cases",
+        "plugins/org-account/tests/cases",
     ] {
         let out = berth().args(["plugin", "test", dir]).output().unwrap();
         let s = text(&out.stdout);

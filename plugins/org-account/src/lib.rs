@@ -1,0 +1,109 @@
+//! AWS Organizations accounts: the organization's member (and management)
+//! accounts, as the host discovers them with Organizations `ListAccounts` in
+//! the management account.
+//!
+//! A raw item is Organizations' `Account` object at the top level (`Id`,
+//! `Arn`, `Email`, `Name`, `Status`, `JoinedMethod`, `JoinedTimestamp`), plus
+//! `Identifier` (the account id), `Properties` (the same object) and the
+//! host's `__Kind`, `__Region` and `__AccountId` (the management account),
+//! so the product's default mapping (`.Id`, `.Name`, `.Arn`, ...) maps
+//! unchanged. The plugin adds:
+//!
+//! - `__IsManagementAccount`: whether this is the account the organization
+//!   was read from (`Id` equals `__AccountId`), which a mapping cannot tell
+//!   from Organizations' fields alone;
+//! - `__Tags`: the account's tags as `{Key: Value}` when the item carries
+//!   `Tags` (`ListAccounts` does not return them; null otherwise).
+//!
+//! Owns only enriching and mapping account items. Declares no cloud lookups
+//! and must not read any: accounts are not a Cloud Control type, and
+//! everything the plugin adds is derived from the item itself.
+
+use berth_plugin_sdk::serde_json::{Map, Value};
+use berth_plugin_sdk::{Cloud, Info, Plugin};
+
+const ACCOUNT: &str = "AWS::Organizations::Account";
+
+const DEFAULT_MAPPING: &str = include_str!("../../../mappings/default.yaml");
+
+struct OrgAccount;
+
+/// `kind`'s entry of the product's default mapping, cut from the same file
+/// the generic plugin ships so the two cannot drift apart.
+fn default_entry(kind: &str) -> String {
+    let head = format!("- kind: {kind}");
+    let mut lines = DEFAULT_MAPPING.lines().skip_while(|l| l.trim_end() != head);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("mappings/default.yaml has no entry for {kind}"));
+    let mut out = format!("resources:\n{first}\n");
+    for l in lines.take_while(|l| !l.starts_with('-')) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// `[{Key, Value}]` (the shape Organizations' `ListTagsForResource` and
+/// CloudFormation use) as `{Key: Value}`, so a mapping can say
+/// `.__Tags.team`.
+fn tags_object(tags: &Value, errors: &mut Vec<Value>) -> Value {
+    let Some(tags) = tags.as_array() else {
+        errors.push("Tags is not a list of {Key, Value}".into());
+        return Value::Null;
+    };
+    let mut out = Map::new();
+    for (i, t) in tags.iter().enumerate() {
+        match t.get("Key").and_then(Value::as_str) {
+            Some(k) => {
+                out.insert(k.into(), t.get("Value").cloned().unwrap_or(Value::Null));
+            }
+            None => errors.push(format!("Tags[{i}] has no string Key").into()),
+        }
+    }
+    Value::Object(out)
+}
+
+impl Plugin for OrgAccount {
+    const ENRICHES: bool = true;
+
+    fn info() -> Info {
+        Info::new("org-account", env!("CARGO_PKG_VERSION"))
+            .kind(ACCOUNT)
+            .default_mapping(&default_entry(ACCOUNT))
+            .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
+    }
+
+    fn enrich(item: &mut Value, _cloud: &Cloud) -> Result<(), String> {
+        let obj = item
+            .as_object_mut()
+            .ok_or_else(|| "raw item is not an object".to_string())?;
+        let mut errors = Vec::new();
+        // Top-level fields are the contract; `Properties` is the same object
+        // and is only read when the top level lacks one.
+        let field = |k: &str| {
+            obj.get(k)
+                .or_else(|| obj.get("Properties").and_then(|p| p.get(k)))
+                .filter(|v| !v.is_null())
+        };
+        let management = match (
+            field("Id").and_then(Value::as_str),
+            obj.get("__AccountId").and_then(Value::as_str),
+        ) {
+            (Some(id), Some(management)) => Value::Bool(id == management),
+            _ => Value::Null,
+        };
+        let tags = match field("Tags") {
+            Some(t) => tags_object(t, &mut errors),
+            None => Value::Null,
+        };
+        obj.insert("__IsManagementAccount".into(), management);
+        obj.insert("__Tags".into(), tags);
+        if !errors.is_empty() {
+            obj.insert("__EnrichmentErrors".into(), Value::Array(errors));
+        }
+        Ok(())
+    }
+}
+
+berth_plugin_sdk::export_plugin!(OrgAccount);
