@@ -13,9 +13,13 @@
 //! - [`map`]: the streaming `berth map` pipeline (raw items → entities).
 //! - [`plugin_test`]: `berth plugin test` golden cases.
 //! - [`bench`]: `berth bench` workloads that print figures.
-//! - [`port`]: the Port API client (tokens, retries, bulk upsert).
+//! - [`config`]: the config file (Port, state store, mapping), secrets by reference.
+//! - [`port`]: the Port API client (tokens, retries, bulk upsert, deletes, sync status).
+//! - [`store`]: Berth's state (change detection, sync history), SQLite or Postgres.
+//! - [`sync`]: one sync's Port side: change detection, upserts, reconciliation, metrics.
 
 pub mod bench;
+pub mod config;
 pub mod json_text;
 pub mod limits;
 pub mod lookup;
@@ -24,3 +28,5 @@ pub mod mapping;
 pub mod plugin;
 pub mod plugin_test;
 pub mod port;
+pub mod store;
+pub mod sync;

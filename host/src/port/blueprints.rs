@@ -338,7 +338,8 @@ fn expect_success(answer: &Answer, request: &str) -> Result<(), PortError> {
 
 /// A per-entity failure that says a related entity was missing: Port's `404` with
 /// `not_found` (or no code).
-fn is_missing_related(e: &EntityError) -> bool {
+/// Port's per-entity answer when a related entity does not exist yet (Ocean reads it so too).
+pub fn is_missing_related(e: &EntityError) -> bool {
     e.status == Some(404) && e.code.as_deref().is_none_or(|c| c == "not_found")
 }
 

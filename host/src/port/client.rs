@@ -370,7 +370,8 @@ impl PortClient {
         })
     }
 
-    /// One authenticated request through the retry policy and the budget. Returns the last
+    /// One authenticated request through the retry policy and the budget. `path` is under the
+    /// base URL, or a whole URL Port handed out. Returns the last
     /// answer (a success, or a status that is not retried, or the last retried one when the
     /// attempts ran out); 401 is retried once with a new token, then an error.
     pub(super) async fn send(
@@ -380,7 +381,12 @@ impl PortClient {
         body: Option<Vec<u8>>,
     ) -> Result<Answer, PortError> {
         let i = &self.inner;
-        let url = format!("{}{path}", i.base_url);
+        // Ingest URLs (sync metrics) come whole from Port's integration object.
+        let url = if path.starts_with("https://") || path.starts_with("http://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", i.base_url)
+        };
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {

@@ -2,13 +2,17 @@
 //!
 //! Owns: talking to Port over HTTP: credentials and access tokens ([`auth`]), the one retry
 //! policy and shared request budget ([`retry`]), the client with its calls ([`client`]), and
-//! blueprint ensuring plus the relation-ordered retry of failed entities ([`blueprints`]).
+//! blueprint ensuring plus the relation-ordered retry of failed entities ([`blueprints`]), the
+//! owned-entity listing and deletes ([`entities`]), and the integration resource with resync
+//! state and sync metrics ([`integration`]).
 //! Must not touch: mappings, AWS, plugins or sync state; callers hand in finished entity JSON
 //! (what `berth map` prints) and get per-entity results back.
 
 pub mod auth;
 pub mod blueprints;
 pub mod client;
+pub mod entities;
+pub mod integration;
 pub mod retry;
 
 pub use auth::{Credentials, Secret};

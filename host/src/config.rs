@@ -1,0 +1,307 @@
+//! Berth's config file (YAML): where Port is and who Berth is there, where its state lives, and
+//! the mapping.
+//!
+//! Owns: parsing and checking the file (unknown keys and bad values are errors naming the key
+//! and the line), resolving secret references (environment variable or file; never inline, so
+//! a secret never sits in a config that is printed, logged or committed) and paths relative to
+//! the file. Must not touch: what the settings do; callers build clients and stores from them.
+//!
+//! ```yaml
+//! port:
+//!   clientId: {env: PORT_CLIENT_ID}
+//!   clientSecret: {file: /run/secrets/port-client-secret}
+//!   region: eu                      # eu | us; or baseUrl: https://...
+//!   integration: {identifier: my-aws, type: aws}
+//! mapping: mappings/default.yaml    # relative to this file
+//! state: .berth/state.db            # SQLite file, or postgres://...
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::port::{
+    ClientConfig, Credentials, EU_BASE_URL, PortClient, PortError, US_BASE_URL, UserAgent,
+};
+
+/// A config file that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// Where a value comes from. Secrets accept only `env` and `file`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ValueRef {
+    Env { env: String },
+    File { file: PathBuf },
+    Inline(String),
+}
+
+impl fmt::Debug for ValueRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env { env } => write!(f, "{{env: {env}}}"),
+            Self::File { file } => write!(f, "{{file: {}}}", file.display()),
+            Self::Inline(_) => f.write_str("<inline>"),
+        }
+    }
+}
+
+impl ValueRef {
+    /// Reads the value. `what` names the key for errors; the value never appears in one.
+    pub fn resolve(&self, what: &str, base: &Path) -> Result<String, String> {
+        match self {
+            Self::Inline(v) => Ok(v.clone()),
+            Self::Env { env } => std::env::var(env)
+                .map(|v| v.trim().to_string())
+                .map_err(|_| format!("{what}: environment variable {env} is not set")),
+            Self::File { file } => {
+                let p = base.join(file);
+                std::fs::read_to_string(&p)
+                    .map(|v| v.trim().to_string())
+                    .map_err(|e| format!("{what}: cannot read {}: {e}", p.display()))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PortRegion {
+    Eu,
+    Us,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSection {
+    /// The integration's identifier in Port (`installationId`).
+    pub identifier: String,
+    /// The integration type in the User-Agent and `$datasource` (`aws` is Ocean's AWS type,
+    /// so Ocean-managed entities are adopted).
+    #[serde(rename = "type", default = "default_type")]
+    pub integration_type: String,
+}
+
+fn default_type() -> String {
+    "aws".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortSection {
+    pub client_id: ValueRef,
+    pub client_secret: ValueRef,
+    #[serde(default)]
+    pub region: Option<PortRegion>,
+    /// Overrides `region` (e.g. a local fake Port).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub integration: IntegrationSection,
+    /// Requests to Port in flight at once.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Report `resyncState` and sync metrics (default true).
+    #[serde(default)]
+    pub report_status: Option<bool>,
+}
+
+/// The parsed config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub port: PortSection,
+    /// The Port mapping YAML (`resources:` and the top-level flags).
+    #[serde(default)]
+    pub mapping: Option<PathBuf>,
+    /// The state store: a SQLite file path or a `postgres://` URL.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// The directory relative paths are resolved against (the file's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Config {
+    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut c = Self::parse(&text, &path.display().to_string())?;
+        c.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(c)
+    }
+
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: source_name.to_string(),
+            message,
+        };
+        let c: Config = serde_norway::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if matches!(c.port.client_secret, ValueRef::Inline(_)) {
+            return Err(invalid(
+                "port.clientSecret: write it as {env: VARIABLE} or {file: PATH}; an inline \
+                 secret ends up in backups, logs and version control"
+                    .into(),
+            ));
+        }
+        if c.port.integration.identifier.trim().is_empty() {
+            return Err(invalid(
+                "port.integration.identifier: must not be empty".into(),
+            ));
+        }
+        if let Some(u) = &c.port.base_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(invalid(format!(
+                "port.baseUrl: must start with http:// or https://, got {u:?}"
+            )));
+        }
+        if c.port.concurrency == Some(0) {
+            return Err(invalid("port.concurrency: must be at least 1".into()));
+        }
+        Ok(c)
+    }
+
+    /// Port's base URL: `baseUrl`, else the region's (EU by default).
+    pub fn port_base_url(&self) -> &str {
+        match (&self.port.base_url, self.port.region) {
+            (Some(u), _) => u,
+            (None, Some(PortRegion::Us)) => US_BASE_URL,
+            _ => EU_BASE_URL,
+        }
+    }
+
+    /// A Port client with the resolved credentials.
+    pub fn port_client(&self) -> Result<PortClient, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: "config".into(),
+            message,
+        };
+        let id = self
+            .port
+            .client_id
+            .resolve("port.clientId", &self.base_dir)
+            .map_err(invalid)?;
+        let secret = self
+            .port
+            .client_secret
+            .resolve("port.clientSecret", &self.base_dir)
+            .map_err(invalid)?;
+        let ua = UserAgent::exporter(
+            &self.port.integration.integration_type,
+            env!("CARGO_PKG_VERSION"),
+            &self.port.integration.identifier,
+        );
+        let mut cc = ClientConfig::new(self.port_base_url(), Credentials::new(id, secret), ua);
+        if let Some(n) = self.port.concurrency {
+            cc.concurrency = n;
+        }
+        PortClient::new(cc).map_err(|e: PortError| invalid(e.to_string()))
+    }
+
+    /// The state store's key for this integration: the same identifier in two Port
+    /// organisations (base URLs) are two integrations.
+    pub fn integration_key(&self) -> String {
+        format!(
+            "{}@{}",
+            self.port.integration.identifier,
+            self.port_base_url()
+        )
+    }
+
+    /// The state store location, resolved: a `postgres://` URL as is, a path against the
+    /// file's directory (default `.berth/state.db` there).
+    pub fn state_location(&self) -> StateLocation {
+        match self.state.as_deref() {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                StateLocation::Url(u.to_string())
+            }
+            Some(p) => StateLocation::Sqlite(self.base_dir.join(p)),
+            None => StateLocation::Sqlite(self.base_dir.join(".berth/state.db")),
+        }
+    }
+
+    pub fn mapping_path(&self) -> Option<PathBuf> {
+        self.mapping.as_ref().map(|m| self.base_dir.join(m))
+    }
+}
+
+/// Where the state store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    Sqlite(PathBuf),
+    Url(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = "port:\n  clientId: {env: X_ID}\n  clientSecret: {file: secret.txt}\n  \
+                      integration: {identifier: my-aws}\nmapping: m.yaml\n";
+
+    #[test]
+    fn parses_and_resolves_relative_paths() {
+        let mut c = Config::parse(OK, "c.yaml").unwrap();
+        c.base_dir = PathBuf::from("/etc/berth");
+        assert_eq!(c.port_base_url(), EU_BASE_URL);
+        assert_eq!(c.port.integration.integration_type, "aws");
+        assert_eq!(
+            c.mapping_path().unwrap(),
+            PathBuf::from("/etc/berth/m.yaml")
+        );
+        assert_eq!(
+            c.state_location(),
+            StateLocation::Sqlite(PathBuf::from("/etc/berth/.berth/state.db"))
+        );
+        assert_eq!(c.integration_key(), format!("my-aws@{EU_BASE_URL}"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = format!("{OK}statee: x\n");
+        let e = Config::parse(&text, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("statee") && e.contains("line 6"), "{e}");
+        let text = OK.replace("integration:", "integratoin:");
+        let e = Config::parse(&text, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("integratoin"), "{e}");
+    }
+
+    #[test]
+    fn inline_secret_is_refused_without_echoing_it() {
+        let text = OK.replace("{file: secret.txt}", "hunter2");
+        let e = Config::parse(&text, "c.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("port.clientSecret") && !e.contains("hunter2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_env_secret_names_the_variable_not_a_value() {
+        let r = ValueRef::Env {
+            env: "BERTH_TEST_SURELY_UNSET".into(),
+        };
+        let e = r.resolve("port.clientSecret", Path::new(".")).unwrap_err();
+        assert!(e.contains("BERTH_TEST_SURELY_UNSET"), "{e}");
+        assert_eq!(
+            format!("{:?}", ValueRef::Inline("s3cret".into())),
+            "<inline>"
+        );
+    }
+}

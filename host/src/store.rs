@@ -1,0 +1,481 @@
+//! Berth's own state: what it last wrote to Port for each entity (change detection) and the
+//! history of its syncs.
+//!
+//! Owns: the schema and every SQL statement, behind [`Store`], keyed by an *integration key*
+//! (one Port integration of one tenant), so one database can hold many tenants. The same code
+//! runs on embedded SQLite (the default: a file, nothing to install) and on Postgres (the hosted
+//! runtime, shared by several workers), through sqlx's `Any` driver; statements use only SQL
+//! both accept (`$n` parameters, `INSERT … ON CONFLICT … DO UPDATE`).
+//! Must not touch: Port, AWS or entity JSON; callers hand in hashes and scopes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+/// Rows per multi-row statement: 6 parameters each stays far below SQLite's (32,766) and
+/// Postgres's (65,535) parameter caps.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Bumped when the schema changes; a database written by a newer Berth is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS berth_schema (version BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS berth_entity_state (
+        integration TEXT NOT NULL,
+        blueprint TEXT NOT NULL,
+        identifier TEXT NOT NULL,
+        body_hash TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        written_at BIGINT NOT NULL,
+        PRIMARY KEY (integration, blueprint, identifier))",
+    "CREATE TABLE IF NOT EXISTS berth_sync (
+        integration TEXT NOT NULL,
+        sync_id TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        status TEXT NOT NULL,
+        summary TEXT,
+        PRIMARY KEY (integration, sync_id))",
+];
+
+/// An error of the state store, naming what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {what}: {source}")]
+    Sql {
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("state store: {0}")]
+    Invalid(String),
+}
+
+fn sql(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sql { what, source }
+}
+
+/// An entity's key in Port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityKey {
+    pub blueprint: String,
+    pub identifier: String,
+}
+
+/// What Berth last wrote for one entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityState {
+    /// Hash of the body last upserted (see `sync::changes`).
+    pub body_hash: String,
+    /// The scope the entity came from, as `sync::scope::ScopeKey` renders it; reconciliation
+    /// deletes an unseen entity only when this scope completed.
+    pub scope: String,
+    /// When it was written (Unix milliseconds).
+    pub written_at: i64,
+}
+
+/// One sync as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRecord {
+    pub sync_id: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    /// `running`, `completed`, `partial`, `failed`, `aborted`.
+    pub status: String,
+    /// A JSON summary (counts per kind and phase).
+    pub summary: Option<String>,
+}
+
+/// The state store. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let text = path
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("path {path:?} is not UTF-8")))?;
+        Self::open(&format!("sqlite://{text}?mode=rwc")).await
+    }
+
+    /// Opens a store by URL: `sqlite://PATH?mode=rwc`, `sqlite::memory:` or `postgres://…`.
+    /// Creates the tables when missing.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let memory = url.starts_with("sqlite::memory:");
+        let mut options = AnyPoolOptions::new().max_connections(if memory { 1 } else { 4 });
+        if memory {
+            // An in-memory SQLite database lives and dies with its one connection.
+            options = options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(sql(format!("connect to {}", redact_url(url))))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        for stmt in SCHEMA {
+            // Constant schema text.
+            sqlx::query(AssertSqlSafe(*stmt))
+                .execute(&self.pool)
+                .await
+                .map_err(sql("create tables"))?;
+        }
+        let row = sqlx::query("SELECT MAX(version) AS v FROM berth_schema")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sql("read schema version"))?;
+        let version: Option<i64> = row.try_get("v").map_err(sql("read schema version"))?;
+        match version {
+            None => {
+                sqlx::query("INSERT INTO berth_schema (version) VALUES ($1)")
+                    .bind(SCHEMA_VERSION)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(sql("write schema version"))?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Invalid(format!(
+                    "the database has schema version {v}, written by a newer Berth (this one \
+                     knows {SCHEMA_VERSION}); refusing to touch it"
+                )));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Every entity state of `integration`.
+    pub async fn entity_states(
+        &self,
+        integration: &str,
+    ) -> Result<HashMap<EntityKey, EntityState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT blueprint, identifier, body_hash, scope, written_at
+             FROM berth_entity_state WHERE integration = $1",
+        )
+        .bind(integration)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("read entity states"))?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let get = |c: &str| {
+                row.try_get::<String, _>(c)
+                    .map_err(sql("read entity states"))
+            };
+            out.insert(
+                EntityKey {
+                    blueprint: get("blueprint")?,
+                    identifier: get("identifier")?,
+                },
+                EntityState {
+                    body_hash: get("body_hash")?,
+                    scope: get("scope")?,
+                    written_at: row
+                        .try_get::<i64, _>("written_at")
+                        .map_err(sql("read entity states"))?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records what was just written to Port (insert or replace).
+    pub async fn put_entity_states(
+        &self,
+        integration: &str,
+        states: &[(EntityKey, EntityState)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin"))?;
+        for chunk in states.chunks(ROWS_PER_STATEMENT) {
+            let mut q = String::from(
+                "INSERT INTO berth_entity_state
+                 (integration, blueprint, identifier, body_hash, scope, written_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 6;
+                if i > 0 {
+                    q.push(',');
+                }
+                q.push_str(&format!(
+                    "(${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                ));
+            }
+            q.push_str(
+                " ON CONFLICT (integration, blueprint, identifier) DO UPDATE SET
+                 body_hash = excluded.body_hash, scope = excluded.scope,
+                 written_at = excluded.written_at",
+            );
+            // Only placeholders are generated; values are bound.
+            let mut query = sqlx::query(AssertSqlSafe(q));
+            for (k, s) in chunk {
+                query = query
+                    .bind(integration)
+                    .bind(&k.blueprint)
+                    .bind(&k.identifier)
+                    .bind(&s.body_hash)
+                    .bind(&s.scope)
+                    .bind(s.written_at);
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(sql("write entity states"))?;
+        }
+        tx.commit().await.map_err(sql("commit entity states"))
+    }
+
+    /// Forgets entities (deleted from Port, or found missing there).
+    pub async fn delete_entity_states(
+        &self,
+        integration: &str,
+        keys: &[EntityKey],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin"))?;
+        for k in keys {
+            sqlx::query(
+                "DELETE FROM berth_entity_state
+                 WHERE integration = $1 AND blueprint = $2 AND identifier = $3",
+            )
+            .bind(integration)
+            .bind(&k.blueprint)
+            .bind(&k.identifier)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("delete entity states"))?;
+        }
+        tx.commit().await.map_err(sql("commit entity deletions"))
+    }
+
+    /// Records that a sync started.
+    pub async fn begin_sync(
+        &self,
+        integration: &str,
+        sync_id: &str,
+        started_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO berth_sync (integration, sync_id, started_at, status)
+             VALUES ($1, $2, $3, 'running')",
+        )
+        .bind(integration)
+        .bind(sync_id)
+        .bind(started_at)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("record sync start"))?;
+        Ok(())
+    }
+
+    /// Records how a sync ended.
+    pub async fn finish_sync(
+        &self,
+        integration: &str,
+        sync_id: &str,
+        ended_at: i64,
+        status: &str,
+        summary: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE berth_sync SET ended_at = $1, status = $2, summary = $3
+             WHERE integration = $4 AND sync_id = $5",
+        )
+        .bind(ended_at)
+        .bind(status)
+        .bind(summary)
+        .bind(integration)
+        .bind(sync_id)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("record sync end"))?;
+        Ok(())
+    }
+
+    /// The most recent syncs of `integration`, newest first.
+    pub async fn sync_history(
+        &self,
+        integration: &str,
+        limit: i64,
+    ) -> Result<Vec<SyncRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sync_id, started_at, ended_at, status, summary FROM berth_sync
+             WHERE integration = $1 ORDER BY started_at DESC, sync_id DESC LIMIT $2",
+        )
+        .bind(integration)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("read sync history"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(SyncRecord {
+                    sync_id: row.try_get("sync_id")?,
+                    started_at: row.try_get("started_at")?,
+                    ended_at: row.try_get("ended_at")?,
+                    status: row.try_get("status")?,
+                    summary: row.try_get("summary")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(sql("read sync history"))
+    }
+}
+
+/// A database URL with any password replaced, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: &str, i: &str) -> EntityKey {
+        EntityKey {
+            blueprint: b.into(),
+            identifier: i.into(),
+        }
+    }
+
+    fn state(h: &str) -> EntityState {
+        EntityState {
+            body_hash: h.into(),
+            scope: "123/us-east-1/AWS::S3::Bucket".into(),
+            written_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn states_are_kept_per_integration_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("s/state.db"))
+            .await
+            .unwrap();
+        let many: Vec<_> = (0..1203)
+            .map(|i| (key("bp", &format!("e{i}")), state("h1")))
+            .collect();
+        store
+            .put_entity_states("tenant-a/aws", &many)
+            .await
+            .unwrap();
+        store
+            .put_entity_states("tenant-b/aws", &[(key("bp", "e1"), state("other"))])
+            .await
+            .unwrap();
+        store
+            .put_entity_states("tenant-a/aws", &[(key("bp", "e1"), state("h2"))])
+            .await
+            .unwrap();
+        let a = store.entity_states("tenant-a/aws").await.unwrap();
+        assert_eq!(a.len(), 1203);
+        assert_eq!(a[&key("bp", "e1")].body_hash, "h2");
+        assert_eq!(a[&key("bp", "e2")].body_hash, "h1");
+        let b = store.entity_states("tenant-b/aws").await.unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[&key("bp", "e1")].body_hash, "other");
+
+        store
+            .delete_entity_states("tenant-a/aws", &[key("bp", "e1"), key("bp", "nope")])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.entity_states("tenant-a/aws").await.unwrap().len(),
+            1202
+        );
+        assert_eq!(store.entity_states("tenant-b/aws").await.unwrap().len(), 1);
+
+        // Reopening the file keeps everything.
+        drop(store);
+        let again = Store::open_sqlite(&dir.path().join("s/state.db"))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.entity_states("tenant-a/aws").await.unwrap().len(),
+            1202
+        );
+    }
+
+    #[tokio::test]
+    async fn sync_history_newest_first() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.begin_sync("t", "s1", 10).await.unwrap();
+        store
+            .finish_sync("t", "s1", 20, "completed", "{}")
+            .await
+            .unwrap();
+        store.begin_sync("t", "s2", 30).await.unwrap();
+        store.begin_sync("other", "s3", 40).await.unwrap();
+        let h = store.sync_history("t", 10).await.unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].sync_id, "s2");
+        assert_eq!(h[0].status, "running");
+        assert_eq!(h[0].ended_at, None);
+        assert_eq!(h[1].status, "completed");
+        assert_eq!(h[1].ended_at, Some(20));
+    }
+
+    #[tokio::test]
+    async fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open_sqlite(&path).await.unwrap();
+        sqlx::query("INSERT INTO berth_schema (version) VALUES (99)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        drop(store);
+        let err = Store::open_sqlite(&path).await.unwrap_err().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://berth:s3cret@db:5432/berth"),
+            "postgres://berth:***@db:5432/berth"
+        );
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

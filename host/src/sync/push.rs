@@ -1,0 +1,920 @@
+//! The Port side of one sync, start to end: [`Pusher`].
+//!
+//! Owns the order of things: resync state `running` → per blueprint, Port's list of what this
+//! integration owns (read once, before the first write) → change detection against the state
+//! store → bulk upserts, streamed (several calls in flight, entities buffered per blueprint) →
+//! entities refused for a missing related entity retried in relation order → reconciliation
+//! (`reconcile::decide`) and deletes → state store → per-kind metrics → resync state
+//! `completed`/`failed`. A dry run reads Port and the store, and writes to neither.
+//! Must not touch: AWS, plugins, the mapping; entities arrive mapped, each with its scope.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::mapping::Settings;
+use crate::port::blueprints::is_missing_related;
+use crate::port::entities::OwnedEntity;
+use crate::port::integration::{ResyncStatus, metrics_ingest_url};
+use crate::port::{EntityResult, PortClient, PortError, UpsertOptions};
+use crate::store::{EntityKey, EntityState, Store, StoreError, now_ms};
+
+use super::changes::{Change, body_hash, classify};
+use super::metrics::{KindCounters, Reporter, kind_metrics_body};
+use super::reconcile::{self, Decision, Inputs, KeepReason};
+use super::scope::{ScopeBook, ScopeKey, ScopeStatus};
+
+/// Why a push stopped (per-entity failures do not stop it; they are in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a push runs.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// The state store's key for this integration (tenant and integration).
+    pub integration_key: String,
+    /// The mapping's top-level flags (merge, dependents, missing related, threshold).
+    pub settings: Settings,
+    /// Read Port and the store, write nothing, report the plan.
+    pub dry_run: bool,
+    /// Report `resyncState` and sync metrics to Port.
+    pub report_status: bool,
+    /// The schedule, reported in `resyncState.intervalInMinuets`.
+    pub interval_minutes: Option<u64>,
+    /// Entities buffered per blueprint before a flush (a flush is one or more bulk calls).
+    pub flush_entities: usize,
+    /// Flushes in flight at once (the client's own concurrency bounds requests).
+    pub max_inflight_flushes: usize,
+}
+
+impl PushOptions {
+    pub fn new(integration_key: impl Into<String>, settings: Settings) -> Self {
+        Self {
+            integration_key: integration_key.into(),
+            settings,
+            dry_run: false,
+            report_status: true,
+            interval_minutes: None,
+            flush_entities: 200,
+            max_inflight_flushes: 4,
+        }
+    }
+}
+
+/// One mapped entity with where it came from.
+#[derive(Debug, Clone)]
+pub struct EntityIn {
+    pub entity: Value,
+    pub scope: ScopeKey,
+    /// The resource entry it was mapped by (`kind`, index in `resources:`).
+    pub kind: String,
+    pub kind_index: usize,
+}
+
+/// Counts of what a push does (or, dry, would do).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlanCounts {
+    pub create: u64,
+    pub update: u64,
+    pub unchanged: u64,
+    pub delete: u64,
+}
+
+/// The plan, per blueprint.
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    pub blueprints: BTreeMap<String, PlanCounts>,
+}
+
+impl Plan {
+    pub fn total(&self) -> PlanCounts {
+        let mut t = PlanCounts::default();
+        for c in self.blueprints.values() {
+            t.create += c.create;
+            t.update += c.update;
+            t.unchanged += c.unchanged;
+            t.delete += c.delete;
+        }
+        t
+    }
+}
+
+/// How a sync ended, for exit codes and Port's resync state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything landed and every scope completed.
+    Completed,
+    /// Some entities failed or some scopes did not complete; nothing wrongly deleted.
+    Partial,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    pub sync_id: String,
+    pub dry_run: bool,
+    pub plan: Plan,
+    pub loaded: u64,
+    pub load_failed: u64,
+    pub deleted: u64,
+    pub delete_failed: u64,
+    /// Why reconciliation deleted nothing, when it refused.
+    pub refused: Option<String>,
+    /// Unseen owned entities kept, by reason.
+    pub kept: BTreeMap<String, u64>,
+    /// Distinct failure messages with counts.
+    pub errors: BTreeMap<String, u64>,
+    pub kinds: Vec<KindCounters>,
+    pub incomplete_scopes: Vec<(ScopeKey, ScopeStatus)>,
+    pub outcome: Outcome,
+    pub seconds: f64,
+}
+
+impl PushReport {
+    /// A human-readable report for stderr.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let verb = if self.dry_run { "would" } else { "did" };
+        if self.dry_run {
+            let _ = writeln!(
+                s,
+                "plan (dry run: nothing was written to Port or the state store)"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{:<28} {:>8} {:>8} {:>10} {:>8}",
+            "blueprint", "create", "update", "unchanged", "delete"
+        );
+        for (bp, c) in &self.plan.blueprints {
+            let _ = writeln!(
+                s,
+                "{bp:<28} {:>8} {:>8} {:>10} {:>8}",
+                c.create, c.update, c.unchanged, c.delete
+            );
+        }
+        let t = self.plan.total();
+        let _ = writeln!(
+            s,
+            "{:<28} {:>8} {:>8} {:>10} {:>8}",
+            "total", t.create, t.update, t.unchanged, t.delete
+        );
+        if !self.dry_run {
+            let _ = writeln!(
+                s,
+                "\nloaded {} (failed {}), deleted {} (failed {}) in {:.2}s",
+                self.loaded, self.load_failed, self.deleted, self.delete_failed, self.seconds
+            );
+        }
+        if let Some(r) = &self.refused {
+            let _ = writeln!(s, "\nreconciliation: {r}");
+        }
+        if !self.kept.is_empty() {
+            let _ = writeln!(s, "\nstale entities kept ({verb} not delete):");
+            for (why, n) in &self.kept {
+                let _ = writeln!(s, "  {n:>6}  {why}");
+            }
+        }
+        if !self.incomplete_scopes.is_empty() {
+            let _ = writeln!(s, "\nincomplete scopes (their entities are kept):");
+            for (k, st) in &self.incomplete_scopes {
+                let _ = writeln!(s, "  {st:?}: {k}");
+            }
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(s, "\nerrors:");
+            for (m, n) in self.errors.iter().take(30) {
+                let _ = writeln!(s, "  ({n}x) {m}");
+            }
+        }
+        s
+    }
+}
+
+/// An entity waiting to be written.
+struct Pending {
+    entity: Value,
+    key: EntityKey,
+    hash: String,
+    scope: String,
+    counter: usize,
+    change: Change,
+}
+
+type Flushed = (Vec<Pending>, Result<Vec<EntityResult>, PortError>);
+
+/// Pushes one sync's entities. Feed it with [`Pusher::add`], end with [`Pusher::finish`].
+pub struct Pusher {
+    client: PortClient,
+    store: Option<Store>,
+    opts: PushOptions,
+    upsert: UpsertOptions,
+    sync_id: String,
+    started: jiff::Timestamp,
+    clock: Instant,
+    ingest_url: Option<String>,
+    states: HashMap<EntityKey, EntityState>,
+    owned: BTreeMap<String, Vec<OwnedEntity>>,
+    owned_sets: HashMap<String, HashSet<String>>,
+    blocked: Option<String>,
+    seen: HashSet<EntityKey>,
+    scopes: ScopeBook,
+    failed_scopes: HashSet<String>,
+    relation_targets: HashSet<String>,
+    buffers: BTreeMap<String, Vec<Pending>>,
+    inflight: JoinSet<Flushed>,
+    retry_later: Vec<Pending>,
+    state_updates: Vec<(EntityKey, EntityState)>,
+    counters: Vec<KindCounters>,
+    counter_index: HashMap<(String, usize), usize>,
+    plan: Plan,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Pusher {
+    /// Starts a sync: reads the state store, reports `running` to Port (unless dry or told
+    /// not to) and records the sync in the store.
+    pub async fn begin(
+        client: PortClient,
+        store: Option<Store>,
+        opts: PushOptions,
+    ) -> Result<Self, PushError> {
+        let started = jiff::Timestamp::now();
+        let sync_id = format!(
+            "berth-{}-{:04x}",
+            started.as_millisecond(),
+            (crate::port::retry::jitter_unit() * 65536.0) as u32
+        );
+        let states = match &store {
+            Some(s) => s.entity_states(&opts.integration_key).await?,
+            None => HashMap::new(),
+        };
+        let upsert = UpsertOptions {
+            merge: opts.settings.enable_merge_entity,
+            create_missing_related_entities: opts.settings.create_missing_related_entities,
+        };
+        let mut pusher = Self {
+            client,
+            store,
+            upsert,
+            sync_id,
+            started,
+            clock: Instant::now(),
+            ingest_url: None,
+            states,
+            owned: BTreeMap::new(),
+            owned_sets: HashMap::new(),
+            blocked: None,
+            seen: HashSet::new(),
+            scopes: ScopeBook::default(),
+            failed_scopes: HashSet::new(),
+            relation_targets: HashSet::new(),
+            buffers: BTreeMap::new(),
+            inflight: JoinSet::new(),
+            retry_later: Vec::new(),
+            state_updates: Vec::new(),
+            counters: Vec::new(),
+            counter_index: HashMap::new(),
+            plan: Plan::default(),
+            errors: BTreeMap::new(),
+            opts,
+        };
+        if !pusher.opts.dry_run {
+            if pusher.opts.report_status {
+                match pusher.client.ensure_integration().await {
+                    Ok(i) => pusher.ingest_url = metrics_ingest_url(&i).map(str::to_string),
+                    Err(e @ PortError::Rejected { .. }) => pusher.note_status_error(&e),
+                    Err(e) => return Err(e.into()),
+                }
+                let start = pusher.started.to_string();
+                let r = pusher
+                    .client
+                    .patch_resync_state(
+                        ResyncStatus::Running,
+                        Some(&start),
+                        None,
+                        None,
+                        pusher.opts.interval_minutes,
+                    )
+                    .await;
+                pusher.status_result(r)?;
+            }
+            if let Some(s) = &pusher.store {
+                s.begin_sync(
+                    &pusher.opts.integration_key,
+                    &pusher.sync_id,
+                    pusher.started.as_millisecond(),
+                )
+                .await?;
+            }
+        }
+        Ok(pusher)
+    }
+
+    pub fn sync_id(&self) -> &str {
+        &self.sync_id
+    }
+
+    /// The scopes of this sync; discovery sets their statuses.
+    pub fn scopes_mut(&mut self) -> &mut ScopeBook {
+        &mut self.scopes
+    }
+
+    /// The counters of one resource entry, for the extract and transform phases.
+    pub fn counters_mut(&mut self, kind: &str, index: usize) -> &mut KindCounters {
+        let i = self.counter(kind, index);
+        &mut self.counters[i]
+    }
+
+    fn counter(&mut self, kind: &str, index: usize) -> usize {
+        if let Some(&i) = self.counter_index.get(&(kind.to_string(), index)) {
+            return i;
+        }
+        self.counters.push(KindCounters {
+            kind: kind.to_string(),
+            index,
+            ..KindCounters::default()
+        });
+        let i = self.counters.len() - 1;
+        self.counter_index.insert((kind.to_string(), index), i);
+        i
+    }
+
+    fn error(&mut self, message: String) {
+        *self.errors.entry(message).or_default() += 1;
+    }
+
+    /// A status report Port refused (e.g. no permission on the integration) does not stop the
+    /// sync; being unable to reach Port does.
+    fn status_result(&mut self, r: Result<(), PortError>) -> Result<(), PushError> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(e @ PortError::Rejected { .. }) => {
+                self.note_status_error(&e);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn note_status_error(&mut self, e: &PortError) {
+        tracing::warn!(error = %e, "sync status not reported to Port");
+        self.error(format!("sync status not reported: {e}"));
+    }
+
+    /// Reads (once per blueprint) what this integration owns in Port.
+    async fn ensure_owned(&mut self, blueprint: &str) {
+        if self.owned_sets.contains_key(blueprint) {
+            return;
+        }
+        match self.client.owned_entities(blueprint).await {
+            Ok(list) => {
+                self.owned_sets.insert(
+                    blueprint.to_string(),
+                    list.iter().map(|e| e.identifier.clone()).collect(),
+                );
+                self.owned.insert(blueprint.to_string(), list);
+            }
+            Err(e) => {
+                let why = format!(
+                    "the entities this integration owns in {blueprint:?} could not be read: {e}"
+                );
+                tracing::warn!("{why}");
+                self.blocked.get_or_insert(why);
+                // An empty set marks "read attempted"; `in_port` is None for this blueprint.
+                self.owned_sets
+                    .insert(blueprint.to_string(), HashSet::new());
+            }
+        }
+    }
+
+    /// Adds one mapped entity: classified, then buffered for a bulk upsert unless unchanged.
+    pub async fn add(&mut self, input: EntityIn) -> Result<(), PushError> {
+        let counter = self.counter(&input.kind, input.kind_index);
+        self.scopes.note(&input.scope);
+        let scope = input.scope.to_text();
+        let Some(blueprint) = input
+            .entity
+            .get("blueprint")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            self.counters[counter].load_failed += 1;
+            self.failed_scopes.insert(scope);
+            self.error("entity has no string \"blueprint\" field".into());
+            return Ok(());
+        };
+        let Some(identifier) = input.entity.get("identifier").and_then(Value::as_str) else {
+            // A search-query identifier names an existing entity; it cannot be tracked.
+            self.counters[counter].load_failed += 1;
+            self.failed_scopes.insert(scope);
+            self.error(format!(
+                "entity of {blueprint:?} has no string identifier (search-query identifiers are not supported by push)"
+            ));
+            return Ok(());
+        };
+        let key = EntityKey {
+            blueprint: blueprint.clone(),
+            identifier: identifier.to_string(),
+        };
+        self.counters[counter]
+            .blueprint
+            .get_or_insert_with(|| blueprint.clone());
+        self.ensure_owned(&blueprint).await;
+        if self.opts.settings.create_missing_related_entities {
+            collect_relation_targets(&input.entity, &mut self.relation_targets);
+        }
+        let hash = body_hash(&input.entity, self.upsert);
+        let in_port = if self.owned.contains_key(&blueprint) {
+            Some(self.owned_sets[&blueprint].contains(identifier))
+        } else {
+            None
+        };
+        let last = self.states.get(&key);
+        let change = classify(&hash, last.map(|s| s.body_hash.as_str()), in_port);
+        self.seen.insert(key.clone());
+        let counts = self.plan.blueprints.entry(blueprint.clone()).or_default();
+        match change {
+            Change::Create => counts.create += 1,
+            Change::Update => counts.update += 1,
+            Change::Unchanged => counts.unchanged += 1,
+        }
+        if change == Change::Unchanged {
+            self.counters[counter].skipped += 1;
+            if last.is_some_and(|s| s.scope != scope) && !self.opts.dry_run {
+                self.state_updates.push((
+                    key,
+                    EntityState {
+                        body_hash: hash,
+                        scope,
+                        written_at: now_ms(),
+                    },
+                ));
+            }
+            return Ok(());
+        }
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let buf = self.buffers.entry(blueprint.clone()).or_default();
+        buf.push(Pending {
+            entity: input.entity,
+            key,
+            hash,
+            scope,
+            counter,
+            change,
+        });
+        if buf.len() >= self.opts.flush_entities.max(1) {
+            self.flush(&blueprint).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a blueprint's buffer (waiting for a slot when enough flushes are in flight).
+    async fn flush(&mut self, blueprint: &str) -> Result<(), PushError> {
+        let Some(pending) = self.buffers.remove(blueprint).filter(|b| !b.is_empty()) else {
+            return Ok(());
+        };
+        while self.inflight.len() >= self.opts.max_inflight_flushes.max(1) {
+            self.settle_one().await?;
+        }
+        let client = self.client.clone();
+        let bp = blueprint.to_string();
+        let opts = self.upsert;
+        self.inflight.spawn(async move {
+            let entities: Vec<Value> = pending.iter().map(|p| p.entity.clone()).collect();
+            let r = client.upsert_bulk(&bp, &entities, opts).await;
+            (pending, r)
+        });
+        Ok(())
+    }
+
+    /// Waits for one flush and takes in its results.
+    async fn settle_one(&mut self) -> Result<(), PushError> {
+        let Some(joined) = self.inflight.join_next().await else {
+            return Ok(());
+        };
+        let (pending, result) =
+            joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let results = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Port unreachable or credentials refused: nothing more can land.
+                for p in &pending {
+                    self.counters[p.counter].load_failed += 1;
+                    self.failed_scopes.insert(p.scope.clone());
+                }
+                return Err(e.into());
+            }
+        };
+        self.take_results(pending, results, true);
+        if self.state_updates.len() >= 5000 {
+            self.save_states().await?;
+        }
+        Ok(())
+    }
+
+    fn take_results(&mut self, pending: Vec<Pending>, results: Vec<EntityResult>, may_retry: bool) {
+        for (p, r) in pending.into_iter().zip(results) {
+            match r.outcome {
+                Ok(()) => {
+                    self.counters[p.counter].loaded += 1;
+                    self.state_updates.push((
+                        p.key,
+                        EntityState {
+                            body_hash: p.hash,
+                            scope: p.scope,
+                            written_at: now_ms(),
+                        },
+                    ));
+                }
+                Err(e) if may_retry && is_missing_related(&e) => self.retry_later.push(p),
+                Err(e) => {
+                    self.counters[p.counter].load_failed += 1;
+                    self.failed_scopes.insert(p.scope.clone());
+                    let what = match p.change {
+                        Change::Create => "create",
+                        _ => "update",
+                    };
+                    self.error(format!("{what} of {:?}: {e}", p.key.blueprint));
+                }
+            }
+        }
+    }
+
+    async fn save_states(&mut self) -> Result<(), PushError> {
+        if let Some(store) = &self.store
+            && !self.state_updates.is_empty()
+        {
+            store
+                .put_entity_states(&self.opts.integration_key, &self.state_updates)
+                .await?;
+        }
+        self.state_updates.clear();
+        Ok(())
+    }
+
+    /// Ends the sync: sends what is buffered, retries entities that waited for related ones,
+    /// reconciles, saves state and reports. On an error that stops the push, Port is told the
+    /// resync failed and nothing is deleted.
+    pub async fn finish(mut self) -> Result<PushReport, PushError> {
+        match self.load_rest().await {
+            Ok(()) => {}
+            Err(e) => {
+                self.fail().await;
+                return Err(e);
+            }
+        }
+        // Blueprints Berth wrote before but saw nothing of now still need their owned list.
+        let known: Vec<String> = {
+            let mut b: Vec<String> = self.states.keys().map(|k| k.blueprint.clone()).collect();
+            b.sort();
+            b.dedup();
+            b
+        };
+        for bp in known {
+            self.ensure_owned(&bp).await;
+        }
+        let decision = reconcile::decide(&Inputs {
+            owned: &self.owned,
+            seen: &self.seen,
+            states: &self.states,
+            scopes: &self.scopes,
+            failed_scopes: &self.failed_scopes,
+            blocked: self.blocked.clone(),
+            started_at: self.started,
+            threshold: self.opts.settings.entity_deletion_threshold,
+            relation_targets: self
+                .opts
+                .settings
+                .create_missing_related_entities
+                .then_some(&self.relation_targets),
+        });
+        if let Some(r) = &decision.refused {
+            tracing::warn!("{r}");
+        }
+        for (bp, ids) in &decision.delete {
+            self.plan.blueprints.entry(bp.clone()).or_default().delete += ids.len() as u64;
+        }
+        let (deleted, delete_failed) = if self.opts.dry_run {
+            (0, 0)
+        } else {
+            match self.delete(&decision).await {
+                Ok(n) => n,
+                Err(e) => {
+                    self.fail().await;
+                    return Err(e);
+                }
+            }
+        };
+        let report = self.report(&decision, deleted, delete_failed);
+        if !self.opts.dry_run {
+            self.save_states().await?;
+            self.forget_gone(&decision).await?;
+            let state = if report.outcome == Outcome::Completed {
+                ResyncStatus::Completed
+            } else {
+                ResyncStatus::Failed
+            };
+            self.report_end(state, &report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn load_rest(&mut self) -> Result<(), PushError> {
+        let bps: Vec<String> = self.buffers.keys().cloned().collect();
+        for bp in bps {
+            self.flush(&bp).await?;
+        }
+        while !self.inflight.is_empty() {
+            self.settle_one().await?;
+        }
+        if !self.retry_later.is_empty() {
+            let pending = std::mem::take(&mut self.retry_later);
+            let entities: Vec<Value> = pending.iter().map(|p| p.entity.clone()).collect();
+            let results = self
+                .client
+                .upsert_with_relation_retry(&entities, self.upsert)
+                .await?;
+            self.take_results(pending, results, false);
+        }
+        Ok(())
+    }
+
+    /// Carries out the deletions; returns (deleted, failed).
+    async fn delete(&mut self, d: &Decision) -> Result<(u64, u64), PushError> {
+        let dependents = self.opts.settings.delete_dependent_entities;
+        let mut deleted_keys = Vec::new();
+        let mut failed = 0u64;
+        for (bp, ids) in &d.delete {
+            if dependents {
+                let out = self.client.delete_bulk(bp, ids, true).await?;
+                for (id, why) in &out.failed {
+                    failed += 1;
+                    self.error(format!("delete of {bp:?} {id:?}: {why}"));
+                }
+                deleted_keys.extend(out.deleted.into_iter().map(|identifier| EntityKey {
+                    blueprint: bp.clone(),
+                    identifier,
+                }));
+            } else {
+                // Without cascading, an entity others require can only go after them: delete
+                // one by one and retry refusals while that makes progress (Ocean deletes in
+                // topological order).
+                let mut left: Vec<String> = ids.clone();
+                loop {
+                    let mut refused = Vec::new();
+                    for id in &left {
+                        match self.client.delete_one(bp, id, false).await? {
+                            Ok(()) => deleted_keys.push(EntityKey {
+                                blueprint: bp.clone(),
+                                identifier: id.clone(),
+                            }),
+                            Err(why) => refused.push((id.clone(), why)),
+                        }
+                    }
+                    if refused.is_empty() || refused.len() == left.len() {
+                        for (id, why) in refused {
+                            failed += 1;
+                            self.error(format!("delete of {bp:?} {id:?}: {why}"));
+                        }
+                        break;
+                    }
+                    left = refused.into_iter().map(|(id, _)| id).collect();
+                }
+            }
+        }
+        for k in &deleted_keys {
+            let kind = self
+                .states
+                .get(k)
+                .and_then(|s| s.scope.rsplit('/').next().map(str::to_string))
+                .filter(|kind| self.counters.iter().any(|c| &c.kind == kind))
+                .unwrap_or_else(|| "__reconciliation__".to_string());
+            let i = self
+                .counters
+                .iter()
+                .position(|c| c.kind == kind)
+                .unwrap_or_else(|| self.counter(&kind, 0));
+            self.counters[i].deleted += 1;
+        }
+        let n = deleted_keys.len() as u64;
+        if let Some(store) = &self.store {
+            store
+                .delete_entity_states(&self.opts.integration_key, &deleted_keys)
+                .await?;
+        }
+        for k in deleted_keys {
+            self.states.remove(&k);
+        }
+        Ok((n, failed))
+    }
+
+    /// Forgets store entries of entities Port no longer holds for this integration (deleted by
+    /// someone else) that this sync did not produce either.
+    async fn forget_gone(&mut self, d: &Decision) -> Result<(), PushError> {
+        if self.blocked.is_some() || d.refused.is_some() {
+            return Ok(());
+        }
+        let gone: Vec<EntityKey> = self
+            .states
+            .keys()
+            .filter(|k| {
+                !self.seen.contains(k)
+                    && self
+                        .owned_sets
+                        .get(&k.blueprint)
+                        .is_some_and(|s| !s.contains(&k.identifier))
+            })
+            .cloned()
+            .collect();
+        if let Some(store) = &self.store
+            && !gone.is_empty()
+        {
+            store
+                .delete_entity_states(&self.opts.integration_key, &gone)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn report(&self, d: &Decision, deleted: u64, delete_failed: u64) -> PushReport {
+        let mut kept: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, why) in &d.kept {
+            let text = match why {
+                KeepReason::ScopeIncomplete { scope, status } => {
+                    format!("scope {scope} did not complete ({status})")
+                }
+                KeepReason::ScopeNotSynced { scope } => {
+                    format!("scope {scope} was not part of this sync")
+                }
+                KeepReason::UnknownScope => {
+                    "no known scope, and not every scope completed".to_string()
+                }
+                KeepReason::UpdatedDuringSync => "updated in Port during the sync".to_string(),
+                KeepReason::RelationTarget => {
+                    "relation target of a synced entity (createMissingRelatedEntities)".to_string()
+                }
+            };
+            *kept.entry(text).or_default() += 1;
+        }
+        let loaded = self.counters.iter().map(|c| c.loaded).sum();
+        let load_failed = self.counters.iter().map(|c| c.load_failed).sum();
+        let incomplete: Vec<(ScopeKey, ScopeStatus)> = self
+            .scopes
+            .incomplete()
+            .map(|(k, s)| (k.clone(), s))
+            .collect();
+        let clean = load_failed == 0
+            && delete_failed == 0
+            && incomplete.is_empty()
+            && self.failed_scopes.is_empty()
+            && d.refused.is_none()
+            && self.blocked.is_none();
+        PushReport {
+            sync_id: self.sync_id.clone(),
+            dry_run: self.opts.dry_run,
+            plan: self.plan.clone(),
+            loaded,
+            load_failed,
+            deleted,
+            delete_failed,
+            refused: d.refused.clone(),
+            kept,
+            errors: self.errors.clone(),
+            kinds: self.counters.clone(),
+            incomplete_scopes: incomplete,
+            outcome: if clean {
+                Outcome::Completed
+            } else {
+                Outcome::Partial
+            },
+            seconds: self.clock.elapsed().as_secs_f64(),
+        }
+    }
+
+    async fn report_end(
+        &mut self,
+        state: ResyncStatus,
+        report: &PushReport,
+    ) -> Result<(), PushError> {
+        let summary = json!({
+            "outcome": format!("{:?}", report.outcome).to_lowercase(),
+            "loaded": report.loaded, "loadFailed": report.load_failed,
+            "deleted": report.deleted, "deleteFailed": report.delete_failed,
+            "unchanged": report.plan.total().unchanged,
+            "refused": report.refused,
+        });
+        if let Some(store) = &self.store {
+            store
+                .finish_sync(
+                    &self.opts.integration_key,
+                    &self.sync_id,
+                    now_ms(),
+                    match report.outcome {
+                        Outcome::Completed => "completed",
+                        Outcome::Partial => "partial",
+                    },
+                    &summary.to_string(),
+                )
+                .await?;
+        }
+        if !self.opts.report_status {
+            return Ok(());
+        }
+        self.send_metrics(state.as_str()).await?;
+        let end = jiff::Timestamp::now().to_string();
+        let r = self
+            .client
+            .patch_resync_state(state, None, Some(&end), None, self.opts.interval_minutes)
+            .await;
+        self.status_result(r)
+    }
+
+    async fn send_metrics(&mut self, sync_state: &str) -> Result<(), PushError> {
+        let Some(url) = self.ingest_url.clone() else {
+            return Ok(());
+        };
+        let ua = self.client.user_agent();
+        let who = Reporter {
+            integration_type: ua.integration_type.clone(),
+            integration_identifier: ua.integration_identifier.clone(),
+            integration_version: ua.version.clone(),
+        };
+        let secs = self.clock.elapsed().as_secs_f64();
+        let bodies: Vec<Value> = self
+            .counters
+            .iter()
+            .map(|k| kind_metrics_body(&who, &self.sync_id, sync_state, secs, k))
+            .collect();
+        for (k, body) in self.counters.clone().iter().zip(&bodies) {
+            let r = self
+                .client
+                .put_kind_metrics(&url, &self.sync_id, &k.identifier(), body)
+                .await;
+            self.status_result(r)?;
+        }
+        let r = self.client.post_sync_metrics(&url, &bodies).await;
+        self.status_result(r)
+    }
+
+    /// Best effort after a stopping error: keep what landed, tell Port the resync failed.
+    async fn fail(&mut self) {
+        self.inflight.abort_all();
+        if let Err(e) = self.save_states().await {
+            tracing::warn!(error = %e, "could not save entity states after a failed push");
+        }
+        if let Some(store) = &self.store {
+            let _ = store
+                .finish_sync(
+                    &self.opts.integration_key,
+                    &self.sync_id,
+                    now_ms(),
+                    "failed",
+                    "{}",
+                )
+                .await;
+        }
+        if self.opts.report_status && !self.opts.dry_run {
+            let end = jiff::Timestamp::now().to_string();
+            let _ = self
+                .client
+                .patch_resync_state(
+                    ResyncStatus::Failed,
+                    None,
+                    Some(&end),
+                    None,
+                    self.opts.interval_minutes,
+                )
+                .await;
+        }
+    }
+}
+
+/// Identifiers an entity's relations point at (strings and arrays of strings; search-query
+/// relations name no identifier).
+fn collect_relation_targets(entity: &Value, out: &mut HashSet<String>) {
+    let Some(Value::Object(rels)) = entity.get("relations") else {
+        return;
+    };
+    for v in rels.values() {
+        match v {
+            Value::String(s) => {
+                out.insert(s.clone());
+            }
+            Value::Array(a) => {
+                out.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+            _ => {}
+        }
+    }
+}

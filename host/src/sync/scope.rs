@@ -1,0 +1,153 @@
+//! Scopes: the unit of completeness. A scope is one (account, region, kind) that discovery
+//! either finished, was denied, or failed; entities that were not mapped from a raw item (a file
+//! of entities pushed by hand) belong to a scope named after their blueprint.
+//!
+//! Owns: [`ScopeKey`] and its text form (kept in the state store), [`ScopeStatus`] and the
+//! [`ScopeBook`] of one sync. Must not touch: how a scope's status is found out (discovery's
+//! job) or what is deleted (`reconcile`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where entities came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ScopeKey {
+    pub account: String,
+    pub region: String,
+    pub kind: String,
+}
+
+impl ScopeKey {
+    pub fn new(
+        account: impl Into<String>,
+        region: impl Into<String>,
+        kind: impl Into<String>,
+    ) -> Self {
+        Self {
+            account: account.into(),
+            region: region.into(),
+            kind: kind.into(),
+        }
+    }
+
+    /// The scope of entities that carry none: everything of one blueprint in the input.
+    pub fn unscoped(blueprint: &str) -> Self {
+        Self::new("*", "*", format!("blueprint:{blueprint}"))
+    }
+
+    /// The text form stored with each entity's state (`account/region/kind`). Kinds contain
+    /// `::` but never `/`, so the form reads back unambiguously.
+    pub fn to_text(&self) -> String {
+        format!("{}/{}/{}", self.account, self.region, self.kind)
+    }
+}
+
+impl fmt::Display for ScopeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} in account {} region {}",
+            self.kind, self.account, self.region
+        )
+    }
+}
+
+/// How discovery of a scope ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeStatus {
+    /// Every page was read: what is not in it is gone.
+    Complete,
+    /// AWS refused access: says nothing about what exists.
+    Denied,
+    /// Discovery (or mapping, or loading) failed part-way.
+    Failed,
+}
+
+/// The scopes of one sync and how each ended.
+#[derive(Debug, Default, Clone)]
+pub struct ScopeBook {
+    scopes: BTreeMap<String, (ScopeKey, ScopeStatus)>,
+}
+
+impl ScopeBook {
+    /// Sets a scope's status; a scope that failed or was denied stays so (a later "complete"
+    /// for the same scope does not undo a failure).
+    pub fn set(&mut self, key: &ScopeKey, status: ScopeStatus) {
+        let entry = self
+            .scopes
+            .entry(key.to_text())
+            .or_insert_with(|| (key.clone(), status));
+        if entry.1 == ScopeStatus::Complete {
+            entry.1 = status;
+        }
+    }
+
+    /// Registers a scope as complete unless it is already known.
+    pub fn note(&mut self, key: &ScopeKey) {
+        self.scopes
+            .entry(key.to_text())
+            .or_insert_with(|| (key.clone(), ScopeStatus::Complete));
+    }
+
+    /// Marks a scope failed (e.g. one of its entities could not be mapped or loaded).
+    pub fn fail(&mut self, key: &ScopeKey) {
+        self.set(key, ScopeStatus::Failed);
+        if let Some(e) = self.scopes.get_mut(&key.to_text()) {
+            e.1 = ScopeStatus::Failed;
+        }
+    }
+
+    /// The status of a scope by its text form; `None` when this sync did not cover it.
+    pub fn status_of(&self, text: &str) -> Option<ScopeStatus> {
+        self.scopes.get(text).map(|(_, s)| *s)
+    }
+
+    /// True when the sync covered at least one scope and every one completed.
+    pub fn all_complete(&self) -> bool {
+        !self.scopes.is_empty()
+            && self
+                .scopes
+                .values()
+                .all(|(_, s)| *s == ScopeStatus::Complete)
+    }
+
+    /// Scopes that did not complete.
+    pub fn incomplete(&self) -> impl Iterator<Item = (&ScopeKey, ScopeStatus)> {
+        self.scopes
+            .values()
+            .filter(|(_, s)| *s != ScopeStatus::Complete)
+            .map(|(k, s)| (k, *s))
+    }
+
+    pub fn len(&self) -> usize {
+        self.scopes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_is_sticky() {
+        let k = ScopeKey::new("1", "eu-west-1", "AWS::S3::Bucket");
+        let mut b = ScopeBook::default();
+        b.note(&k);
+        assert!(b.all_complete());
+        b.set(&k, ScopeStatus::Denied);
+        b.set(&k, ScopeStatus::Complete);
+        assert_eq!(b.status_of(&k.to_text()), Some(ScopeStatus::Denied));
+        b.fail(&k);
+        assert_eq!(b.status_of(&k.to_text()), Some(ScopeStatus::Failed));
+        assert!(!b.all_complete());
+        assert!(!ScopeBook::default().all_complete());
+        assert_eq!(k.to_text(), "1/eu-west-1/AWS::S3::Bucket");
+    }
+}

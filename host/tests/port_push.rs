@@ -1,0 +1,529 @@
+//! `berth::sync` against the in-process fake Port: a push under every fault lands each entity
+//! exactly once, change detection makes a repeated push free, reconciliation deletes only what
+//! it may, sync status reaches Port, and every request passes the fake's OpenAPI validation.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use berth::mapping::Settings;
+use berth::port::{ClientConfig, Credentials, PortClient, RetryPolicy, UpsertOptions, UserAgent};
+use berth::store::Store;
+use berth::sync::push::{EntityIn, Outcome, PushReport};
+use berth::sync::{PushOptions, Pusher, ScopeKey, ScopeStatus};
+use berth_fake_port::{Config, FakePortHandle, Faults, LoggedRequest};
+use serde_json::{Value, json};
+
+const BP: &str = "service";
+const KEY: &str = "my-aws@test";
+
+async fn fake() -> FakePortHandle {
+    let (_addr, handle) = berth_fake_port::spawn(Config::default())
+        .await
+        .expect("fake port");
+    let http = reqwest::Client::new();
+    let base = handle.base_url().to_string();
+    let token: Value = http
+        .post(format!("{base}/v1/auth/access_token"))
+        .json(&json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token["accessToken"].as_str().unwrap());
+    let r = http
+        .post(format!("{base}/v1/blueprints"))
+        .header("authorization", bearer)
+        .json(&json!({
+            "identifier": BP,
+            "title": "Service",
+            "schema": {"properties": {"size": {"type": "number"}}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    handle.clear_requests();
+    handle
+}
+
+fn client(handle: &FakePortHandle, integration: &str) -> PortClient {
+    let mut cfg = ClientConfig::new(
+        handle.base_url(),
+        Credentials::new("fake-client-id", "fake-client-secret"),
+        UserAgent::exporter("aws", "0.1.0", integration),
+    );
+    cfg.retry = RetryPolicy {
+        max_attempts: 12,
+        base_delay: Duration::from_millis(2),
+        max_delay: Duration::from_millis(20),
+        jitter: 0.25,
+    };
+    PortClient::new(cfg).expect("client")
+}
+
+fn entity(id: &str, size: i64) -> Value {
+    json!({"identifier": id, "title": id, "blueprint": BP, "properties": {"size": size}})
+}
+
+fn scoped(id: &str, size: i64, scope: &ScopeKey) -> EntityIn {
+    EntityIn {
+        entity: entity(id, size),
+        scope: scope.clone(),
+        kind: scope.kind.clone(),
+        kind_index: 0,
+    }
+}
+
+fn unscoped(e: Value) -> EntityIn {
+    EntityIn {
+        entity: e,
+        scope: ScopeKey::unscoped(BP),
+        kind: BP.into(),
+        kind_index: 0,
+    }
+}
+
+async fn store(dir: &Path) -> Store {
+    Store::open_sqlite(&dir.join("state.db")).await.unwrap()
+}
+
+async fn push(
+    port: &FakePortHandle,
+    store: &Store,
+    items: Vec<EntityIn>,
+    scopes: &[(ScopeKey, ScopeStatus)],
+    tweak: impl FnOnce(&mut PushOptions),
+) -> PushReport {
+    let mut opts = PushOptions::new(KEY, Settings::default());
+    tweak(&mut opts);
+    let mut p = Pusher::begin(client(port, "my-aws"), Some(store.clone()), opts)
+        .await
+        .expect("begin");
+    for (k, s) in scopes {
+        p.scopes_mut().set(k, *s);
+    }
+    for i in items {
+        p.add(i).await.expect("add");
+    }
+    p.finish().await.expect("finish")
+}
+
+fn stored(port: &FakePortHandle) -> BTreeSet<String> {
+    port.snapshot()
+        .entities
+        .get(BP)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn calls<'a>(log: &'a [LoggedRequest], suffix: &str) -> Vec<&'a LoggedRequest> {
+    log.iter().filter(|r| r.path.ends_with(suffix)).collect()
+}
+
+/// Another integration writes an entity; reconciliation must never touch it.
+async fn foreign_entity(port: &FakePortHandle) {
+    let other = client(port, "someone-else");
+    let r = other
+        .upsert_bulk(BP, &[entity("foreign-1", 1)], UpsertOptions::default())
+        .await
+        .unwrap();
+    assert!(r[0].is_ok());
+}
+
+#[tokio::test]
+async fn under_faults_every_entity_lands_once_and_only_the_stale_one_goes() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    foreign_entity(&port).await;
+    // Entities this integration wrote earlier without Berth's state (written by Ocean, say):
+    // svc-0..9 are still in the input, stale-1 is not (1 of 11 owned goes: under the threshold).
+    let ours = client(&port, "my-aws");
+    let mut earlier: Vec<Value> = (0..10).map(|i| entity(&format!("svc-{i}"), -1)).collect();
+    earlier.push(entity("stale-1", 1));
+    ours.upsert_bulk(BP, &earlier, UpsertOptions::default())
+        .await
+        .unwrap();
+    port.clear_requests();
+    port.set_faults(Faults {
+        seed: 7,
+        rate_429: 0.3,
+        rate_5xx: 0.05,
+        early_401: 1,
+        // Full batches of 20 (~1,500 bytes) are refused, halves (~750) pass.
+        force_413_over_bytes: Some(1200),
+        retry_after_secs: 1,
+        ..Faults::default()
+    });
+    let input: Vec<Value> = (0..400).map(|i| entity(&format!("svc-{i}"), i)).collect();
+    let report = push(
+        &port,
+        &store,
+        input.iter().cloned().map(unscoped).collect(),
+        &[],
+        |_| {},
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Completed, "{}", report.render());
+    assert_eq!((report.loaded, report.load_failed), (400, 0));
+    assert_eq!(report.deleted, 1);
+    let mut want: BTreeSet<String> = (0..400).map(|i| format!("svc-{i}")).collect();
+    want.insert("foreign-1".into());
+    assert_eq!(stored(&port), want);
+
+    let log = port.requests();
+    let faults: BTreeSet<&str> = log.iter().filter_map(|r| r.fault.as_deref()).collect();
+    for f in ["injected_429", "injected_5xx", "early_401", "forced_413"] {
+        assert!(faults.contains(f), "fault {f} never fired: {faults:?}");
+    }
+    // 20 batches of 20, each split in two by the 413: 40 accepted bulk calls of 10, so no
+    // entity was written twice.
+    let bulk = calls(&log, "/entities/bulk");
+    assert_eq!(bulk.iter().filter(|r| r.status == 200).count(), 40);
+    // The stored entities carry the values sent (none was replaced by a retried older body).
+    let snap = port.snapshot();
+    for i in [0, 199, 399] {
+        assert_eq!(
+            snap.entities[BP][&format!("svc-{i}")].properties["size"],
+            json!(i)
+        );
+    }
+    port.set_faults(Faults::default());
+    port.clear_requests();
+
+    // The same input again: no upsert, no delete.
+    let again = push(
+        &port,
+        &store,
+        input.iter().cloned().map(unscoped).collect(),
+        &[],
+        |_| {},
+    )
+    .await;
+    assert_eq!(again.plan.total().unchanged, 400, "{}", again.render());
+    let log = port.requests();
+    assert!(calls(&log, "/entities/bulk").is_empty(), "{log:#?}");
+    assert!(calls(&log, "/bulk/entities/delete").is_empty());
+    assert_eq!(again.deleted, 0);
+
+    // One changed entity: exactly one upsert call.
+    port.clear_requests();
+    let mut changed = input.clone();
+    changed[17] = entity("svc-17", 1017);
+    let third = push(
+        &port,
+        &store,
+        changed.into_iter().map(unscoped).collect(),
+        &[],
+        |_| {},
+    )
+    .await;
+    let t = third.plan.total();
+    assert_eq!((t.update, t.unchanged, t.create), (1, 399, 0));
+    let log = port.requests();
+    assert_eq!(calls(&log, "/entities/bulk").len(), 1);
+    assert_eq!(
+        port.snapshot().entities[BP]["svc-17"].properties["size"],
+        json!(1017)
+    );
+}
+
+#[tokio::test]
+async fn reconciliation_respects_scopes_threshold_and_other_datasources() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    foreign_entity(&port).await;
+    let a = ScopeKey::new("111111111111", "eu-west-1", "AWS::Lambda::Function");
+    let b = ScopeKey::new("111111111111", "us-east-1", "AWS::Lambda::Function");
+    let first = push(
+        &port,
+        &store,
+        vec![
+            scoped("a1", 1, &a),
+            scoped("a2", 1, &a),
+            scoped("a3", 1, &a),
+            scoped("b1", 1, &b),
+            scoped("b2", 1, &b),
+        ],
+        &[],
+        |_| {},
+    )
+    .await;
+    assert_eq!(first.loaded, 5);
+
+    // Region B is denied now and returns nothing; a2 is gone from region A.
+    let second = push(
+        &port,
+        &store,
+        vec![scoped("a1", 1, &a), scoped("a3", 1, &a)],
+        &[
+            (a.clone(), ScopeStatus::Complete),
+            (b.clone(), ScopeStatus::Denied),
+        ],
+        |_| {},
+    )
+    .await;
+    assert_eq!(second.deleted, 1, "{}", second.render());
+    assert_eq!(second.outcome, Outcome::Partial);
+    assert_eq!(
+        stored(&port),
+        ["a1", "a3", "b1", "b2", "foreign-1"]
+            .map(String::from)
+            .into()
+    );
+    assert!(
+        second.kept.keys().any(|k| k.contains("denied")),
+        "{:?}",
+        second.kept
+    );
+
+    // Both scopes complete and empty: deleting all 4 of 4 owned entities is above the 0.9
+    // threshold, so nothing goes and the report says why.
+    let third = push(
+        &port,
+        &store,
+        vec![],
+        &[
+            (a.clone(), ScopeStatus::Complete),
+            (b.clone(), ScopeStatus::Complete),
+        ],
+        |_| {},
+    )
+    .await;
+    assert_eq!(third.deleted, 0);
+    let why = third.refused.clone().expect("refused");
+    assert!(
+        why.contains("4 of 4") && why.contains("entityDeletionThreshold"),
+        "{why}"
+    );
+    assert_eq!(stored(&port).len(), 5);
+
+    // A failed entity in a complete scope keeps that scope's stale entities too.
+    let fourth = push(
+        &port,
+        &store,
+        vec![
+            scoped("a1", 1, &a),
+            EntityIn {
+                entity: json!({"identifier": "bad", "blueprint": BP, "properties": {"size": "not a number"}}),
+                ..scoped("x", 0, &a)
+            },
+            scoped("b1", 1, &b),
+            scoped("b2", 1, &b),
+        ],
+        &[(a.clone(), ScopeStatus::Complete), (b.clone(), ScopeStatus::Complete)],
+        |_| {},
+    )
+    .await;
+    assert_eq!(fourth.load_failed, 1, "{}", fourth.render());
+    assert_eq!(fourth.deleted, 0, "{}", fourth.render());
+    assert!(stored(&port).contains("a3"));
+    assert!(stored(&port).contains("foreign-1"));
+}
+
+#[tokio::test]
+async fn dry_run_plans_without_writing() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    push(
+        &port,
+        &store,
+        (0..5)
+            .map(|i| unscoped(entity(&format!("e{i}"), i)))
+            .collect(),
+        &[],
+        |_| {},
+    )
+    .await;
+    port.clear_requests();
+    let before = port.snapshot();
+    let states_before = store.entity_states(KEY).await.unwrap();
+    // e0 unchanged, e1 changed, e5 new, e2..e4 gone.
+    let items = vec![
+        unscoped(entity("e0", 0)),
+        unscoped(entity("e1", 100)),
+        unscoped(entity("e5", 5)),
+    ];
+    let plan = push(&port, &store, items, &[], |o| o.dry_run = true).await;
+    let t = plan.plan.total();
+    assert_eq!((t.create, t.update, t.unchanged, t.delete), (1, 1, 1, 3));
+    let log = port.requests();
+    assert!(
+        log.iter().all(|r| r.method == "GET"
+            || r.path.ends_with("/search")
+            || r.path.ends_with("/access_token")),
+        "a dry run wrote: {log:#?}"
+    );
+    assert_eq!(port.snapshot().entities, before.entities);
+    assert_eq!(store.entity_states(KEY).await.unwrap(), states_before);
+    assert!(plan.render().contains("dry run"), "{}", plan.render());
+}
+
+#[tokio::test]
+async fn status_and_metrics_reach_port_and_every_request_is_valid() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    // Owned before: e0..e9 (kept) and `old` (stale): 1 of 11 goes, under the threshold.
+    let ours = client(&port, "my-aws");
+    let mut before: Vec<Value> = (0..10).map(|i| entity(&format!("e{i}"), i)).collect();
+    before.push(entity("old", 1));
+    ours.upsert_bulk(BP, &before, UpsertOptions::default())
+        .await
+        .unwrap();
+    port.clear_requests();
+    let settings = Settings {
+        delete_dependent_entities: false,
+        ..Settings::default()
+    };
+    let report = push(
+        &port,
+        &store,
+        (0..30)
+            .map(|i| unscoped(entity(&format!("e{i}"), i)))
+            .collect(),
+        &[],
+        |o| o.settings = settings,
+    )
+    .await;
+    assert_eq!(
+        (report.loaded, report.deleted),
+        (30, 1),
+        "{}",
+        report.render()
+    );
+
+    let log = port.requests();
+    // The fake answers 400/422 to a request its OpenAPI schemas refuse; the one expected
+    // failure is the 404 that precedes creating the integration.
+    let bad: Vec<_> = log
+        .iter()
+        .filter(|r| {
+            let expected_404 =
+                r.status == 404 && r.method == "GET" && r.path == "/v1/integration/my-aws";
+            !(200..300).contains(&r.status) && !expected_404
+        })
+        .collect();
+    assert!(bad.is_empty(), "requests the fake refused: {bad:#?}");
+    let routes: BTreeSet<String> = log
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path.replace("my-aws", "{id}")))
+        .collect();
+    for want in [
+        "POST /v1/auth/access_token",
+        "GET /v1/integration/{id}",
+        "POST /v1/integration",
+        "PATCH /v1/integration/{id}/resync-state",
+        "POST /v1/blueprints/service/entities/search",
+        "POST /v1/blueprints/service/entities/bulk",
+        "DELETE /v1/blueprints/service/entities/old",
+        "PUT /ingest/{id}/metrics/syncMetrics/resync/{event}/kind/service-0",
+        "POST /ingest/{id}/metrics/syncMetrics",
+    ] {
+        let found = routes.iter().any(|r| {
+            if want.contains("{event}") {
+                r.starts_with("PUT /ingest/{id}/metrics/syncMetrics/resync/")
+                    && r.ends_with("/kind/service-0")
+            } else {
+                r == want
+            }
+        });
+        assert!(found, "route {want} not used: {routes:#?}");
+    }
+
+    let snap = port.snapshot();
+    let state = &snap.integrations["my-aws"]["resyncState"];
+    assert_eq!(state["status"], "completed", "{state}");
+    assert!(state["lastResyncEnd"].is_string());
+    let metrics = &snap.sync_metrics["my-aws"];
+    let m = metrics
+        .iter()
+        .find(|m| m["kindIdentifier"] == "service-0")
+        .expect("kind metrics");
+    let load = &m["metrics"]["phase"]["load"]["object_count_type"];
+    assert_eq!(load["loaded"]["object_count"], 30);
+    assert_eq!(m["syncState"], "completed");
+    assert!(
+        metrics.iter().any(
+            |m| m["metrics"]["phase"]["delete"]["object_count_type"]["deleted"]["object_count"]
+                == 1
+        ),
+        "{metrics:#?}"
+    );
+    let history = store.sync_history(KEY, 5).await.unwrap();
+    assert_eq!(history[0].status, "completed");
+}
+
+/// `berth push` end to end: config with secrets by reference, a dry run, a real push, and a
+/// malformed input line that stops the push before anything is reconciled.
+#[tokio::test]
+async fn berth_push_command() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "fake-client-secret\n").unwrap();
+    let config = dir.path().join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "port:\n  clientId: {{env: BERTH_TEST_PORT_ID}}\n  clientSecret: {{file: secret}}\n  \
+             baseUrl: {}\n  integration: {{identifier: my-aws}}\nstate: state/berth.db\n",
+            port.base_url()
+        ),
+    )
+    .unwrap();
+    let input = dir.path().join("entities.jsonl");
+    let lines: Vec<String> = (0..3)
+        .map(|i| entity(&format!("c{i}"), i).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.env("BERTH_TEST_PORT_ID", "fake-client-id")
+            .args(["push", "--config"])
+            .arg(&config)
+            .arg("--input")
+            .arg(&input)
+            .args(extra);
+        cmd
+    };
+    let out = tokio::task::spawn_blocking({
+        let mut c = run(&["--dry-run"]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("dry run") && err.contains("total"), "{err}");
+    assert!(stored(&port).is_empty(), "a dry run wrote");
+
+    let out = tokio::task::spawn_blocking({
+        let mut c = run(&[]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(stored(&port), ["c0", "c1", "c2"].map(String::from).into());
+    assert!(dir.path().join("state/berth.db").is_file());
+    assert!(!err.contains("fake-client-secret"));
+
+    // A truncated file: the push stops at the bad line and deletes nothing.
+    std::fs::write(&input, format!("{}\n{{\"identifier\": \"c1\"", lines[0])).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut c = run(&[]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("entities.jsonl:2"), "{err}");
+    assert_eq!(stored(&port).len(), 3);
+}
