@@ -12,8 +12,9 @@
 //! `__EnrichmentErrors` lists why, so a mapping can surface it. A lookup the
 //! plugin was not permitted to make is a bug and fails the item.
 
+use berth_plugin_sdk::enrich::{attach_errors, failed};
 use berth_plugin_sdk::serde_json::{Map, Value};
-use berth_plugin_sdk::{Cloud, Info, LookupError, Plugin, log};
+use berth_plugin_sdk::{Cloud, Info, Plugin};
 
 const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
 const SUBNET: &str = "AWS::EC2::Subnet";
@@ -21,6 +22,10 @@ const VPC: &str = "AWS::EC2::VPC";
 
 struct Ec2Instance;
 
+/// One resource's properties by identifier, null when it does not exist or
+/// the read failed (recorded as [`failed`] does). Unlike
+/// [`berth_plugin_sdk::enrich::get`], passes on properties that are not a
+/// JSON object as they are.
 fn lookup(
     cloud: &Cloud,
     type_name: &str,
@@ -29,13 +34,7 @@ fn lookup(
 ) -> Result<Value, String> {
     match cloud.get(type_name, id) {
         Ok(found) => Ok(found.map(|r| r.properties).unwrap_or(Value::Null)),
-        Err(e @ LookupError::NotPermitted(_)) => Err(format!("{type_name} {id}: {e}")),
-        Err(e) => {
-            let m = format!("{type_name} {id}: {e}");
-            log::debug(&m);
-            errors.push(Value::String(m));
-            Ok(Value::Null)
-        }
+        Err(e) => failed(format_args!("{type_name} {id}"), e, errors).map(|()| Value::Null),
     }
 }
 
@@ -86,9 +85,7 @@ impl Plugin for Ec2Instance {
         obj.insert("__SecurityGroups".into(), Value::Array(groups));
         obj.insert("__Subnet".into(), subnet);
         obj.insert("__Vpc".into(), vpc);
-        if !errors.is_empty() {
-            obj.insert("__EnrichmentErrors".into(), Value::Array(errors));
-        }
+        attach_errors(obj, errors);
         Ok(())
     }
 }

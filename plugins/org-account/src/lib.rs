@@ -19,50 +19,18 @@
 //! and must not read any: accounts are not a Cloud Control type, and
 //! everything the plugin adds is derived from the item itself.
 
-use berth_plugin_sdk::serde_json::{Map, Value};
+use berth_plugin_sdk::enrich::{attach_errors, default_entry, tags_object};
+use berth_plugin_sdk::serde_json::Value;
 use berth_plugin_sdk::{Cloud, Info, Plugin};
 
 const ACCOUNT: &str = "AWS::Organizations::Account";
 
+/// The product's default mapping; this plugin ships its kind's entry
+/// ([`default_entry`]), cut from the same file the generic plugin ships so
+/// the two cannot drift apart.
 const DEFAULT_MAPPING: &str = include_str!("../../../mappings/default.yaml");
 
 struct OrgAccount;
-
-/// `kind`'s entry of the product's default mapping, cut from the same file
-/// the generic plugin ships so the two cannot drift apart.
-fn default_entry(kind: &str) -> String {
-    let head = format!("- kind: {kind}");
-    let mut lines = DEFAULT_MAPPING.lines().skip_while(|l| l.trim_end() != head);
-    let first = lines
-        .next()
-        .unwrap_or_else(|| panic!("mappings/default.yaml has no entry for {kind}"));
-    let mut out = format!("resources:\n{first}\n");
-    for l in lines.take_while(|l| !l.starts_with('-')) {
-        out.push_str(l);
-        out.push('\n');
-    }
-    out
-}
-
-/// `[{Key, Value}]` (the shape Organizations' `ListTagsForResource` and
-/// CloudFormation use) as `{Key: Value}`, so a mapping can say
-/// `.__Tags.team`.
-fn tags_object(tags: &Value, errors: &mut Vec<Value>) -> Value {
-    let Some(tags) = tags.as_array() else {
-        errors.push("Tags is not a list of {Key, Value}".into());
-        return Value::Null;
-    };
-    let mut out = Map::new();
-    for (i, t) in tags.iter().enumerate() {
-        match t.get("Key").and_then(Value::as_str) {
-            Some(k) => {
-                out.insert(k.into(), t.get("Value").cloned().unwrap_or(Value::Null));
-            }
-            None => errors.push(format!("Tags[{i}] has no string Key").into()),
-        }
-    }
-    Value::Object(out)
-}
 
 impl Plugin for OrgAccount {
     const ENRICHES: bool = true;
@@ -70,7 +38,10 @@ impl Plugin for OrgAccount {
     fn info() -> Info {
         Info::new("org-account", env!("CARGO_PKG_VERSION"))
             .kind(ACCOUNT)
-            .default_mapping(&default_entry(ACCOUNT))
+            .default_mapping(
+                &default_entry(DEFAULT_MAPPING, ACCOUNT)
+                    .unwrap_or_else(|e| panic!("mappings/default.yaml: {e}")),
+            )
             .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
     }
 
@@ -94,14 +65,13 @@ impl Plugin for OrgAccount {
             _ => Value::Null,
         };
         let tags = match field("Tags") {
-            Some(t) => tags_object(t, &mut errors),
+            // Organizations' `ListTagsForResource` shape, read at the top level.
+            Some(t) => tags_object(t, "Tags", &mut errors),
             None => Value::Null,
         };
         obj.insert("__IsManagementAccount".into(), management);
         obj.insert("__Tags".into(), tags);
-        if !errors.is_empty() {
-            obj.insert("__EnrichmentErrors".into(), Value::Array(errors));
-        }
+        attach_errors(obj, errors);
         Ok(())
     }
 }

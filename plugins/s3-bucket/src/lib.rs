@@ -23,151 +23,27 @@
 //! `__EnrichmentErrors` lists why, so a mapping can surface it. A lookup the
 //! plugin was not permitted to make is a bug and fails the item.
 
-use berth_plugin_sdk::serde_json::{Map, Value};
-use berth_plugin_sdk::{Cloud, Info, LookupError, Plugin, Resource, log};
+use berth_plugin_sdk::enrich::{ListOnly, attach_errors, default_entry, model_tags};
+use berth_plugin_sdk::serde_json::Value;
+use berth_plugin_sdk::{Cloud, Info, Plugin};
 
 const BUCKET: &str = "AWS::S3::Bucket";
 /// What Cloud Control's bucket list handler returns: the primary identifier.
-const LIST_ONLY: &[&str] = &["BucketName"];
+/// A bucket listed from a region that is not its home is "not found" (it
+/// may also have been deleted since it was listed).
+const LIST_ONLY: ListOnly = ListOnly {
+    type_name: BUCKET,
+    keys: &["BucketName"],
+    noun: "bucket",
+    not_found_note: Some("Cloud Control reads a bucket only in its home region"),
+};
 
+/// The product's default mapping; this plugin ships its kind's entry
+/// ([`default_entry`]), cut from the same file the generic plugin ships so
+/// the two cannot drift apart.
 const DEFAULT_MAPPING: &str = include_str!("../../../mappings/default.yaml");
 
 struct S3Bucket;
-
-/// `kind`'s entry of the product's default mapping, cut from the same file
-/// the generic plugin ships so the two cannot drift apart.
-fn default_entry(kind: &str) -> String {
-    let head = format!("- kind: {kind}");
-    let mut lines = DEFAULT_MAPPING.lines().skip_while(|l| l.trim_end() != head);
-    let first = lines
-        .next()
-        .unwrap_or_else(|| panic!("mappings/default.yaml has no entry for {kind}"));
-    let mut out = format!("resources:\n{first}\n");
-    for l in lines.take_while(|l| !l.starts_with('-')) {
-        out.push_str(l);
-        out.push('\n');
-    }
-    out
-}
-
-/// Records a failed lookup on the item, or fails the item when the plugin
-/// was not permitted to make it (a bug in the plugin, not in the cloud).
-fn failed(what: String, e: LookupError, errors: &mut Vec<Value>) -> Result<(), String> {
-    if let LookupError::NotPermitted(_) = e {
-        return Err(format!("{what}: {e}"));
-    }
-    let m = format!("{what}: {e}");
-    log::debug(&m);
-    errors.push(Value::String(m));
-    Ok(())
-}
-
-/// One resource's properties by identifier: `Some(model)` when read, `None`
-/// when it does not exist, `Some(null)` when the read failed (recorded).
-fn get(
-    cloud: &Cloud,
-    type_name: &str,
-    id: &str,
-    errors: &mut Vec<Value>,
-) -> Result<Option<Value>, String> {
-    match cloud.get(type_name, id) {
-        Ok(Some(Resource {
-            properties: p @ Value::Object(_),
-            ..
-        })) => Ok(Some(p)),
-        Ok(Some(_)) => {
-            errors.push(
-                format!(
-                    "{type_name} {id}: the lookup answered properties that are not a JSON object"
-                )
-                .into(),
-            );
-            Ok(Some(Value::Null))
-        }
-        Ok(None) => Ok(None),
-        Err(e) => failed(format!("{type_name} {id}"), e, errors).map(|()| Some(Value::Null)),
-    }
-}
-
-/// Reads the bucket's full model when `Properties` is only what the list
-/// handler returns and adds it to `Properties` (raw keys win). True when the
-/// item now carries the full model.
-fn complete(
-    item: &mut Map<String, Value>,
-    cloud: &Cloud,
-    errors: &mut Vec<Value>,
-) -> Result<bool, String> {
-    match item.get("Properties") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(p)) if p.keys().all(|k| LIST_ONLY.contains(&k.as_str())) => {}
-        Some(Value::Object(_)) => return Ok(true),
-        Some(_) => {
-            errors.push("Properties is not a JSON object; the bucket's model was not read".into());
-            return Ok(false);
-        }
-    }
-    let Some(id) = item
-        .get("Identifier")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        errors.push(format!("the item has no Identifier to read {BUCKET} by").into());
-        return Ok(false);
-    };
-    let full = match get(cloud, BUCKET, &id, errors)? {
-        Some(Value::Object(full)) => full,
-        Some(_) => return Ok(false),
-        None => {
-            // Deleted since it was listed, or (far more often) listed from a
-            // region that is not its home: S3 reads answer only there.
-            let region = item
-                .get("__Region")
-                .and_then(Value::as_str)
-                .unwrap_or("this region");
-            errors.push(
-                format!(
-                    "{BUCKET} {id}: not found in {region} (Cloud Control reads a bucket only in its home region)"
-                )
-                .into(),
-            );
-            return Ok(false);
-        }
-    };
-    let props = item
-        .entry("Properties")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if props.is_null() {
-        *props = Value::Object(Map::new());
-    }
-    if let Value::Object(props) = props {
-        for (k, v) in full {
-            props.entry(k).or_insert(v);
-        }
-    }
-    Ok(true)
-}
-
-/// CloudFormation's `[{Key, Value}]` as `{Key: Value}`, so a mapping can say
-/// `.__Tags.team`. No `Tags` in a full model means no tags.
-fn tags_object(props: &Value, errors: &mut Vec<Value>) -> Value {
-    let Some(tags) = props.get("Tags") else {
-        return Value::Object(Map::new());
-    };
-    let Some(tags) = tags.as_array() else {
-        errors.push("Properties.Tags is not a list of {Key, Value}".into());
-        return Value::Null;
-    };
-    let mut out = Map::new();
-    for (i, t) in tags.iter().enumerate() {
-        match t.get("Key").and_then(Value::as_str) {
-            Some(k) => {
-                out.insert(k.into(), t.get("Value").cloned().unwrap_or(Value::Null));
-            }
-            None => errors.push(format!("Properties.Tags[{i}] has no string Key").into()),
-        }
-    }
-    Value::Object(out)
-}
 
 /// The bucket's home region from its endpoint names
 /// (`NAME.s3.REGION.amazonaws.com`, `NAME.s3-website-REGION.amazonaws.com`);
@@ -208,7 +84,10 @@ impl Plugin for S3Bucket {
         Info::new("s3-bucket", env!("CARGO_PKG_VERSION"))
             .kind(BUCKET)
             .lookup(BUCKET)
-            .default_mapping(&default_entry(BUCKET))
+            .default_mapping(
+                &default_entry(DEFAULT_MAPPING, BUCKET)
+                    .unwrap_or_else(|e| panic!("mappings/default.yaml: {e}")),
+            )
             .blueprint(include_str!(
                 "../../../mappings/blueprints/cloudResource.json"
             ))
@@ -220,10 +99,10 @@ impl Plugin for S3Bucket {
             .as_object_mut()
             .ok_or_else(|| "raw item is not an object".to_string())?;
         let mut errors = Vec::new();
-        let (tags, region) = if complete(obj, cloud, &mut errors)? {
+        let (tags, region) = if LIST_ONLY.complete(obj, cloud, &mut errors)? {
             let props = obj.get("Properties").cloned().unwrap_or(Value::Null);
             (
-                tags_object(&props, &mut errors),
+                model_tags(&props, &mut errors),
                 home_region(&props).map_or(Value::Null, Value::String),
             )
         } else {
@@ -231,9 +110,7 @@ impl Plugin for S3Bucket {
         };
         obj.insert("__Tags".into(), tags);
         obj.insert("__HomeRegion".into(), region);
-        if !errors.is_empty() {
-            obj.insert("__EnrichmentErrors".into(), Value::Array(errors));
-        }
+        attach_errors(obj, errors);
         Ok(())
     }
 }

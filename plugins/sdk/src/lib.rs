@@ -30,8 +30,12 @@
 //! native fast path for the common expressions ([`fast`]). Plugins never see
 //! credentials or the network; they read other resources only through
 //! [`Cloud`], which the host performs in the batch's own account and region
-//! and only for types the plugin declared with [`Info::lookup`].
+//! and only for types the plugin declared with [`Info::lookup`]. The
+//! conventions enriching plugins share (recording failed lookups, completing
+//! list-only models, tags as an object, cutting a kind's default mapping)
+//! live in [`enrich`].
 
+pub mod enrich;
 pub mod fast;
 pub mod jq;
 pub mod json_out;
