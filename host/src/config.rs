@@ -14,6 +14,7 @@
 //!   integration: {identifier: my-aws, type: aws}
 //! mapping: mappings/default.yaml    # relative to this file
 //! state: .berth/state.db            # SQLite file, or postgres://...
+//! blueprints: mappings/blueprints   # ensured in Port before entities are written
 //! ```
 
 use std::fmt;
@@ -127,6 +128,10 @@ pub struct Config {
     /// The state store: a SQLite file path or a `postgres://` URL.
     #[serde(default)]
     pub state: Option<String>,
+    /// A directory of Port blueprint JSON files (e.g. `mappings/blueprints`) to ensure before
+    /// writing entities: missing ones are created, existing ones only get what they lack.
+    #[serde(default)]
+    pub blueprints: Option<PathBuf>,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -238,6 +243,37 @@ impl Config {
 
     pub fn mapping_path(&self) -> Option<PathBuf> {
         self.mapping.as_ref().map(|m| self.base_dir.join(m))
+    }
+
+    /// The blueprint documents of `blueprints:` (every `*.json` of the directory, by name), or
+    /// none when the key is absent.
+    pub fn blueprint_documents(&self) -> Result<Vec<serde_json::Value>, ConfigError> {
+        let Some(dir) = self.blueprints.as_ref().map(|d| self.base_dir.join(d)) else {
+            return Ok(Vec::new());
+        };
+        let read_err = |source| ConfigError::Read {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(read_err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f).map_err(|source| ConfigError::Read {
+                    path: f.display().to_string(),
+                    source,
+                })?;
+                serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    path: f.display().to_string(),
+                    message: format!("not a blueprint JSON document: {e}"),
+                })
+            })
+            .collect()
     }
 }
 

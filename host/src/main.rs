@@ -394,6 +394,19 @@ async fn cmd_push(a: PushArgs) -> anyhow::Result<ExitCode> {
         None => berth::mapping::Settings::default(),
     };
     let client = config.port_client()?;
+    let blueprints = config.blueprint_documents()?;
+    if !blueprints.is_empty() && !a.dry_run {
+        let r = client.ensure_blueprints(&blueprints).await?;
+        if !r.created.is_empty() {
+            eprintln!("blueprints created: {}", r.created.join(", "));
+        }
+        for c in &r.conflicts {
+            eprintln!(
+                "warning: blueprint {} {} is {:?} {} in Port (we define {}); Port's is kept",
+                c.blueprint, c.key, c.kind, c.found, c.wanted
+            );
+        }
+    }
     let store = match config.state_location() {
         StateLocation::Sqlite(p) => Store::open_sqlite(&p).await?,
         StateLocation::Url(u) => Store::open(&u).await?,

@@ -457,6 +457,27 @@ async fn status_and_metrics_reach_port_and_every_request_is_valid() {
     );
     let history = store.sync_history(KEY, 5).await.unwrap();
     assert_eq!(history[0].status, "completed");
+
+    // With cascading deletes (the default) a stale entity goes through the bulk delete route,
+    // which must pass validation too.
+    port.clear_requests();
+    let report = push(
+        &port,
+        &store,
+        (0..29)
+            .map(|i| unscoped(entity(&format!("e{i}"), i)))
+            .collect(),
+        &[],
+        |_| {},
+    )
+    .await;
+    assert_eq!(report.deleted, 1, "{}", report.render());
+    let log = port.requests();
+    let del = calls(&log, "/bulk/entities/delete");
+    assert_eq!(del.len(), 1);
+    assert_eq!(del[0].status, 200);
+    assert_eq!(del[0].query.as_deref(), Some("delete_dependents=true"));
+    assert!(!stored(&port).contains("e29"));
 }
 
 /// `berth push` end to end: config with secrets by reference, a dry run, a real push, and a
@@ -471,8 +492,12 @@ async fn berth_push_command() {
         &config,
         format!(
             "port:\n  clientId: {{env: BERTH_TEST_PORT_ID}}\n  clientSecret: {{file: secret}}\n  \
-             baseUrl: {}\n  integration: {{identifier: my-aws}}\nstate: state/berth.db\n",
-            port.base_url()
+             baseUrl: {}\n  integration: {{identifier: my-aws}}\nstate: state/berth.db\n\
+             blueprints: {}\n",
+            port.base_url(),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../mappings/blueprints")
+                .display()
         ),
     )
     .unwrap();
@@ -513,6 +538,11 @@ async fn berth_push_command() {
     assert_eq!(stored(&port), ["c0", "c1", "c2"].map(String::from).into());
     assert!(dir.path().join("state/berth.db").is_file());
     assert!(!err.contains("fake-client-secret"));
+    // The shipped blueprints were created on the way.
+    let bps = port.snapshot().blueprints;
+    for bp in ["awsAccount", "cloudResource", "ecsService"] {
+        assert!(bps.contains_key(bp), "{bp} missing: {:?}", bps.keys());
+    }
 
     // A truncated file: the push stops at the bad line and deletes nothing.
     std::fs::write(&input, format!("{}\n{{\"identifier\": \"c1\"", lines[0])).unwrap();
