@@ -15,9 +15,12 @@
 //! - [`bench`]: `berth bench` workloads that print figures.
 //! - [`config`]: the config file (Port, state store, mapping), secrets by reference.
 //! - [`port`]: the Port API client (tokens, retries, bulk upsert, deletes, sync status).
+//! - [`aws`]: AWS discovery (credentials, accounts, regions, Cloud Control,
+//!   adaptive rate limits) streaming raw items, and the plugins' AWS lookups.
 //! - [`store`]: Berth's state (change detection, sync history), SQLite or Postgres.
 //! - [`sync`]: one sync's Port side: change detection, upserts, reconciliation, metrics.
 
+pub mod aws;
 pub mod bench;
 pub mod config;
 pub mod json_text;

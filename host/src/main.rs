@@ -55,6 +55,17 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Read the mapping's kinds from AWS: raw items as JSON lines on stdout
+    /// (what `map --input` takes), a per-scope summary on stderr. Exit 1 when
+    /// a scope was denied or failed or an account could not be read.
+    Discover {
+        /// Config file with an `aws:` section.
+        #[arg(long)]
+        config: PathBuf,
+        /// Port mapping YAML: its kinds and `useGetResourceAPI`/`regionPolicy`.
+        #[arg(long, default_value = "mappings/default.yaml")]
+        mapping: PathBuf,
+    },
     /// Send mapped entities (what `berth map` prints) to Port: change detection, bulk upserts,
     /// safe reconciliation, sync status. `--dry-run` prints the plan and writes nothing.
     Push(PushArgs),
@@ -149,6 +160,32 @@ enum BenchCommand {
     Items {
         #[arg(long, default_value_t = 100_000)]
         count: usize,
+    },
+    /// Discovery against the local AWS emulator under latency and a rate
+    /// limit: wall time, API calls, the lower bound the limit allows, the
+    /// ratio, and peak RSS.
+    Discover {
+        /// Use a running emulator instead of starting one.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value_t = 20_000)]
+        resources: usize,
+        #[arg(long, default_value_t = 3)]
+        accounts: usize,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "us-east-1,eu-west-1,us-west-2"
+        )]
+        regions: Vec<String>,
+        #[arg(long, default_value_t = 30)]
+        latency_ms: u64,
+        /// Calls/s allowed per API per account+region.
+        #[arg(long, default_value_t = 50.0)]
+        rate_limit: f64,
+        /// Reuse what the last run seeded (with --endpoint).
+        #[arg(long)]
+        no_seed: bool,
     },
 }
 
@@ -484,6 +521,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Push(a) => cmd_push(a).await,
+        Command::Discover { config, mapping } => {
+            berth::aws::cli::run_discover(&config, &mapping).await
+        }
+        Command::Bench(BenchCommand::Discover {
+            endpoint,
+            resources,
+            accounts,
+            regions,
+            latency_ms,
+            rate_limit,
+            no_seed,
+        }) => {
+            berth::aws::bench::run(berth::aws::bench::BenchOptions {
+                endpoint,
+                emulator_dir: None,
+                resources,
+                accounts,
+                regions,
+                latency_ms,
+                rate_limit,
+                no_seed,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

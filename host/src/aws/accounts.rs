@@ -1,0 +1,320 @@
+//! Which accounts and regions a sync reads: Organizations `ListAccounts`
+//! (ACTIVE only) or OU recursion, each account's enabled regions
+//! (`account:ListRegions`), and the raw items of `AWS::Organizations::Account`.
+//!
+//! Owns: the listing calls (paged, paced and retried through [`Caller`]) and
+//! the account object's JSON shape. Must not assume roles (that is
+//! `credentials`) or decide what a failure means for a sync (`session`).
+
+use std::collections::BTreeSet;
+
+use aws_sdk_account::types::RegionOptStatus;
+use aws_sdk_organizations::types::{AccountState, AccountStatus, ChildType};
+use serde_json::{Map, Value, json};
+
+use super::call::{CallError, CallStats, Caller, Target, sdk};
+
+/// An organization member, as `ListAccounts` describes it, in the JSON shape
+/// Ocean's mappings read (`.Id`, `.Name`, `.JoinedTimestamp`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgAccount {
+    pub id: String,
+    pub name: Option<String>,
+    pub json: Map<String, Value>,
+}
+
+#[allow(deprecated)] // `Status` is deprecated in favour of `State`; moto and older orgs send only `Status`.
+fn to_org_account(a: &aws_sdk_organizations::types::Account) -> Option<OrgAccount> {
+    let active = match (a.state(), a.status()) {
+        (Some(s), _) => *s == AccountState::Active,
+        (None, Some(s)) => *s == AccountStatus::Active,
+        (None, None) => false,
+    };
+    if !active {
+        return None;
+    }
+    let id = a.id()?.to_string();
+    let mut m = Map::new();
+    m.insert("Id".into(), json!(id));
+    m.insert("Arn".into(), json!(a.arn()));
+    m.insert("Email".into(), json!(a.email()));
+    m.insert("Name".into(), json!(a.name()));
+    m.insert(
+        "Status".into(),
+        json!(
+            a.status()
+                .map(|s| s.as_str())
+                .or(a.state().map(|_| "ACTIVE"))
+        ),
+    );
+    if let Some(s) = a.state() {
+        m.insert("State".into(), json!(s.as_str()));
+    }
+    m.insert(
+        "JoinedMethod".into(),
+        json!(a.joined_method().map(|j| j.as_str())),
+    );
+    m.insert(
+        "JoinedTimestamp".into(),
+        json!(a.joined_timestamp().map(python_datetime)),
+    );
+    Some(OrgAccount {
+        id,
+        name: a.name().map(str::to_string),
+        json: m,
+    })
+}
+
+/// A timestamp as Ocean's items carry it (Python's `str(datetime)`:
+/// `2024-05-01 12:00:00.123000+00:00`), which the default mapping turns
+/// into ISO with `sub(" "; "T")`.
+pub fn python_datetime(t: &aws_smithy_types::DateTime) -> String {
+    let iso = t
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default();
+    // iso: 2024-05-01T12:00:00Z or 2024-05-01T12:00:00.123Z
+    let body = iso.trim_end_matches('Z');
+    let (secs, frac) = match body.split_once('.') {
+        Some((s, f)) => (s, format!(".{f:0<6}")),
+        None => (body, String::new()),
+    };
+    format!("{}{}+00:00", secs.replacen('T', " ", 1), frac)
+}
+
+/// The raw item of one account for `AWS::Organizations::Account`.
+pub fn account_item(a: &OrgAccount, region: &str, management_account: &str) -> Value {
+    let mut m = a.json.clone();
+    m.insert("Identifier".into(), json!(a.id));
+    m.insert("Properties".into(), Value::Object(a.json.clone()));
+    m.insert("__Kind".into(), json!("AWS::Organizations::Account"));
+    m.insert("__Region".into(), json!(region));
+    m.insert("__AccountId".into(), json!(management_account));
+    Value::Object(m)
+}
+
+/// Every ACTIVE account of the organization.
+pub async fn list_accounts(
+    caller: &Caller,
+    stats: &CallStats,
+    org: &aws_sdk_organizations::Client,
+    mgmt: &str,
+    region: &str,
+) -> Result<Vec<OrgAccount>, CallError> {
+    const API: &str = "organizations:ListAccounts";
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let t = token.clone();
+        let page = caller
+            .call(
+                Target {
+                    api: API,
+                    account_id: mgmt,
+                    region,
+                },
+                stats,
+                true,
+                || {
+                    sdk(
+                        API,
+                        org.list_accounts()
+                            .set_next_token(t.clone())
+                            .max_results(20)
+                            .send(),
+                    )
+                },
+            )
+            .await?;
+        out.extend(page.accounts().iter().filter_map(to_org_account));
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Every ACTIVE account under the given OUs (or roots), recursively.
+pub async fn list_accounts_under(
+    caller: &Caller,
+    stats: &CallStats,
+    org: &aws_sdk_organizations::Client,
+    mgmt: &str,
+    region: &str,
+    parents: &[String],
+) -> Result<Vec<OrgAccount>, CallError> {
+    const ACCOUNTS: &str = "organizations:ListAccountsForParent";
+    const CHILDREN: &str = "organizations:ListChildren";
+    let mut seen_ous: BTreeSet<String> = BTreeSet::new();
+    let mut seen_accounts: BTreeSet<String> = BTreeSet::new();
+    let mut queue: Vec<String> = parents.to_vec();
+    let mut out = Vec::new();
+    while let Some(parent) = queue.pop() {
+        if !seen_ous.insert(parent.clone()) {
+            continue;
+        }
+        let mut token: Option<String> = None;
+        loop {
+            let t = token.clone();
+            let p = parent.clone();
+            let page = caller
+                .call(
+                    Target {
+                        api: ACCOUNTS,
+                        account_id: mgmt,
+                        region,
+                    },
+                    stats,
+                    true,
+                    || {
+                        sdk(
+                            ACCOUNTS,
+                            org.list_accounts_for_parent()
+                                .parent_id(p.clone())
+                                .set_next_token(t.clone())
+                                .max_results(20)
+                                .send(),
+                        )
+                    },
+                )
+                .await?;
+            for a in page.accounts().iter().filter_map(to_org_account) {
+                if seen_accounts.insert(a.id.clone()) {
+                    out.push(a);
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut token: Option<String> = None;
+        loop {
+            let t = token.clone();
+            let p = parent.clone();
+            let page = caller
+                .call(
+                    Target {
+                        api: CHILDREN,
+                        account_id: mgmt,
+                        region,
+                    },
+                    stats,
+                    true,
+                    || {
+                        sdk(
+                            CHILDREN,
+                            org.list_children()
+                                .parent_id(p.clone())
+                                .child_type(ChildType::OrganizationalUnit)
+                                .set_next_token(t.clone())
+                                .max_results(20)
+                                .send(),
+                        )
+                    },
+                )
+                .await?;
+            queue.extend(
+                page.children()
+                    .iter()
+                    .filter_map(|c| c.id().map(str::to_string)),
+            );
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The account's enabled regions (`ENABLED` and `ENABLED_BY_DEFAULT`).
+pub async fn enabled_regions(
+    caller: &Caller,
+    stats: &CallStats,
+    client: &aws_sdk_account::Client,
+    account_id: &str,
+    region: &str,
+) -> Result<Vec<String>, CallError> {
+    const API: &str = "account:ListRegions";
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let t = token.clone();
+        let page = caller
+            .call(
+                Target {
+                    api: API,
+                    account_id,
+                    region,
+                },
+                stats,
+                true,
+                || {
+                    sdk(
+                        API,
+                        client
+                            .list_regions()
+                            .region_opt_status_contains(RegionOptStatus::Enabled)
+                            .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
+                            .set_next_token(t.clone())
+                            .max_results(50)
+                            .send(),
+                    )
+                },
+            )
+            .await?;
+        out.extend(
+            page.regions()
+                .iter()
+                .filter_map(|r| r.region_name().map(str::to_string)),
+        );
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_look_like_pythons() {
+        let t = aws_smithy_types::DateTime::from_secs(1_714_564_800);
+        assert_eq!(python_datetime(&t), "2024-05-01 12:00:00+00:00");
+        let t = aws_smithy_types::DateTime::from_millis(1_714_564_800_123);
+        assert_eq!(python_datetime(&t), "2024-05-01 12:00:00.123000+00:00");
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn account_items_carry_the_object_at_top_level() {
+        let a = aws_sdk_organizations::types::Account::builder()
+            .id("111111111111")
+            .name("Member 0")
+            .email("m@example.com")
+            .arn("arn:aws:organizations::123456789012:account/o-x/111111111111")
+            .status(AccountStatus::Active)
+            .joined_method(aws_sdk_organizations::types::AccountJoinedMethod::Created)
+            .joined_timestamp(aws_smithy_types::DateTime::from_secs(0))
+            .build();
+        let oa = to_org_account(&a).unwrap();
+        let item = account_item(&oa, "us-east-1", "123456789012");
+        assert_eq!(item["Id"], "111111111111");
+        assert_eq!(item["Identifier"], "111111111111");
+        assert_eq!(item["Properties"]["Name"], "Member 0");
+        assert_eq!(item["Status"], "ACTIVE");
+        assert_eq!(item["JoinedTimestamp"], "1970-01-01 00:00:00+00:00");
+        assert_eq!(item["__AccountId"], "123456789012");
+        let suspended = aws_sdk_organizations::types::Account::builder()
+            .id("222222222222")
+            .status(AccountStatus::Suspended)
+            .build();
+        assert!(to_org_account(&suspended).is_none());
+    }
+}

@@ -1,0 +1,111 @@
+//! [`AwsLookup`]: the plugins' Cloud Control lookups answered from AWS, in
+//! the item's own account and region, through the tenant's rate limiter and
+//! retries, and cached for the sync (a value read once is not read again by
+//! another item, kind or plugin).
+//!
+//! Owns the mapping of AWS failures to [`LookupError`]. Must not check
+//! plugins' grants (the plugin host does, before calling in).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::call::{CallError, ErrorClass};
+use super::session::AwsSync;
+use crate::lookup::{CloudLookup, CloudResource, LookupError, Scope};
+
+/// Lookups for one sync.
+#[derive(Debug, Clone)]
+pub struct AwsLookup {
+    sync: Arc<AwsSync>,
+}
+
+impl AwsLookup {
+    pub fn new(sync: Arc<AwsSync>) -> Self {
+        Self { sync }
+    }
+}
+
+fn to_lookup_error(e: CallError) -> LookupError {
+    let m = e.to_string();
+    match e.class {
+        ErrorClass::Throttled => LookupError::Throttled(m),
+        ErrorClass::Denied => LookupError::AccessDenied(m),
+        ErrorClass::Fatal
+            if matches!(
+                e.code.as_str(),
+                "InvalidRequestException"
+                    | "ValidationException"
+                    | "TypeNotFoundException"
+                    | "UnsupportedActionException"
+            ) =>
+        {
+            LookupError::InvalidRequest(m)
+        }
+        _ => LookupError::Failed(m),
+    }
+}
+
+impl AwsLookup {
+    async fn account(&self, scope: &Scope) -> Result<Arc<super::session::AccountCtx>, LookupError> {
+        let acct = self.sync.account(&scope.account_id).await.ok_or_else(|| {
+            LookupError::NotPermitted(format!(
+                "account {} is not part of this sync",
+                scope.account_id
+            ))
+        })?;
+        if let Some(e) = &acct.error {
+            return Err(LookupError::AccessDenied(format!(
+                "account {}: {e}",
+                scope.account_id
+            )));
+        }
+        Ok(acct)
+    }
+}
+
+impl CloudLookup for AwsLookup {
+    fn get<'a>(
+        &'a self,
+        scope: &'a Scope,
+        type_name: &'a str,
+        identifier: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>> {
+        Box::pin(async move {
+            let acct = self.account(scope).await?;
+            self.sync
+                .get_cached(
+                    &acct,
+                    &scope.region,
+                    type_name,
+                    identifier,
+                    &self.sync.lookup_stats,
+                )
+                .await
+                .map_err(to_lookup_error)
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        scope: &'a Scope,
+        type_name: &'a str,
+        resource_model: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>> {
+        Box::pin(async move {
+            let acct = self.account(scope).await?;
+            let all = self
+                .sync
+                .list_all_cached(
+                    &acct,
+                    &scope.region,
+                    type_name,
+                    resource_model,
+                    &self.sync.lookup_stats,
+                )
+                .await
+                .map_err(to_lookup_error)?;
+            Ok(all.as_ref().clone())
+        })
+    }
+}
