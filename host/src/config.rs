@@ -12,7 +12,14 @@
 //!   clientSecret: {file: /run/secrets/port-client-secret}
 //!   region: eu                      # eu | us; or baseUrl: https://...
 //!   integration: {identifier: my-aws, type: aws}
-//! mapping: mappings/default.yaml    # relative to this file
+//! aws:                              # see `aws::config`
+//!   orgRoleArn: arn:aws:iam::111111111111:role/BerthOrgRead
+//!   externalId: my-external-id
+//!   regionPolicy: {allow: [eu-west-1, us-east-1]}
+//! mapping: mappings/default.yaml    # or {fromPort: true}, or inline resources
+//! plugins: /opt/berth/plugins
+//! schedule: {intervalMinutes: 60, pollSeconds: 60}
+//! limits: {pluginMemoryMb: 256, pluginTimeoutMs: 5000}
 //! state: .berth/state.db            # SQLite file, or postgres://...
 //! blueprints: mappings/blueprints   # ensured in Port before entities are written
 //! ```
@@ -117,14 +124,101 @@ pub struct PortSection {
     pub report_status: Option<bool>,
 }
 
+/// Where the mapping (`resources:` and the top-level flags) comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum MappingSource {
+    /// A Port mapping YAML file.
+    File(PathBuf),
+    /// `{fromPort: true}`: the integration's config in Port, as Ocean reads it.
+    FromPort {
+        #[serde(rename = "fromPort")]
+        from_port: bool,
+    },
+    /// The mapping itself, inline.
+    Inline(serde_norway::Value),
+}
+
+/// `schedule:` for `berth run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Schedule {
+    /// Minutes between resyncs (Ocean's default is 60 when scheduled).
+    #[serde(default = "default_interval")]
+    pub interval_minutes: u64,
+    /// Seconds between polls of Port's resync-request watermark (0: never poll).
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+    /// Resync when `berth run` starts.
+    #[serde(default = "yes")]
+    pub resync_on_start: bool,
+}
+
+fn default_interval() -> u64 {
+    60
+}
+fn default_poll() -> u64 {
+    60
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            interval_minutes: default_interval(),
+            poll_seconds: default_poll(),
+            resync_on_start: true,
+        }
+    }
+}
+
+/// `limits:`: the tenant's sandbox limits (defaults in [`crate::limits::Limits`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitsSection {
+    pub plugin_memory_mb: Option<u64>,
+    pub plugin_timeout_ms: Option<u64>,
+    pub batch_items: Option<usize>,
+}
+
+impl LimitsSection {
+    pub fn apply(&self, l: &mut crate::limits::Limits) {
+        if let Some(mb) = self.plugin_memory_mb {
+            l.max_memory_bytes = (mb as usize) << 20;
+        }
+        if let Some(ms) = self.plugin_timeout_ms {
+            l.call_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = self.batch_items {
+            l.max_batch_items = n;
+        }
+    }
+}
+
 /// The parsed config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub port: PortSection,
-    /// The Port mapping YAML (`resources:` and the top-level flags).
+    /// The AWS side (auth, accounts, regions); see [`crate::aws::config`].
     #[serde(default)]
-    pub mapping: Option<PathBuf>,
+    pub aws: Option<crate::aws::AwsConfig>,
+    /// The mapping: a file, `{fromPort: true}`, or inline.
+    #[serde(default)]
+    pub mapping: Option<MappingSource>,
+    /// The plugin directory (default `target/plugins`, or `--plugins`).
+    #[serde(default)]
+    pub plugins: Option<PathBuf>,
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Where `berth sync` writes its HTML report (default `berth-report.html` beside the
+    /// state store).
+    #[serde(default)]
+    pub report: Option<PathBuf>,
     /// The state store: a SQLite file path or a `postgres://` URL.
     #[serde(default)]
     pub state: Option<String>,
@@ -178,6 +272,21 @@ impl Config {
         }
         if c.port.concurrency == Some(0) {
             return Err(invalid("port.concurrency: must be at least 1".into()));
+        }
+        if let Some(aws) = &c.aws {
+            aws.check().map_err(|e| invalid(format!("aws: {e}")))?;
+        }
+        if let Some(MappingSource::FromPort { from_port: false }) = &c.mapping {
+            return Err(invalid(
+                "mapping: {fromPort: false} means nothing; give a file or an inline mapping".into(),
+            ));
+        }
+        if let Some(s) = &c.schedule
+            && s.interval_minutes == 0
+        {
+            return Err(invalid(
+                "schedule.intervalMinutes: must be at least 1".into(),
+            ));
         }
         Ok(c)
     }
@@ -241,8 +350,74 @@ impl Config {
         }
     }
 
+    /// The mapping file, when the mapping is one.
     pub fn mapping_path(&self) -> Option<PathBuf> {
-        self.mapping.as_ref().map(|m| self.base_dir.join(m))
+        match &self.mapping {
+            Some(MappingSource::File(m)) => Some(self.base_dir.join(m)),
+            _ => None,
+        }
+    }
+
+    /// Reads the mapping from where the config says (Port's integration config for
+    /// `{fromPort: true}`).
+    pub async fn load_mapping(
+        &self,
+        client: &PortClient,
+    ) -> Result<crate::mapping::MappingFile, ConfigError> {
+        let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
+        match &self.mapping {
+            None => Err(invalid(
+                "config".into(),
+                "mapping: missing; give a file (mapping: mappings/default.yaml), inline \
+                 resources, or {fromPort: true}"
+                    .into(),
+            )),
+            Some(MappingSource::File(_)) => {
+                let p = self.mapping_path().expect("a file mapping");
+                crate::mapping::MappingFile::from_path(&p)
+                    .map_err(|e| invalid(p.display().to_string(), e.to_string()))
+            }
+            Some(MappingSource::Inline(v)) => {
+                let text = serde_norway::to_string(v)
+                    .map_err(|e| invalid("mapping".into(), e.to_string()))?;
+                crate::mapping::MappingFile::parse(&text, "config mapping")
+                    .map_err(|e| invalid("mapping".into(), e.to_string()))
+            }
+            Some(MappingSource::FromPort { .. }) => {
+                let id = &self.port.integration.identifier;
+                let integration = client
+                    .get_integration(id)
+                    .await
+                    .map_err(|e| invalid("mapping".into(), format!("fromPort: {e}")))?
+                    .ok_or_else(|| {
+                        invalid(
+                            "mapping".into(),
+                            format!("fromPort: Port has no integration {id:?}"),
+                        )
+                    })?;
+                let config = integration.get("config").cloned().unwrap_or_default();
+                let text = serde_json::to_string(&config)
+                    .map_err(|e| invalid("mapping".into(), e.to_string()))?;
+                crate::mapping::MappingFile::parse(&text, &format!("Port integration {id} config"))
+                    .map_err(|e| invalid("mapping".into(), e.to_string()))
+            }
+        }
+    }
+
+    /// The plugin directory from the config, resolved against the file's directory.
+    pub fn plugins_dir(&self) -> Option<PathBuf> {
+        self.plugins.as_ref().map(|p| self.base_dir.join(p))
+    }
+
+    /// The HTML report's path.
+    pub fn report_path(&self) -> PathBuf {
+        match &self.report {
+            Some(p) => self.base_dir.join(p),
+            None => match self.state_location() {
+                StateLocation::Sqlite(p) => p.with_file_name("berth-report.html"),
+                StateLocation::Url(_) => self.base_dir.join("berth-report.html"),
+            },
+        }
     }
 
     /// The blueprint documents of `blueprints:` (every `*.json` of the directory, by name), or

@@ -19,6 +19,8 @@
 //!   adaptive rate limits) streaming raw items, and the plugins' AWS lookups.
 //! - [`store`]: Berth's state (change detection, sync history), SQLite or Postgres.
 //! - [`sync`]: one sync's Port side: change detection, upserts, reconciliation, metrics.
+//! - [`resync`]: one resync end to end (discover → map → push), streaming.
+//! - [`report`]: the end-of-resync summary table and HTML report.
 
 pub mod aws;
 pub mod bench;
@@ -31,5 +33,7 @@ pub mod mapping;
 pub mod plugin;
 pub mod plugin_test;
 pub mod port;
+pub mod report;
+pub mod resync;
 pub mod store;
 pub mod sync;

@@ -130,13 +130,28 @@ struct Route {
     region: Option<String>,
 }
 
-enum Input {
+/// One line of raw input, routed.
+#[derive(Debug, Clone)]
+pub enum RawInput {
+    /// A raw item (its JSON text) of `kind`, discovered in `scope`.
     Item {
         kind: String,
         scope: Option<Scope>,
         line: String,
     },
+    /// An input line that is not a raw item, with why.
     Bad(String),
+}
+
+/// The entities of one mapped batch, for a consumer in the same process (a sync).
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    pub kind: String,
+    pub scope: Option<Scope>,
+    /// Entity JSON texts, each with the index of the resource entry that produced it.
+    pub entities: Vec<(usize, String)>,
+    /// Items of the batch that failed (the scope's output is incomplete).
+    pub failed_items: u64,
 }
 
 struct Batch {
@@ -153,7 +168,8 @@ enum Event {
     },
     Output {
         kind: String,
-        entities: Vec<String>,
+        scope: Option<Scope>,
+        entities: Vec<(usize, String)>,
         stats: KindStats,
         misconfigured: Vec<((usize, String, String), String)>,
         errors: Vec<(String, u64)>,
@@ -161,22 +177,24 @@ enum Event {
     Error(String),
 }
 
-fn reader_thread<R: BufRead + Send + 'static>(input: R, tx: mpsc::Sender<Input>) {
+fn reader_thread<R: BufRead + Send + 'static>(input: R, tx: mpsc::Sender<RawInput>) {
     std::thread::spawn(move || {
         for (i, line) in input.lines().enumerate() {
             let msg = match line {
-                Err(e) => Input::Bad(format!("input line {}: {e}", i + 1)),
+                Err(e) => RawInput::Bad(format!("input line {}: {e}", i + 1)),
                 Ok(l) if l.trim().is_empty() => continue,
                 Ok(l) => match serde_json::from_str::<Route>(&l) {
-                    Err(e) => Input::Bad(format!("input line {}: not a JSON object: {e}", i + 1)),
+                    Err(e) => {
+                        RawInput::Bad(format!("input line {}: not a JSON object: {e}", i + 1))
+                    }
                     Ok(Route { kind: None, .. }) => {
-                        Input::Bad(format!("input line {}: no __Kind", i + 1))
+                        RawInput::Bad(format!("input line {}: no __Kind", i + 1))
                     }
                     Ok(Route {
                         kind: Some(kind),
                         account,
                         region,
-                    }) => Input::Item {
+                    }) => RawInput::Item {
                         kind,
                         scope: match (account, region) {
                             (Some(account_id), Some(region)) => Some(Scope { account_id, region }),
@@ -270,6 +288,7 @@ async fn map_one(
         errors.push((format!("no plugin serves kind {}", batch.kind), n));
         return Event::Output {
             kind: batch.kind,
+            scope: batch.scope,
             entities,
             stats,
             misconfigured,
@@ -290,7 +309,7 @@ async fn map_one(
                     stats.entities += o.entities.len() as u64;
                     stats.filtered_out += u64::from(o.filtered_out);
                     stats.skipped += u64::from(o.skipped);
-                    entities.extend(o.entities);
+                    entities.extend(o.entities.into_iter().map(|e| (entry.index, e)));
                     for m in o.misconfigured {
                         misconfigured.push(((entry.index, m.field, m.expression), m.message));
                     }
@@ -304,6 +323,7 @@ async fn map_one(
     }
     Event::Output {
         kind: batch.kind,
+        scope: batch.scope,
         entities,
         stats,
         misconfigured,
@@ -326,31 +346,55 @@ where
     R: BufRead + Send + 'static,
     W: Write + Send + 'static,
 {
-    let jobs = opts.jobs.max(1);
-    let (in_tx, mut in_rx) = mpsc::channel::<Input>(4096);
-    let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(jobs * 4);
+    let (in_tx, in_rx) = mpsc::channel::<RawInput>(4096);
+    let (out_tx, mut out_rx) = mpsc::channel::<Mapped>(opts.jobs.max(1) * 4);
     reader_thread(input, in_tx);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        while let Some(m) = out_rx.blocking_recv() {
+            for (_, e) in &m.entities {
+                out.write_all(e.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        Ok(())
+    });
+    let summary = run_stream(registry, mapping, tenant, in_rx, out_tx, opts).await;
+    writer.await.map_err(std::io::Error::other)??;
+    Ok(summary)
+}
 
-    // Writer: the only owner of the summary and of `out`.
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Summary> {
+/// The pipeline behind [`run`], channel to channel: raw items in (a discovery stream, or lines
+/// read by `run`), mapped batches out, in the order batches finish. Memory stays bounded by
+/// the channels' capacities and the batches in flight. Returns when `input` is closed and
+/// every batch was sent (or `out` was dropped).
+pub async fn run_stream(
+    registry: Arc<Registry>,
+    mapping: Arc<MappingFile>,
+    tenant: Tenant,
+    mut in_rx: mpsc::Receiver<RawInput>,
+    out: mpsc::Sender<Mapped>,
+    opts: MapOptions,
+) -> Summary {
+    let jobs = opts.jobs.max(1);
+    let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(jobs * 4);
+
+    // The only owner of the summary; forwards entities.
+    let collector = tokio::spawn(async move {
         let mut summary = Summary::default();
-        while let Some(ev) = ev_rx.blocking_recv() {
+        while let Some(ev) = ev_rx.recv().await {
             match ev {
                 Event::Items { kind, n } => summary.kinds.entry(kind).or_default().items += n,
                 Event::Error(m) => summary.error(m, 1),
                 Event::Output {
                     kind,
+                    scope,
                     entities,
                     stats,
                     misconfigured,
                     errors,
                 } => {
-                    for e in &entities {
-                        out.write_all(e.as_bytes())?;
-                        out.write_all(b"\n")?;
-                    }
-                    out.flush()?;
-                    let k = summary.kinds.entry(kind).or_default();
+                    let k = summary.kinds.entry(kind.clone()).or_default();
                     k.entities += stats.entities;
                     k.filtered_out += stats.filtered_out;
                     k.skipped += stats.skipped;
@@ -365,10 +409,18 @@ where
                     for (m, n) in errors {
                         summary.error(m, n);
                     }
+                    let mapped = Mapped {
+                        kind,
+                        scope,
+                        entities,
+                        failed_items: stats.errors,
+                    };
+                    // A consumer that went away wants nothing more; keep counting.
+                    let _ = out.send(mapped).await;
                 }
             }
         }
-        Ok(summary)
+        summary
     });
 
     let permits = Arc::new(Semaphore::new(jobs));
@@ -397,11 +449,11 @@ where
         let flush_all = match next {
             None => true,
             Some(None) => true,
-            Some(Some(Input::Bad(m))) => {
+            Some(Some(RawInput::Bad(m))) => {
                 let _ = ev_tx.send(Event::Error(m)).await;
                 false
             }
-            Some(Some(Input::Item { kind, scope, line })) => {
+            Some(Some(RawInput::Item { kind, scope, line })) => {
                 let _ = ev_tx
                     .send(Event::Items {
                         kind: kind.clone(),
@@ -446,7 +498,9 @@ where
     }
     while tasks.join_next().await.is_some() {}
     drop(ev_tx);
-    writer.await.map_err(std::io::Error::other)?
+    collector
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// A `Write` into a shared buffer, for [`run_collect`].

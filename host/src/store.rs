@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-/// Rows per multi-row statement: 6 parameters each stays far below SQLite's (32,766) and
+/// Rows per multi-row statement: 7 parameters each stays far below SQLite's (32,766) and
 /// Postgres's (65,535) parameter caps.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -28,10 +28,11 @@ const SCHEMA: &[&str] = &[
         integration TEXT NOT NULL,
         blueprint TEXT NOT NULL,
         identifier TEXT NOT NULL,
+        entry BIGINT NOT NULL,
         body_hash TEXT NOT NULL,
         scope TEXT NOT NULL,
         written_at BIGINT NOT NULL,
-        PRIMARY KEY (integration, blueprint, identifier))",
+        PRIMARY KEY (integration, blueprint, identifier, entry))",
     "CREATE TABLE IF NOT EXISTS berth_sync (
         integration TEXT NOT NULL,
         sync_id TEXT NOT NULL,
@@ -65,6 +66,15 @@ fn sql(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
 pub struct EntityKey {
     pub blueprint: String,
     pub identifier: String,
+}
+
+/// One write's key: an entity as one resource entry (its index in `resources:`) produces it.
+/// Two entries may write the same entity (with `enableMergeEntity` each adds its properties),
+/// so each keeps its own hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateKey {
+    pub entity: EntityKey,
+    pub entry: u32,
 }
 
 /// What Berth last wrote for one entity.
@@ -177,9 +187,9 @@ impl Store {
     pub async fn entity_states(
         &self,
         integration: &str,
-    ) -> Result<HashMap<EntityKey, EntityState>, StoreError> {
+    ) -> Result<HashMap<StateKey, EntityState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT blueprint, identifier, body_hash, scope, written_at
+            "SELECT blueprint, identifier, entry, body_hash, scope, written_at
              FROM berth_entity_state WHERE integration = $1",
         )
         .bind(integration)
@@ -192,10 +202,14 @@ impl Store {
                 row.try_get::<String, _>(c)
                     .map_err(sql("read entity states"))
             };
+            let entry: i64 = row.try_get("entry").map_err(sql("read entity states"))?;
             out.insert(
-                EntityKey {
-                    blueprint: get("blueprint")?,
-                    identifier: get("identifier")?,
+                StateKey {
+                    entity: EntityKey {
+                        blueprint: get("blueprint")?,
+                        identifier: get("identifier")?,
+                    },
+                    entry: entry as u32,
                 },
                 EntityState {
                     body_hash: get("body_hash")?,
@@ -213,31 +227,24 @@ impl Store {
     pub async fn put_entity_states(
         &self,
         integration: &str,
-        states: &[(EntityKey, EntityState)],
+        states: &[(StateKey, EntityState)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(sql("begin"))?;
         for chunk in states.chunks(ROWS_PER_STATEMENT) {
             let mut q = String::from(
                 "INSERT INTO berth_entity_state
-                 (integration, blueprint, identifier, body_hash, scope, written_at) VALUES ",
+                 (integration, blueprint, identifier, entry, body_hash, scope, written_at) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 6;
+                let b = i * 7;
                 if i > 0 {
                     q.push(',');
                 }
-                q.push_str(&format!(
-                    "(${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6
-                ));
+                let params: Vec<String> = (1..=7).map(|n| format!("${}", b + n)).collect();
+                q.push_str(&format!("({})", params.join(",")));
             }
             q.push_str(
-                " ON CONFLICT (integration, blueprint, identifier) DO UPDATE SET
+                " ON CONFLICT (integration, blueprint, identifier, entry) DO UPDATE SET
                  body_hash = excluded.body_hash, scope = excluded.scope,
                  written_at = excluded.written_at",
             );
@@ -246,8 +253,9 @@ impl Store {
             for (k, s) in chunk {
                 query = query
                     .bind(integration)
-                    .bind(&k.blueprint)
-                    .bind(&k.identifier)
+                    .bind(&k.entity.blueprint)
+                    .bind(&k.entity.identifier)
+                    .bind(i64::from(k.entry))
                     .bind(&s.body_hash)
                     .bind(&s.scope)
                     .bind(s.written_at);
@@ -260,7 +268,7 @@ impl Store {
         tx.commit().await.map_err(sql("commit entity states"))
     }
 
-    /// Forgets entities (deleted from Port, or found missing there).
+    /// Forgets entities, every entry's write (deleted from Port, or found missing there).
     pub async fn delete_entity_states(
         &self,
         integration: &str,
@@ -379,6 +387,13 @@ mod tests {
         }
     }
 
+    fn skey(b: &str, i: &str, entry: u32) -> StateKey {
+        StateKey {
+            entity: key(b, i),
+            entry,
+        }
+    }
+
     fn state(h: &str) -> EntityState {
         EntityState {
             body_hash: h.into(),
@@ -394,27 +409,34 @@ mod tests {
             .await
             .unwrap();
         let many: Vec<_> = (0..1203)
-            .map(|i| (key("bp", &format!("e{i}")), state("h1")))
+            .map(|i| (skey("bp", &format!("e{i}"), 0), state("h1")))
             .collect();
         store
             .put_entity_states("tenant-a/aws", &many)
             .await
             .unwrap();
         store
-            .put_entity_states("tenant-b/aws", &[(key("bp", "e1"), state("other"))])
+            .put_entity_states("tenant-b/aws", &[(skey("bp", "e1", 0), state("other"))])
             .await
             .unwrap();
         store
-            .put_entity_states("tenant-a/aws", &[(key("bp", "e1"), state("h2"))])
+            .put_entity_states(
+                "tenant-a/aws",
+                &[
+                    (skey("bp", "e1", 0), state("h2")),
+                    (skey("bp", "e1", 1), state("second entry")),
+                ],
+            )
             .await
             .unwrap();
         let a = store.entity_states("tenant-a/aws").await.unwrap();
-        assert_eq!(a.len(), 1203);
-        assert_eq!(a[&key("bp", "e1")].body_hash, "h2");
-        assert_eq!(a[&key("bp", "e2")].body_hash, "h1");
+        assert_eq!(a.len(), 1204);
+        assert_eq!(a[&skey("bp", "e1", 0)].body_hash, "h2");
+        assert_eq!(a[&skey("bp", "e1", 1)].body_hash, "second entry");
+        assert_eq!(a[&skey("bp", "e2", 0)].body_hash, "h1");
         let b = store.entity_states("tenant-b/aws").await.unwrap();
         assert_eq!(b.len(), 1);
-        assert_eq!(b[&key("bp", "e1")].body_hash, "other");
+        assert_eq!(b[&skey("bp", "e1", 0)].body_hash, "other");
 
         store
             .delete_entity_states("tenant-a/aws", &[key("bp", "e1"), key("bp", "nope")])

@@ -557,3 +557,77 @@ async fn berth_push_command() {
     assert!(err.contains("entities.jsonl:2"), "{err}");
     assert_eq!(stored(&port).len(), 3);
 }
+
+/// An identifier two accounts share: the scope that wrote it keeps it, whatever the arrival
+/// order, so a repeated sync writes nothing (Port alone would flip between the two).
+#[tokio::test]
+async fn a_shared_identifier_is_written_once_and_stays_put() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let a = ScopeKey::new("111111111111", "eu-west-1", "AWS::RDS::DBInstance");
+    let b = ScopeKey::new("222222222222", "eu-west-1", "AWS::RDS::DBInstance");
+    let both = [
+        (a.clone(), ScopeStatus::Complete),
+        (b.clone(), ScopeStatus::Complete),
+    ];
+    let first = push(
+        &port,
+        &store,
+        vec![
+            scoped("db-1", 1, &a),
+            scoped("db-1", 2, &b),
+            scoped("db-2", 3, &b),
+        ],
+        &both,
+        |_| {},
+    )
+    .await;
+    assert_eq!(
+        (first.loaded, first.duplicates),
+        (2, 1),
+        "{}",
+        first.render()
+    );
+    assert_eq!(
+        port.snapshot().entities[BP]["db-1"].properties["size"],
+        json!(1)
+    );
+    port.clear_requests();
+    let second = push(
+        &port,
+        &store,
+        vec![
+            scoped("db-2", 3, &b),
+            scoped("db-1", 2, &b),
+            scoped("db-1", 1, &a),
+        ],
+        &both,
+        |_| {},
+    )
+    .await;
+    assert_eq!(second.duplicates, 1);
+    assert!(
+        calls(&port.requests(), "/entities/bulk").is_empty(),
+        "{}",
+        second.render()
+    );
+    assert_eq!(
+        port.snapshot().entities[BP]["db-1"].properties["size"],
+        json!(1)
+    );
+    // The owner scope no longer produces it: the other scope's write goes through.
+    let third = push(
+        &port,
+        &store,
+        vec![scoped("db-2", 3, &b), scoped("db-1", 2, &b)],
+        &both,
+        |_| {},
+    )
+    .await;
+    assert_eq!(third.plan.total().update, 1, "{}", third.render());
+    assert_eq!(
+        port.snapshot().entities[BP]["db-1"].properties["size"],
+        json!(2)
+    );
+}

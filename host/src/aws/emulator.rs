@@ -165,11 +165,32 @@ impl Emulator {
     /// Run the seed command (`berth_aws_emulator.seed --endpoint E ARGS`)
     /// and return its JSON summary.
     pub async fn seed(&self, args: &[&str]) -> Result<Value, EmulatorError> {
+        self.module("seed", args).await
+    }
+
+    /// Delete resources as their owner would (`berth_aws_emulator.remove`).
+    pub async fn remove(
+        &self,
+        account: &str,
+        region: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Value, EmulatorError> {
+        let mut args = vec!["--account", account, "--region", region, "--kind", kind];
+        for id in ids {
+            args.extend(["--id", id]);
+        }
+        self.module("remove", &args).await
+    }
+
+    /// Runs `berth_aws_emulator.MODULE --endpoint E ARGS` in the emulator's venv and reads the
+    /// JSON it prints.
+    async fn module(&self, module: &str, args: &[&str]) -> Result<Value, EmulatorError> {
         let python = self.dir.join(".venv/bin/python");
         let mut cmd = Command::new(&python);
         cmd.args([
             "-m",
-            "berth_aws_emulator.seed",
+            &format!("berth_aws_emulator.{module}"),
             "--endpoint",
             &self.endpoint,
         ])
@@ -178,17 +199,17 @@ impl Emulator {
         .stdin(Stdio::null());
         let out = tokio::task::spawn_blocking(move || cmd.output())
             .await
-            .map_err(|e| EmulatorError(format!("seed: {e}")))?
+            .map_err(|e| EmulatorError(format!("{module}: {e}")))?
             .map_err(|e| EmulatorError(format!("cannot run {}: {e}", python.display())))?;
         if !out.status.success() {
             return Err(EmulatorError(format!(
-                "seed failed ({}): {}",
+                "{module} failed ({}): {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
         serde_json::from_slice(&out.stdout)
-            .map_err(|e| EmulatorError(format!("seed printed no JSON summary: {e}")))
+            .map_err(|e| EmulatorError(format!("{module} printed no JSON: {e}")))
     }
 }
 

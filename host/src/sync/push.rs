@@ -20,7 +20,7 @@ use crate::port::blueprints::is_missing_related;
 use crate::port::entities::OwnedEntity;
 use crate::port::integration::{ResyncStatus, metrics_ingest_url};
 use crate::port::{EntityResult, PortClient, PortError, UpsertOptions};
-use crate::store::{EntityKey, EntityState, Store, StoreError, now_ms};
+use crate::store::{EntityKey, EntityState, StateKey, Store, StoreError, now_ms};
 
 use super::changes::{Change, body_hash, classify};
 use super::metrics::{KindCounters, Reporter, kind_metrics_body};
@@ -53,6 +53,10 @@ pub struct PushOptions {
     pub flush_entities: usize,
     /// Flushes in flight at once (the client's own concurrency bounds requests).
     pub max_inflight_flushes: usize,
+    /// The input is the whole truth for the scopes its entities name (a file pushed by hand):
+    /// each is complete unless said otherwise. Off for a resync, where only discovery's
+    /// reports make a scope complete, so a scope discovery never reported keeps its entities.
+    pub input_scopes_complete: bool,
 }
 
 impl PushOptions {
@@ -65,6 +69,7 @@ impl PushOptions {
             interval_minutes: None,
             flush_entities: 200,
             max_inflight_flushes: 4,
+            input_scopes_complete: true,
         }
     }
 }
@@ -132,6 +137,9 @@ pub struct PushReport {
     pub kept: BTreeMap<String, u64>,
     /// Distinct failure messages with counts.
     pub errors: BTreeMap<String, u64>,
+    /// Writes dropped because another scope (or item) produced the same entity through the
+    /// same resource entry in this sync; the scope that wrote it before keeps it.
+    pub duplicates: u64,
     pub kinds: Vec<KindCounters>,
     pub incomplete_scopes: Vec<(ScopeKey, ScopeStatus)>,
     pub outcome: Outcome,
@@ -174,6 +182,14 @@ impl PushReport {
                 self.loaded, self.load_failed, self.deleted, self.delete_failed, self.seconds
             );
         }
+        if self.duplicates > 0 {
+            let _ = writeln!(
+                s,
+                "\n{} entities were produced more than once (an identifier shared by several \
+                 accounts, regions or items); one write each was kept",
+                self.duplicates
+            );
+        }
         if let Some(r) = &self.refused {
             let _ = writeln!(s, "\nreconciliation: {r}");
         }
@@ -202,7 +218,7 @@ impl PushReport {
 /// An entity waiting to be written.
 struct Pending {
     entity: Value,
-    key: EntityKey,
+    key: StateKey,
     hash: String,
     scope: String,
     counter: usize,
@@ -221,18 +237,24 @@ pub struct Pusher {
     started: jiff::Timestamp,
     clock: Instant,
     ingest_url: Option<String>,
-    states: HashMap<EntityKey, EntityState>,
+    states: HashMap<StateKey, EntityState>,
     owned: BTreeMap<String, Vec<OwnedEntity>>,
     owned_sets: HashMap<String, HashSet<String>>,
     blocked: Option<String>,
     seen: HashSet<EntityKey>,
+    /// The scope each write of this sync came from: one write per entity and entry.
+    accepted: HashMap<StateKey, String>,
+    /// Writes held back because another scope wrote them last time (an identifier two
+    /// accounts share): sent at the end only if that scope does not produce them again.
+    deferred: BTreeMap<StateKey, EntityIn>,
+    duplicates: u64,
     scopes: ScopeBook,
     failed_scopes: HashSet<String>,
     relation_targets: HashSet<String>,
     buffers: BTreeMap<String, Vec<Pending>>,
     inflight: JoinSet<Flushed>,
     retry_later: Vec<Pending>,
-    state_updates: Vec<(EntityKey, EntityState)>,
+    state_updates: Vec<(StateKey, EntityState)>,
     counters: Vec<KindCounters>,
     counter_index: HashMap<(String, usize), usize>,
     plan: Plan,
@@ -274,6 +296,9 @@ impl Pusher {
             owned_sets: HashMap::new(),
             blocked: None,
             seen: HashSet::new(),
+            accepted: HashMap::new(),
+            deferred: BTreeMap::new(),
+            duplicates: 0,
             scopes: ScopeBook::default(),
             failed_scopes: HashSet::new(),
             relation_targets: HashSet::new(),
@@ -397,9 +422,17 @@ impl Pusher {
     }
 
     /// Adds one mapped entity: classified, then buffered for a bulk upsert unless unchanged.
+    ///
+    /// One entity is written once per sync and resource entry. When two scopes produce the
+    /// same entity through the same entry (an identifier two accounts share, which Port would
+    /// let the last writer win, in no fixed order), the scope that wrote it last time keeps
+    /// it, and otherwise the first to arrive: so a repeated sync writes nothing, where
+    /// flip-flopping writers would rewrite it every time. Such duplicates are counted.
     pub async fn add(&mut self, input: EntityIn) -> Result<(), PushError> {
         let counter = self.counter(&input.kind, input.kind_index);
-        self.scopes.note(&input.scope);
+        if self.opts.input_scopes_complete {
+            self.scopes.note(&input.scope);
+        }
         let scope = input.scope.to_text();
         let Some(blueprint) = input
             .entity
@@ -421,10 +454,52 @@ impl Pusher {
             ));
             return Ok(());
         };
-        let key = EntityKey {
-            blueprint: blueprint.clone(),
-            identifier: identifier.to_string(),
+        let key = StateKey {
+            entity: EntityKey {
+                blueprint,
+                identifier: identifier.to_string(),
+            },
+            entry: input.kind_index as u32,
         };
+        // Seen whichever write wins: the entity exists.
+        self.seen.insert(key.entity.clone());
+        if self.accepted.contains_key(&key) {
+            self.duplicate(&key);
+            return Ok(());
+        }
+        if self.states.get(&key).is_some_and(|st| st.scope != scope) {
+            match self.deferred.entry(key) {
+                std::collections::btree_map::Entry::Occupied(o) => {
+                    let key = o.key().clone();
+                    self.duplicate(&key);
+                }
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(input);
+                }
+            }
+            return Ok(());
+        }
+        self.accept(key, input, counter, scope).await
+    }
+
+    fn duplicate(&mut self, key: &StateKey) {
+        self.duplicates += 1;
+        tracing::debug!(
+            blueprint = %key.entity.blueprint,
+            identifier = %key.entity.identifier,
+            "entity produced more than once in this sync; the first write is kept"
+        );
+    }
+
+    async fn accept(
+        &mut self,
+        key: StateKey,
+        input: EntityIn,
+        counter: usize,
+        scope: String,
+    ) -> Result<(), PushError> {
+        let blueprint = key.entity.blueprint.clone();
+        self.accepted.insert(key.clone(), scope.clone());
         self.counters[counter]
             .blueprint
             .get_or_insert_with(|| blueprint.clone());
@@ -434,13 +509,12 @@ impl Pusher {
         }
         let hash = body_hash(&input.entity, self.upsert);
         let in_port = if self.owned.contains_key(&blueprint) {
-            Some(self.owned_sets[&blueprint].contains(identifier))
+            Some(self.owned_sets[&blueprint].contains(&key.entity.identifier))
         } else {
             None
         };
         let last = self.states.get(&key);
         let change = classify(&hash, last.map(|s| s.body_hash.as_str()), in_port);
-        self.seen.insert(key.clone());
         let counts = self.plan.blueprints.entry(blueprint.clone()).or_default();
         match change {
             Change::Create => counts.create += 1,
@@ -475,6 +549,20 @@ impl Pusher {
         });
         if buf.len() >= self.opts.flush_entities.max(1) {
             self.flush(&blueprint).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes held back for another scope that did not produce them after all.
+    async fn accept_deferred(&mut self) -> Result<(), PushError> {
+        for (key, input) in std::mem::take(&mut self.deferred) {
+            if self.accepted.contains_key(&key) {
+                self.duplicate(&key);
+                continue;
+            }
+            let counter = self.counter(&input.kind, input.kind_index);
+            let scope = input.scope.to_text();
+            self.accept(key, input, counter, scope).await?;
         }
         Ok(())
     }
@@ -545,7 +633,7 @@ impl Pusher {
                         Change::Create => "create",
                         _ => "update",
                     };
-                    self.error(format!("{what} of {:?}: {e}", p.key.blueprint));
+                    self.error(format!("{what} of {:?}: {e}", p.key.entity.blueprint));
                 }
             }
         }
@@ -576,7 +664,11 @@ impl Pusher {
         }
         // Blueprints Berth wrote before but saw nothing of now still need their owned list.
         let known: Vec<String> = {
-            let mut b: Vec<String> = self.states.keys().map(|k| k.blueprint.clone()).collect();
+            let mut b: Vec<String> = self
+                .states
+                .keys()
+                .map(|k| k.entity.blueprint.clone())
+                .collect();
             b.sort();
             b.dedup();
             b
@@ -584,10 +676,17 @@ impl Pusher {
         for bp in known {
             self.ensure_owned(&bp).await;
         }
+        // Reconciliation needs one scope per entity: any entry's will do (they share it, or
+        // the entity is seen anyway).
+        let entity_states: HashMap<EntityKey, EntityState> = self
+            .states
+            .iter()
+            .map(|(k, v)| (k.entity.clone(), v.clone()))
+            .collect();
         let decision = reconcile::decide(&Inputs {
             owned: &self.owned,
             seen: &self.seen,
-            states: &self.states,
+            states: &entity_states,
             scopes: &self.scopes,
             failed_scopes: &self.failed_scopes,
             blocked: self.blocked.clone(),
@@ -631,6 +730,7 @@ impl Pusher {
     }
 
     async fn load_rest(&mut self) -> Result<(), PushError> {
+        self.accept_deferred().await?;
         let bps: Vec<String> = self.buffers.keys().cloned().collect();
         for bp in bps {
             self.flush(&bp).await?;
@@ -693,11 +793,22 @@ impl Pusher {
                 }
             }
         }
-        for k in &deleted_keys {
-            let kind = self
-                .states
-                .get(k)
-                .and_then(|s| s.scope.rsplit('/').next().map(str::to_string))
+        let scope_of: HashMap<&EntityKey, &str> = self
+            .states
+            .iter()
+            .map(|(k, v)| (&k.entity, v.scope.as_str()))
+            .collect();
+        let kinds: Vec<Option<String>> = deleted_keys
+            .iter()
+            .map(|k| {
+                scope_of
+                    .get(k)
+                    .and_then(|s| s.rsplit('/').next().map(str::to_string))
+            })
+            .collect();
+        drop(scope_of);
+        for kind in kinds {
+            let kind = kind
                 .filter(|kind| self.counters.iter().any(|c| &c.kind == kind))
                 .unwrap_or_else(|| "__reconciliation__".to_string());
             let i = self
@@ -713,9 +824,8 @@ impl Pusher {
                 .delete_entity_states(&self.opts.integration_key, &deleted_keys)
                 .await?;
         }
-        for k in deleted_keys {
-            self.states.remove(&k);
-        }
+        let deleted: HashSet<EntityKey> = deleted_keys.into_iter().collect();
+        self.states.retain(|k, _| !deleted.contains(&k.entity));
         Ok((n, failed))
     }
 
@@ -725,9 +835,10 @@ impl Pusher {
         if self.blocked.is_some() || d.refused.is_some() {
             return Ok(());
         }
-        let gone: Vec<EntityKey> = self
+        let mut gone: Vec<EntityKey> = self
             .states
             .keys()
+            .map(|k| &k.entity)
             .filter(|k| {
                 !self.seen.contains(k)
                     && self
@@ -737,6 +848,8 @@ impl Pusher {
             })
             .cloned()
             .collect();
+        gone.sort();
+        gone.dedup();
         if let Some(store) = &self.store
             && !gone.is_empty()
         {
@@ -791,6 +904,7 @@ impl Pusher {
             refused: d.refused.clone(),
             kept,
             errors: self.errors.clone(),
+            duplicates: self.duplicates,
             kinds: self.counters.clone(),
             incomplete_scopes: incomplete,
             outcome: if clean {
@@ -865,6 +979,12 @@ impl Pusher {
         }
         let r = self.client.post_sync_metrics(&url, &bodies).await;
         self.status_result(r)
+    }
+
+    /// Abandons the sync (a stage before Port failed, or a stop was requested): keeps what
+    /// landed, deletes nothing, tells Port the resync failed.
+    pub async fn abort(mut self) {
+        self.fail().await;
     }
 
     /// Best effort after a stopping error: keep what landed, tell Port the resync failed.

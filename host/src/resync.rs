@@ -1,0 +1,267 @@
+//! One resync, end to end: AWS discovery → plugins (enrich + map) → Port (upsert, reconcile,
+//! status), as one streaming pipeline.
+//!
+//! Owns the wiring between the three stages and nothing of their insides: pages flow from
+//! discovery into the map pipeline as they arrive, mapped batches flow into the
+//! [`Pusher`](crate::sync::Pusher) as they finish, every channel is bounded (memory does not
+//! grow with the estate), and the completeness of each (account, region, kind) scope, from
+//! discovery and from mapping, reaches reconciliation. Must not touch: AWS calls, plugin
+//! calls or Port calls directly; those belong to [`aws`](crate::aws), [`map`](crate::map) and
+//! [`sync`](crate::sync).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::aws::{AwsLookup, AwsTenant, DiscoveryReport, Event, ScopeStatus as AwsScopeStatus};
+use crate::limits::Limits;
+use crate::lookup::Scope;
+use crate::map::{MapOptions, Mapped, RawInput, Summary};
+use crate::mapping::MappingFile;
+use crate::plugin::{Registry, Tenant};
+use crate::port::PortClient;
+use crate::store::Store;
+use crate::sync::push::{EntityIn, PushError, PushReport};
+use crate::sync::{PushOptions, Pusher, ScopeKey, ScopeStatus};
+
+/// Why a resync could not run at all (per-item and per-scope failures are in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum ResyncError {
+    #[error("AWS: {0}")]
+    Aws(#[from] crate::aws::AwsError),
+    #[error("AWS configuration: {0}")]
+    AwsConfig(#[from] crate::aws::config::AwsConfigError),
+    #[error(transparent)]
+    Push(#[from] PushError),
+    #[error("a resync stage stopped unexpectedly: {0}")]
+    Stage(String),
+}
+
+/// Live counts per kind, for a progress display.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KindProgress {
+    pub discovered: u64,
+    pub mapped: u64,
+    pub scopes_done: u64,
+    pub scopes_incomplete: u64,
+}
+
+/// What a running resync has done so far; read by a progress display while it runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    kinds: Mutex<BTreeMap<String, KindProgress>>,
+}
+
+impl Progress {
+    pub fn snapshot(&self) -> BTreeMap<String, KindProgress> {
+        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update(&self, kind: &str, f: impl FnOnce(&mut KindProgress)) {
+        let mut k = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
+        f(k.entry(kind.to_string()).or_default());
+    }
+}
+
+/// Everything one resync needs. The AWS tenant, registry and client are kept across resyncs.
+pub struct ResyncInputs {
+    pub aws: Arc<AwsTenant>,
+    pub registry: Arc<Registry>,
+    pub mapping: Arc<MappingFile>,
+    /// The tenant's sandbox limits (the plugin tenant is built per resync, since its lookups
+    /// belong to this resync's AWS session).
+    pub tenant_id: String,
+    pub limits: Limits,
+    pub client: PortClient,
+    pub store: Option<Store>,
+    pub push: PushOptions,
+    pub map: MapOptions,
+    pub progress: Arc<Progress>,
+}
+
+/// What a resync did, stage by stage.
+#[derive(Debug)]
+pub struct ResyncReport {
+    pub discovery: DiscoveryReport,
+    pub map: Summary,
+    pub push: PushReport,
+    pub elapsed: Duration,
+}
+
+impl ResyncReport {
+    /// True when every account and scope was read, every item mapped and every entity landed.
+    pub fn is_complete(&self) -> bool {
+        self.discovery.is_complete()
+            && self.map.error_count() == 0
+            && self.push.outcome == crate::sync::push::Outcome::Completed
+    }
+}
+
+fn scope_status(s: &AwsScopeStatus) -> ScopeStatus {
+    match s {
+        AwsScopeStatus::Complete => ScopeStatus::Complete,
+        AwsScopeStatus::Denied(_) => ScopeStatus::Denied,
+        AwsScopeStatus::Failed(_) => ScopeStatus::Failed,
+    }
+}
+
+/// Runs one resync. Port is told it is running before AWS is read, and how it ended after.
+pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
+    let started = Instant::now();
+    let mut push_opts = inp.push.clone();
+    push_opts.input_scopes_complete = false;
+    let mut pusher = Pusher::begin(inp.client.clone(), inp.store.clone(), push_opts).await?;
+    let sync = match inp.aws.start_sync().await {
+        Ok(s) => s,
+        Err(e) => {
+            pusher.abort().await;
+            return Err(e.into());
+        }
+    };
+    let kinds = match crate::aws::kinds_from_mapping(&inp.mapping) {
+        Ok(k) => k,
+        Err(e) => {
+            pusher.abort().await;
+            return Err(e.into());
+        }
+    };
+    let tenant = Tenant::new(
+        &inp.tenant_id,
+        inp.limits.clone(),
+        Arc::new(AwsLookup::new(sync.clone())),
+    );
+    let channel = inp.aws.limits().channel_items.max(1);
+    let (disc_tx, mut disc_rx) = mpsc::channel::<Event>(channel);
+    let (raw_tx, raw_rx) = mpsc::channel::<RawInput>(channel);
+    let (mapped_tx, mut mapped_rx) = mpsc::channel::<Mapped>(inp.map.jobs.max(1) * 4);
+
+    let discovery = tokio::spawn(crate::aws::discover(sync, kinds, disc_tx));
+    // Discovery events → raw items for mapping; scope ends are kept for reconciliation.
+    let progress = inp.progress.clone();
+    let forward = tokio::spawn(async move {
+        let mut raw_per_kind: BTreeMap<String, u64> = BTreeMap::new();
+        while let Some(ev) = disc_rx.recv().await {
+            match ev {
+                Event::Item(item) => {
+                    *raw_per_kind.entry(item.kind.clone()).or_default() += 1;
+                    progress.update(&item.kind, |k| k.discovered += 1);
+                    let input = RawInput::Item {
+                        scope: Some(Scope {
+                            account_id: item.account_id,
+                            region: item.region,
+                        }),
+                        kind: item.kind,
+                        line: item.value.to_string(),
+                    };
+                    if raw_tx.send(input).await.is_err() {
+                        break;
+                    }
+                }
+                Event::Scope(r) => progress.update(&r.key.kind, |k| {
+                    if r.status == AwsScopeStatus::Complete {
+                        k.scopes_done += 1;
+                    } else {
+                        k.scopes_incomplete += 1;
+                    }
+                }),
+                Event::Account(_) => {}
+            }
+        }
+        raw_per_kind
+    });
+    let mapping = tokio::spawn(crate::map::run_stream(
+        inp.registry.clone(),
+        inp.mapping.clone(),
+        tenant,
+        raw_rx,
+        mapped_tx,
+        inp.map.clone(),
+    ));
+
+    let mut transformed: BTreeMap<(String, usize), u64> = BTreeMap::new();
+    let mut failure: Option<ResyncError> = None;
+    while let Some(batch) = mapped_rx.recv().await {
+        let (account, region) = batch
+            .scope
+            .as_ref()
+            .map_or(("?", "?"), |s| (s.account_id.as_str(), s.region.as_str()));
+        let scope = ScopeKey::new(account, region, &batch.kind);
+        if batch.failed_items > 0 {
+            pusher.scopes_mut().fail(&scope);
+        }
+        inp.progress
+            .update(&batch.kind, |k| k.mapped += batch.entities.len() as u64);
+        for (index, text) in batch.entities {
+            *transformed.entry((batch.kind.clone(), index)).or_default() += 1;
+            let entity = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    // A plugin bug; the scope's output is incomplete.
+                    tracing::error!("plugin output for {} is not JSON: {e}", batch.kind);
+                    pusher.scopes_mut().fail(&scope);
+                    continue;
+                }
+            };
+            let item = EntityIn {
+                entity,
+                scope: scope.clone(),
+                kind: batch.kind.clone(),
+                kind_index: index,
+            };
+            if let Err(e) = pusher.add(item).await {
+                failure = Some(e.into());
+                break;
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    drop(mapped_rx);
+    if let Some(e) = failure {
+        // Let the other stages wind down; nothing is reconciled.
+        discovery.abort();
+        pusher.abort().await;
+        return Err(e);
+    }
+    let raw_per_kind = forward
+        .await
+        .map_err(|e| ResyncError::Stage(format!("discovery forwarder: {e}")))?;
+    let summary = mapping
+        .await
+        .map_err(|e| ResyncError::Stage(format!("mapping: {e}")))?;
+    let report = discovery
+        .await
+        .map_err(|e| ResyncError::Stage(format!("discovery: {e}")))?;
+
+    for s in &report.scopes {
+        let key = ScopeKey::new(&s.key.account_id, &s.key.region, &s.key.kind);
+        pusher.scopes_mut().set(&key, scope_status(&s.status));
+    }
+    for r in inp.mapping.resources.iter() {
+        let c = pusher.counters_mut(&r.kind, r.index);
+        c.raw_extracted = raw_per_kind.get(&r.kind).copied().unwrap_or(0);
+        c.transformed = transformed
+            .get(&(r.kind.clone(), r.index))
+            .copied()
+            .unwrap_or(0);
+    }
+    // Filtered and failed counts are kept per kind; Ocean reports them per entry, so they go
+    // to the kind's first entry.
+    for (kind, stats) in &summary.kinds {
+        if let Some(first) = inp.mapping.for_kind(kind).next() {
+            let c = pusher.counters_mut(kind, first.index);
+            c.filtered_out = stats.filtered_out;
+            c.transform_failed = stats.errors;
+        }
+    }
+    let push = pusher.finish().await?;
+    Ok(ResyncReport {
+        discovery: report,
+        map: summary,
+        push,
+        elapsed: started.elapsed(),
+    })
+}
