@@ -21,6 +21,7 @@
 //! - [`sync`]: one sync's Port side: change detection, upserts, reconciliation, metrics.
 //! - [`resync`]: one resync end to end (discover → map → push), streaming.
 //! - [`report`]: the end-of-resync summary table and HTML report.
+//! - [`runner`]: `berth sync`/`berth run` setup, triggers, graceful stop, `/metrics`.
 
 pub mod aws;
 pub mod bench;
@@ -35,5 +36,6 @@ pub mod plugin_test;
 pub mod port;
 pub mod report;
 pub mod resync;
+pub mod runner;
 pub mod store;
 pub mod sync;

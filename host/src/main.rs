@@ -80,6 +80,18 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The long-running form: resync on start, every `schedule.intervalMinutes`, and when
+    /// Port's resync request moves; SIGTERM abandons a running resync before reconciliation.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// One resync, then exit (for hosted schedulers).
+        #[arg(long)]
+        once: bool,
+        /// Serve /metrics (Prometheus) and /healthz here, e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Args)]
@@ -503,63 +515,6 @@ async fn cmd_push(a: PushArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Everything a resync needs that lives longer than one resync.
-struct SyncSetup {
-    config: berth::config::Config,
-    aws: Arc<berth::aws::AwsTenant>,
-    registry: Arc<Registry>,
-    mapping: Arc<MappingFile>,
-    limits: Limits,
-    client: berth::port::PortClient,
-    store: berth::store::Store,
-}
-
-async fn prepare_sync(g: &Global, config_path: &Path, dry_run: bool) -> anyhow::Result<SyncSetup> {
-    use berth::config::{Config, StateLocation};
-    use berth::store::Store;
-
-    let config = Config::from_path(config_path)?;
-    let Some(aws_config) = config.aws.clone() else {
-        bail!(
-            "{}: no `aws:` section; a sync needs to know how to reach AWS",
-            config_path.display()
-        );
-    };
-    let client = config.port_client()?;
-    let mapping = Arc::new(config.load_mapping(&client).await?);
-    let blueprints = config.blueprint_documents()?;
-    if !blueprints.is_empty() && !dry_run {
-        let r = client
-            .ensure_blueprints(&blueprints)
-            .await
-            .context("ensuring blueprints")?;
-        for c in &r.conflicts {
-            eprintln!(
-                "warning: blueprint {} {} is {:?} {} in Port (we define {}); Port's is kept",
-                c.blueprint, c.key, c.kind, c.found, c.wanted
-            );
-        }
-    }
-    let plugins = config.plugins_dir().unwrap_or_else(|| g.plugins.clone());
-    let registry = open_registry(&plugins).await?;
-    let mut limits = Limits::from_env().map_err(anyhow::Error::msg)?;
-    config.limits.apply(&mut limits);
-    let store = match config.state_location() {
-        StateLocation::Sqlite(p) => Store::open_sqlite(&p).await?,
-        StateLocation::Url(u) => Store::open(&u).await?,
-    };
-    let aws = berth::aws::AwsTenant::new("local", aws_config, berth::aws::AwsLimits::default())?;
-    Ok(SyncSetup {
-        config,
-        aws,
-        registry,
-        mapping,
-        limits,
-        client,
-        store,
-    })
-}
-
 /// Redraws per-kind progress on a terminal every half second until dropped.
 fn progress_display(progress: Arc<berth::resync::Progress>) -> Option<tokio::task::JoinHandle<()>> {
     use std::io::IsTerminal;
@@ -588,34 +543,13 @@ fn progress_display(progress: Arc<berth::resync::Progress>) -> Option<tokio::tas
 }
 
 async fn cmd_sync(g: &Global, config_path: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
-    use berth::resync::{Progress, ResyncInputs, resync};
-    use berth::sync::PushOptions;
+    use berth::resync::Progress;
+    use berth::runner::Setup;
 
-    let setup = prepare_sync(g, config_path, dry_run).await?;
-    let mut push = PushOptions::new(
-        setup.config.integration_key(),
-        setup.mapping.settings.clone(),
-    );
-    push.dry_run = dry_run;
-    push.report_status = setup.config.port.report_status.unwrap_or(true);
-    push.interval_minutes = setup.config.schedule.as_ref().map(|s| s.interval_minutes);
+    let setup = Setup::prepare(config_path, &g.plugins, dry_run).await?;
     let progress = Arc::new(Progress::default());
     let display = progress_display(progress.clone());
-    let mut map = MapOptions::default();
-    map.batch_items = setup.limits.max_batch_items.min(map.batch_items);
-    let outcome = resync(ResyncInputs {
-        aws: setup.aws.clone(),
-        registry: setup.registry.clone(),
-        mapping: setup.mapping.clone(),
-        tenant_id: "local".into(),
-        limits: setup.limits.clone(),
-        client: setup.client.clone(),
-        store: Some(setup.store.clone()),
-        push,
-        map,
-        progress,
-    })
-    .await;
+    let outcome = setup.resync(dry_run, progress, None).await;
     if let Some(d) = display {
         d.abort();
     }
@@ -624,11 +558,9 @@ async fn cmd_sync(g: &Global, config_path: &Path, dry_run: bool) -> anyhow::Resu
     if dry_run {
         eprint!("\n{}", report.push.render());
     }
-    let path = setup.config.report_path();
-    let title = format!("Berth sync of {}", setup.config.port.integration.identifier);
-    match std::fs::write(&path, berth::report::html(&report, &setup.mapping, &title)) {
-        Ok(()) => eprintln!("report: {}", path.display()),
-        Err(e) => eprintln!("warning: cannot write the report {}: {e}", path.display()),
+    match setup.write_report(&report) {
+        Ok(path) => eprintln!("report: {}", path.display()),
+        Err(e) => eprintln!("warning: cannot write the report: {e}"),
     }
     Ok(if report.is_complete() {
         ExitCode::SUCCESS
@@ -667,6 +599,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Push(a) => cmd_push(a).await,
         Command::Sync { config, dry_run } => cmd_sync(&g, &config, dry_run).await,
+        Command::Run {
+            config,
+            once,
+            listen,
+        } => {
+            let setup = berth::runner::Setup::prepare(&config, &g.plugins, false).await?;
+            berth::runner::run(setup, berth::runner::RunOptions { once, listen }).await
+        }
         Command::Discover { config, mapping } => {
             berth::aws::cli::run_discover(&config, &mapping).await
         }

@@ -37,6 +37,8 @@ pub enum ResyncError {
     Push(#[from] PushError),
     #[error("a resync stage stopped unexpectedly: {0}")]
     Stage(String),
+    #[error("the resync was abandoned before reconciliation (stop requested); nothing was deleted")]
+    Cancelled,
 }
 
 /// Live counts per kind, for a progress display.
@@ -79,6 +81,9 @@ pub struct ResyncInputs {
     pub push: PushOptions,
     pub map: MapOptions,
     pub progress: Arc<Progress>,
+    /// Set to true to abandon the resync: it stops before reconciliation (never in the middle
+    /// of it), deletes nothing and tells Port it was aborted.
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// What a resync did, stage by stage.
@@ -116,14 +121,14 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let sync = match inp.aws.start_sync().await {
         Ok(s) => s,
         Err(e) => {
-            pusher.abort().await;
+            pusher.abort_as(false).await;
             return Err(e.into());
         }
     };
     let kinds = match crate::aws::kinds_from_mapping(&inp.mapping) {
         Ok(k) => k,
         Err(e) => {
-            pusher.abort().await;
+            pusher.abort_as(false).await;
             return Err(e.into());
         }
     };
@@ -137,6 +142,9 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let (raw_tx, raw_rx) = mpsc::channel::<RawInput>(channel);
     let (mapped_tx, mut mapped_rx) = mpsc::channel::<Mapped>(inp.map.jobs.max(1) * 4);
 
+    let known_accounts: Option<std::collections::HashSet<String>> = sync
+        .accounts_are_authoritative()
+        .then(|| sync.accounts().iter().map(|a| a.id.clone()).collect());
     let discovery = tokio::spawn(crate::aws::discover(sync, kinds, disc_tx));
     // Discovery events → raw items for mapping; scope ends are kept for reconciliation.
     let progress = inp.progress.clone();
@@ -182,7 +190,24 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
 
     let mut transformed: BTreeMap<(String, usize), u64> = BTreeMap::new();
     let mut failure: Option<ResyncError> = None;
-    while let Some(batch) = mapped_rx.recv().await {
+    let mut cancel = inp.cancel.clone();
+    let cancelled =
+        |c: &Option<tokio::sync::watch::Receiver<bool>>| c.as_ref().is_some_and(|c| *c.borrow());
+    loop {
+        let next = match cancel.as_mut() {
+            Some(c) => tokio::select! {
+                b = mapped_rx.recv() => b,
+                _ = c.changed() => {
+                    if *c.borrow() {
+                        failure = Some(ResyncError::Cancelled);
+                        break;
+                    }
+                    continue;
+                }
+            },
+            None => mapped_rx.recv().await,
+        };
+        let Some(batch) = next else { break };
         let (account, region) = batch
             .scope
             .as_ref()
@@ -220,10 +245,14 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         }
     }
     drop(mapped_rx);
+    if failure.is_none() && cancelled(&cancel) {
+        failure = Some(ResyncError::Cancelled);
+    }
     if let Some(e) = failure {
         // Let the other stages wind down; nothing is reconciled.
         discovery.abort();
-        pusher.abort().await;
+        let aborted = matches!(e, ResyncError::Cancelled);
+        pusher.abort_as(aborted).await;
         return Err(e);
     }
     let raw_per_kind = forward
@@ -239,6 +268,9 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     for s in &report.scopes {
         let key = ScopeKey::new(&s.key.account_id, &s.key.region, &s.key.kind);
         pusher.scopes_mut().set(&key, scope_status(&s.status));
+    }
+    if let Some(known) = &known_accounts {
+        pusher.retire_accounts_not_in(known);
     }
     for r in inp.mapping.resources.iter() {
         let c = pusher.counters_mut(&r.kind, r.index);
@@ -256,6 +288,11 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
             c.filtered_out = stats.filtered_out;
             c.transform_failed = stats.errors;
         }
+    }
+    // Last point at which a stop abandons the resync: reconciliation runs to its end.
+    if cancelled(&cancel) {
+        pusher.abort_as(true).await;
+        return Err(ResyncError::Cancelled);
     }
     let push = pusher.finish().await?;
     Ok(ResyncReport {

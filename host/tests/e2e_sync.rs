@@ -3,204 +3,12 @@
 //! what `berth discover | berth map` computes; a second sync must be a no-op; resources
 //! deleted in AWS must disappear from Port, and only they.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod e2e_support;
 
-use berth::aws::emulator::Emulator;
-use berth_fake_port::{Config, FakePortHandle};
+use std::collections::BTreeSet;
+
+use e2e_support::*;
 use serde_json::{Value, json};
-
-const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-async fn berth(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(&args)
-            .env("BERTH_TEST_PORT_ID", "fake-client-id")
-            .env("BERTH_CACHE_DIR", repo().join("target/test-aot-cache"))
-            .output()
-            .expect("run berth")
-    })
-    .await
-    .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-struct World {
-    emu: Emulator,
-    port: FakePortHandle,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    seed: Value,
-}
-
-async fn world() -> World {
-    let emu = Emulator::start(&repo().join("tests/aws-emulator"))
-        .await
-        .expect("emulator");
-    emu.regions(&json!({ "enabled": REGIONS })).await.unwrap();
-    let seed = emu
-        .seed(&[
-            "--accounts",
-            "3",
-            "--regions",
-            &REGIONS.join(","),
-            "--per-kind",
-            "2",
-            "--workers",
-            "4",
-        ])
-        .await
-        .expect("seed");
-    let (_a, port) = berth_fake_port::spawn(Config::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("port-secret"), "fake-client-secret").unwrap();
-    let config = dir.path().join("berth.yaml");
-    let yaml = format!(
-        r#"port:
-  clientId: {{env: BERTH_TEST_PORT_ID}}
-  clientSecret: {{file: port-secret}}
-  baseUrl: {port}
-  integration: {{identifier: berth-e2e}}
-aws:
-  auth: {{method: static, accessKeyId: testing, secretAccessKey: testing}}
-  orgRoleArn: arn:aws:iam::123456789012:role/BerthOrgReader
-  accountRoleName: BerthReadOnly
-  externalId: berth-test-external-id
-  endpointUrl: {aws}
-mapping: {mapping}
-blueprints: {blueprints}
-plugins: {plugins}
-state: state/berth.db
-"#,
-        port = port.base_url(),
-        aws = emu.endpoint,
-        mapping = repo().join("mappings/default.yaml").display(),
-        blueprints = repo().join("mappings/blueprints").display(),
-        plugins = repo().join("target/plugins").display(),
-    );
-    std::fs::write(&config, yaml).unwrap();
-    World {
-        emu,
-        port,
-        dir,
-        config,
-        seed,
-    }
-}
-
-impl World {
-    async fn sync(&self) -> Output {
-        berth(vec![
-            "sync".into(),
-            "--config".into(),
-            self.config.display().to_string(),
-        ])
-        .await
-    }
-
-    /// What `berth discover | berth map` computes, by (blueprint, identifier): every candidate
-    /// (the seed mapping's identifiers are not unique across accounts for some kinds, e.g. an
-    /// RDS instance name; Port keeps one of them).
-    async fn expected(&self) -> BTreeMap<(String, String), Vec<Value>> {
-        let out = berth(vec![
-            "discover".into(),
-            "--config".into(),
-            self.config.display().to_string(),
-            "--mapping".into(),
-            repo().join("mappings/default.yaml").display().to_string(),
-        ])
-        .await;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let raw = self.dir.path().join("raw.jsonl");
-        std::fs::write(&raw, &out.stdout).unwrap();
-        let out = berth(vec![
-            "--plugins".into(),
-            repo().join("target/plugins").display().to_string(),
-            "map".into(),
-            "--mapping".into(),
-            repo().join("mappings/default.yaml").display().to_string(),
-            "--input".into(),
-            raw.display().to_string(),
-        ])
-        .await;
-        let mut m = BTreeMap::new();
-        for line in text(&out.stdout).lines() {
-            let e: Value = serde_json::from_str(line).unwrap();
-            let key = (
-                e["blueprint"].as_str().unwrap().to_string(),
-                e["identifier"].as_str().unwrap().to_string(),
-            );
-            m.entry(key).or_insert_with(Vec::new).push(e);
-        }
-        m
-    }
-
-    /// What the fake Port holds, in the same shape.
-    fn catalog(&self) -> BTreeMap<(String, String), Value> {
-        let mut m = BTreeMap::new();
-        for (bp, entities) in self.port.snapshot().entities {
-            for (id, e) in entities {
-                m.insert(
-                    (bp.clone(), id.clone()),
-                    json!({"title": e.title, "properties": e.properties, "relations": e.relations}),
-                );
-            }
-        }
-        m
-    }
-
-    fn writes(&self) -> Vec<String> {
-        self.port
-            .requests()
-            .into_iter()
-            .filter(|r| r.path.ends_with("/entities/bulk") || r.path.contains("/delete"))
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
-    }
-}
-
-/// An entity as `berth map` prints it, reduced to what Port keeps (nulls are not stored).
-fn comparable(e: &Value) -> Value {
-    let strip = |v: &Value| -> Value {
-        match v {
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            _ => json!({}),
-        }
-    };
-    json!({
-        "title": e.get("title").cloned().unwrap_or(Value::Null),
-        "properties": strip(&e["properties"]),
-        "relations": strip(&e["relations"]),
-    })
-}
-
-fn comparable_port(e: &Value) -> Value {
-    let strip = |v: &Value| -> Value {
-        Value::Object(
-            v.as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
-    };
-    json!({"title": e["title"], "properties": strip(&e["properties"]), "relations": strip(&e["relations"])})
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_fills_port_with_what_map_computes_then_converges() {
@@ -301,4 +109,104 @@ async fn sync_fills_port_with_what_map_computes_then_converges() {
         );
     }
     assert_eq!(after.len(), catalog.len() - 2);
+}
+
+/// The kind plugins enrich through the host's AWS lookups, in each item's own account and
+/// region: an EC2 instance carries its security groups, subnet and VPC; an ECS cluster its
+/// services and their task definitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_enrich_through_aws_lookups() {
+    let w = world_with(
+        r#"plugins: {plugins}
+mapping:
+  resources:
+  - kind: AWS::EC2::Instance
+    selector: {query: 'true'}
+    port:
+      entity:
+        mappings:
+          identifier: .Identifier
+          blueprint: '"enriched"'
+          properties:
+            account: .__AccountId
+            region: .__Region
+            securityGroups: '.__SecurityGroups | map(select(.GroupId != null)) | length'
+            subnet: .__Subnet.SubnetId
+            vpc: .__Vpc.VpcId
+            subnetVpc: .__Subnet.VpcId
+  - kind: AWS::ECS::Cluster
+    selector: {query: 'true', useGetResourceAPI: 'true'}
+    port:
+      entity:
+        mappings:
+          identifier: .Properties.Arn
+          blueprint: '"enriched"'
+          properties:
+            account: .__AccountId
+            region: .__Region
+            services: '.__Services | length'
+            taskDefinitions: '[.__TaskDefinitions[] | select(. != null)] | length'
+"#,
+    )
+    .await;
+    let client = berth::port::PortClient::new(berth::port::ClientConfig::new(
+        w.port.base_url(),
+        berth::port::Credentials::new("fake-client-id", "fake-client-secret"),
+        berth::port::UserAgent::exporter("aws", "0.1.0", "setup"),
+    ))
+    .unwrap();
+    client
+        .ensure_blueprints(&[json!({
+            "identifier": "enriched", "title": "Enriched",
+            "schema": {"properties": {
+                "account": {"type": "string"}, "region": {"type": "string"},
+                "securityGroups": {"type": "number"}, "subnet": {"type": "string"},
+                "vpc": {"type": "string"}, "subnetVpc": {"type": "string"},
+                "services": {"type": "number"}, "taskDefinitions": {"type": "number"}
+            }}
+        })])
+        .await
+        .unwrap();
+    let out = w.sync().await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let snap = w.port.snapshot();
+    let enriched = &snap.entities["enriched"];
+    let (mut instances, mut clusters) = (0, 0);
+    let mut services_per_scope: std::collections::BTreeMap<(String, String), u64> =
+        Default::default();
+    for (id, e) in enriched {
+        let p = &e.properties;
+        if id.starts_with("i-") {
+            instances += 1;
+            assert!(p["securityGroups"].as_u64().unwrap() >= 1, "{id}: {p:?}");
+            assert!(
+                p["subnet"].as_str().unwrap().starts_with("subnet-"),
+                "{id}: {p:?}"
+            );
+            assert!(
+                p["vpc"].as_str().unwrap().starts_with("vpc-"),
+                "{id}: {p:?}"
+            );
+            assert_eq!(p["vpc"], p["subnetVpc"], "{id}: the subnet is in the VPC");
+        } else {
+            clusters += 1;
+            let key = (
+                p["account"].as_str().unwrap().to_string(),
+                p["region"].as_str().unwrap().to_string(),
+            );
+            let services = p["services"].as_u64().unwrap();
+            *services_per_scope.entry(key).or_default() += services;
+            if services > 0 {
+                assert!(p["taskDefinitions"].as_u64().unwrap() >= 1, "{id}: {p:?}");
+            }
+        }
+    }
+    assert_eq!(instances, 12, "3 members x 2 regions x 2 instances");
+    assert_eq!(clusters, 12);
+    // Every seeded service shows up under a cluster of its own account and region.
+    for ((account, region), n) in &services_per_scope {
+        let seeded = w.seeded(account, region, "AWS::ECS::Service").len() as u64;
+        assert_eq!(*n, seeded, "services of {account}/{region}");
+        assert!(seeded > 0);
+    }
 }

@@ -419,6 +419,13 @@ impl AwsSync {
         &self.accounts
     }
 
+    /// True when [`AwsSync::accounts`] is the whole truth about which accounts the tenant
+    /// covers: read from Organizations, or the configured role list. An account missing from
+    /// it has left (its entities may go); not so after a fallback to a single account.
+    pub fn accounts_are_authoritative(&self) -> bool {
+        self.org.is_some() || !self.tenant.config.account_role_arns.is_empty()
+    }
+
     pub(crate) fn caller(&self) -> &Caller {
         &self.tenant.caller
     }

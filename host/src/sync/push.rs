@@ -8,7 +8,7 @@
 //! `completed`/`failed`. A dry run reads Port and the store, and writes to neither.
 //! Must not touch: AWS, plugins, the mapping; entities arrive mapped, each with its scope.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -248,6 +248,8 @@ pub struct Pusher {
     /// accounts share): sent at the end only if that scope does not produce them again.
     deferred: BTreeMap<StateKey, EntityIn>,
     duplicates: u64,
+    /// Ended by a requested stop (Port hears `aborted`).
+    aborted: bool,
     scopes: ScopeBook,
     failed_scopes: HashSet<String>,
     relation_targets: HashSet<String>,
@@ -299,6 +301,7 @@ impl Pusher {
             accepted: HashMap::new(),
             deferred: BTreeMap::new(),
             duplicates: 0,
+            aborted: false,
             scopes: ScopeBook::default(),
             failed_scopes: HashSet::new(),
             relation_targets: HashSet::new(),
@@ -351,6 +354,31 @@ impl Pusher {
     /// The scopes of this sync; discovery sets their statuses.
     pub fn scopes_mut(&mut self) -> &mut ScopeBook {
         &mut self.scopes
+    }
+
+    /// Accounts that are no longer part of the tenant (removed from the Organization, or from
+    /// the configured roles): the scopes their entities came from count as complete and
+    /// empty, so those entities are reconciled away (within the deletion threshold). `known`
+    /// is the authoritative account list of this sync.
+    pub fn retire_accounts_not_in(&mut self, known: &HashSet<String>) {
+        let retired: BTreeSet<String> = self
+            .states
+            .values()
+            .map(|st| st.scope.clone())
+            .filter(|scope| {
+                let account = scope.split('/').next().unwrap_or_default();
+                account != "*" && !known.contains(account)
+            })
+            .collect();
+        for scope in retired {
+            let mut parts = scope.splitn(3, '/');
+            let (Some(a), Some(r), Some(k)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            tracing::info!("account {a} is no longer part of the sync: its {k} entities in {r} go");
+            self.scopes
+                .set(&ScopeKey::new(a, r, k), ScopeStatus::Complete);
+        }
     }
 
     /// The counters of one resource entry, for the extract and transform phases.
@@ -983,7 +1011,13 @@ impl Pusher {
 
     /// Abandons the sync (a stage before Port failed, or a stop was requested): keeps what
     /// landed, deletes nothing, tells Port the resync failed.
-    pub async fn abort(mut self) {
+    pub async fn abort(self) {
+        self.abort_as(false).await;
+    }
+
+    /// [`Pusher::abort`], telling Port `aborted` (a requested stop) rather than `failed`.
+    pub async fn abort_as(mut self, stopped: bool) {
+        self.aborted = stopped;
         self.fail().await;
     }
 
@@ -999,7 +1033,7 @@ impl Pusher {
                     &self.opts.integration_key,
                     &self.sync_id,
                     now_ms(),
-                    "failed",
+                    if self.aborted { "aborted" } else { "failed" },
                     "{}",
                 )
                 .await;
@@ -1009,7 +1043,11 @@ impl Pusher {
             let _ = self
                 .client
                 .patch_resync_state(
-                    ResyncStatus::Failed,
+                    if self.aborted {
+                        ResyncStatus::Aborted
+                    } else {
+                        ResyncStatus::Failed
+                    },
                     None,
                     Some(&end),
                     None,

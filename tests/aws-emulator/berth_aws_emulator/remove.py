@@ -33,6 +33,9 @@ def remove(s: Seeder, creds: dict[str, str] | None, region: str, kind: str, iden
         s.client("rds", region, creds).delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
     elif kind == "AWS::ECS::Cluster":
         s.client("ecs", region, creds).delete_cluster(cluster=ident)
+    elif kind == "AWS::Organizations::Account":
+        # The management account removes a member from the Organization (it keeps existing).
+        s.client("organizations", "us-east-1").remove_account_from_organization(AccountId=ident)
     else:
         raise SystemExit(f"remove: kind {kind} is not supported")
 
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     s = Seeder(a.endpoint, [a.region], 0, a.external_id, a.read_role, "BerthOrgReader", "remove", 1)
     creds = None
-    if a.account != MGMT:
+    if a.account != MGMT and a.kind != "AWS::Organizations::Account":
         creds = s.assume(f"arn:aws:iam::{a.account}:role/{a.read_role}", "berth-remove", a.external_id)
     for ident in a.ids:
         remove(s, creds, a.region, a.kind, ident)
