@@ -80,6 +80,14 @@ pub fn summary_table(r: &ResyncReport) -> String {
             ScopeStatus::Complete => {}
         }
     }
+    if r.push.duplicates > 0 {
+        let _ = writeln!(
+            s,
+            "  {} entities were produced more than once (an identifier shared by several \
+             accounts or regions); each was written once",
+            r.push.duplicates
+        );
+    }
     if let Some(why) = &r.push.refused {
         let _ = writeln!(s, "reconciliation: {why}");
     }

@@ -46,9 +46,11 @@ fn entity(i: usize) -> EntityIn {
 }
 
 async fn push(client: &PortClient, store: &Store, n: usize) -> anyhow::Result<PushReport> {
-    let mut settings = Settings::default();
     // The relation target `account` is not part of the workload.
-    settings.create_missing_related_entities = true;
+    let settings = Settings {
+        create_missing_related_entities: true,
+        ..Settings::default()
+    };
     let opts = PushOptions::new("bench@fake", settings);
     let mut p = Pusher::begin(client.clone(), Some(store.clone()), opts).await?;
     for i in 0..n {

@@ -1,0 +1,191 @@
+//! `cargo run --release -p berth-tests --bin bench-sync [-- SIZES]`
+//!
+//! The full `berth sync` (the release binary, as a child process) of an Organization of
+//! 3 accounts × 3 regions × every seeded kind, against the local AWS emulator with 30 ms of
+//! latency and 50 calls/s per API per account+region, and an in-process fake Port with 20 ms
+//! of latency and 20 requests/s. SIZES (default `5000,20000`) are resource counts; each gets
+//! a freshly seeded emulator and an empty Port. Prints, per size: wall time; the lower bound,
+//! the slower of AWS's (the busiest account+region+API bucket: accepted calls ÷ its rate) and
+//! Port's (entities ÷ 20 per bulk call ÷ its rate); the ratio; the child's CPU seconds and
+//! peak RSS. Figures only; nothing is asserted. Needs `scripts/build-plugins` and
+//! `cargo build --release -p berth` first.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth::aws::emulator::Emulator;
+use berth_fake_port::{Config, Faults, RateLimit};
+use serde_json::json;
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "us-west-2"];
+const ACCOUNTS: usize = 3;
+const KINDS: usize = 10;
+const AWS_LATENCY_MS: u64 = 30;
+const AWS_RATE: f64 = 50.0;
+const PORT_LATENCY_MS: u64 = 20;
+const PORT_RATE: f64 = 20.0;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// (peak RSS in KiB, CPU seconds) of a live process, from /proc.
+fn sample(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    Some((hwm, ticks as f64 / 100.0))
+}
+
+async fn one(size: usize) -> anyhow::Result<()> {
+    let emu = Emulator::start(&repo().join("tests/aws-emulator")).await?;
+    emu.regions(&json!({ "enabled": REGIONS })).await?;
+    let per_kind = size.div_ceil(ACCOUNTS * REGIONS.len() * KINDS).max(1);
+    eprintln!("seeding {size} resources ({per_kind} of each kind per account and region)…");
+    let t = Instant::now();
+    emu.seed(&[
+        "--accounts",
+        &ACCOUNTS.to_string(),
+        "--regions",
+        &REGIONS.join(","),
+        "--per-kind",
+        &per_kind.to_string(),
+        "--no-identifiers",
+        "--workers",
+        "4",
+    ])
+    .await?;
+    eprintln!("seeded in {:.0} s", t.elapsed().as_secs_f64());
+
+    let (_addr, port) = berth_fake_port::spawn(Config::default()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("secret"), "fake-client-secret")?;
+    let config = dir.path().join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "port:\n  clientId: {{env: BENCH_PORT_ID}}\n  clientSecret: {{file: secret}}\n  \
+             baseUrl: {}\n  integration: {{identifier: bench}}\n\
+             aws:\n  auth: {{method: static, accessKeyId: testing, secretAccessKey: testing}}\n  \
+             orgRoleArn: arn:aws:iam::123456789012:role/BerthOrgReader\n  \
+             accountRoleName: BerthReadOnly\n  externalId: berth-test-external-id\n  \
+             endpointUrl: {}\n\
+             mapping: {}\nblueprints: {}\nplugins: {}\nstate: state.db\n",
+            port.base_url(),
+            emu.endpoint,
+            repo().join("mappings/default.yaml").display(),
+            repo().join("mappings/blueprints").display(),
+            repo().join("target/plugins").display(),
+        ),
+    )?;
+    emu.faults(&json!({ "rules": [
+        { "api": "*", "latency_ms": AWS_LATENCY_MS },
+        { "api": "*", "rate_limit": AWS_RATE },
+    ]}))
+    .await?;
+    port.set_faults(Faults {
+        latency_ms: PORT_LATENCY_MS,
+        rate_limit: Some(RateLimit {
+            per_second: PORT_RATE,
+            burst: None,
+        }),
+        ..Faults::default()
+    });
+    emu.reset_stats().await?;
+    port.clear_requests();
+
+    let t = Instant::now();
+    let mut child = std::process::Command::new(repo().join("target/release/berth"))
+        .args(["sync", "--config"])
+        .arg(&config)
+        .env("BENCH_PORT_ID", "fake-client-id")
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let mut last = (0u64, 0.0f64);
+    let status = loop {
+        if let Some(s) = sample(pid) {
+            last = s;
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let wall = t.elapsed().as_secs_f64();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        e.read_to_string(&mut err)?;
+    }
+
+    let stats = emu.stats().await?;
+    let mut aws_bound = (0.0f64, String::new());
+    for (scope, apis) in stats["scopes"].as_object().into_iter().flatten() {
+        for (api, s) in apis.as_object().into_iter().flatten() {
+            let secs = s["ok"].as_u64().unwrap_or(0) as f64 / AWS_RATE;
+            if secs > aws_bound.0 {
+                aws_bound = (secs, format!("{scope} {api}"));
+            }
+        }
+    }
+    let entities: usize = port.snapshot().entities.values().map(|m| m.len()).sum();
+    let port_bound = entities.div_ceil(20) as f64 / PORT_RATE;
+    let bound = aws_bound.0.max(port_bound);
+    let log = port.requests();
+    println!(
+        "sync of {size} resources ({ACCOUNTS} accounts × {} regions × {KINDS} kinds seeded; AWS {AWS_LATENCY_MS} ms, \
+         {AWS_RATE}/s per API per account+region; Port {PORT_LATENCY_MS} ms, {PORT_RATE} req/s):",
+        REGIONS.len()
+    );
+    println!(
+        "  exit {:?}; {entities} entities in Port; {} Port requests ({} answered 429)",
+        status.code(),
+        log.len(),
+        log.iter().filter(|r| r.status == 429).count()
+    );
+    println!("  wall time    {wall:.1} s");
+    println!(
+        "  lower bound  {bound:.1} s (AWS {:.1} s: {}; Port {port_bound:.1} s)",
+        aws_bound.0, aws_bound.1
+    );
+    println!(
+        "  ratio        {:.3} (target ≤ 1.2)",
+        wall / bound.max(1e-9)
+    );
+    println!("  CPU          {:.1} s", last.1);
+    println!(
+        "  peak RSS     {:.1} MiB (target ≤ 200)",
+        last.0 as f64 / 1024.0
+    );
+    if !status.success() {
+        eprintln!("{err}");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "5000,20000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for size in sizes {
+        one(size).await?;
+    }
+    Ok(())
+}
