@@ -15,7 +15,9 @@ impl Plugin for TrapLambda {
     }
 
     fn enrich(item: &mut Value, _cloud: &Cloud) -> Result<(), String> {
-        let name = item["Properties"]["FunctionName"].as_str().unwrap_or_default();
+        let name = item["Properties"]["FunctionName"]
+            .as_str()
+            .unwrap_or_default();
         if name.ends_with("-001") && item["__Region"] == "eu-west-1" {
             panic!("this plugin traps on purpose on {name}");
         }
