@@ -30,6 +30,12 @@ pub struct Limits {
     pub max_idle_instances: usize,
     /// An instance is retired after this many calls (bounds fragmentation).
     pub max_calls_per_instance: u32,
+    /// Batches mapped at once during a sync. More than the cores: enriching plugins spend
+    /// most of a call waiting on AWS lookups, which other batches can overlap.
+    pub sync_concurrent_batches: usize,
+    /// Items per batch during a sync: smaller than `berth map`'s, so that one batch's
+    /// lookups do not serialise a whole page of items.
+    pub sync_batch_items: usize,
 }
 
 impl Default for Limits {
@@ -42,8 +48,10 @@ impl Default for Limits {
             max_lookup_bytes: 4 << 20,
             max_log_lines_per_call: 100,
             max_batch_items: 500,
-            max_idle_instances: 8,
+            max_idle_instances: 16,
             max_calls_per_instance: 10_000,
+            sync_concurrent_batches: 16,
+            sync_batch_items: 50,
         }
     }
 }

@@ -212,12 +212,14 @@ enum BenchCommand {
     },
 }
 
-fn init_logging(g: &Global) {
+/// `default` is the level without RUST_LOG or `--debug`: `info` for the long-running
+/// `berth run` (its log is what an operator reads), `warn` for one-shot commands.
+fn init_logging(g: &Global, default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = if g.debug {
         EnvFilter::new("debug")
     } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
     };
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -637,7 +639,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    let level = if matches!(cli.command, Command::Run { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(&cli.global, level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

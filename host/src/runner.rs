@@ -120,8 +120,15 @@ impl Setup {
         push.dry_run = dry_run;
         push.report_status = self.config.port.report_status.unwrap_or(true);
         push.interval_minutes = self.config.schedule.as_ref().map(|s| s.interval_minutes);
-        let mut map = MapOptions::default();
-        map.batch_items = self.limits.max_batch_items.min(map.batch_items);
+        let map = MapOptions {
+            jobs: self.limits.sync_concurrent_batches.max(1),
+            batch_items: self
+                .limits
+                .max_batch_items
+                .min(self.limits.sync_batch_items)
+                .max(1),
+            ..MapOptions::default()
+        };
         resync(ResyncInputs {
             aws: self.aws.clone(),
             registry: self.registry.clone(),

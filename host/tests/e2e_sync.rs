@@ -196,3 +196,101 @@ mapping:
         assert!(seeded > 0);
     }
 }
+
+async fn http_get(url: &str) -> Option<String> {
+    reqwest::get(url).await.ok()?.text().await.ok()
+}
+
+/// `berth run`: resyncs on start, serves /healthz and /metrics, resyncs again when Port's
+/// resync request moves (as Ocean's POLLING listener does), and stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn berth_run_resyncs_on_request_and_serves_metrics() {
+    let w = world_with(
+        "mapping: {mapping}\nplugins: {plugins}\nschedule: {intervalMinutes: 60, pollSeconds: 1}\n",
+    )
+    .await;
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["run", "--config"])
+        .arg(&w.config)
+        .args(["--listen", &listen.to_string()])
+        .env("BERTH_TEST_PORT_ID", "fake-client-id")
+        .env("BERTH_CACHE_DIR", repo().join("target/test-aot-cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let completed = |n: u32| format!("berth_resyncs_total{{outcome=\"completed\"}} {n}");
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        metrics = http_get(&format!("{base}/metrics"))
+            .await
+            .unwrap_or_default();
+        if metrics.contains(&completed(1)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains(&completed(1)), "{metrics}");
+    assert!(
+        metrics.contains("berth_entities{kind=\"AWS::EC2::Instance-2\",phase=\"loaded\"} 12"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("berth_scopes{status=\"complete\"}"),
+        "{metrics}"
+    );
+    assert_eq!(
+        http_get(&format!("{base}/healthz")).await.as_deref(),
+        Some("ok\n")
+    );
+    assert_eq!(w.resync_status(), "completed");
+
+    // A resync request from Port's UI (an empty PATCH of the integration).
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/v1/auth/access_token", w.port.base_url()))
+        .json(&json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = http
+        .patch(format!("{}/v1/integration/berth-e2e", w.port.base_url()))
+        .bearer_auth(token["accessToken"].as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    for _ in 0..600 {
+        metrics = http_get(&format!("{base}/metrics"))
+            .await
+            .unwrap_or_default();
+        if metrics.contains(&completed(2)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains(&completed(2)), "{metrics}");
+    // Nothing changed in AWS: the second resync wrote nothing.
+    assert!(
+        metrics.contains("berth_entities{kind=\"AWS::EC2::Instance-2\",phase=\"unchanged\"} 12"),
+        "{metrics}"
+    );
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
