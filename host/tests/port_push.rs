@@ -631,3 +631,66 @@ async fn a_shared_identifier_is_written_once_and_stays_put() {
         json!(2)
     );
 }
+
+/// `mapping: {fromPort: true}` reads the integration's config from Port, as Ocean does.
+#[tokio::test]
+async fn mapping_from_port() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("berth.yaml");
+    std::fs::write(dir.path().join("secret"), "fake-client-secret").unwrap();
+    std::fs::write(
+        &config_path,
+        format!(
+            "port:\n  clientId: fake-client-id\n  clientSecret: {{file: secret}}\n  baseUrl: {}\n  \
+             integration: {{identifier: from-port}}\nmapping: {{fromPort: true}}\n",
+            port.base_url()
+        ),
+    )
+    .unwrap();
+    let config = berth::config::Config::from_path(&config_path).unwrap();
+    let client = config.port_client().unwrap();
+    // No integration yet: a clear error.
+    let err = config.load_mapping(&client).await.unwrap_err().to_string();
+    assert!(
+        err.contains("no integration") && err.contains("from-port"),
+        "{err}"
+    );
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{}/v1/auth/access_token", port.base_url()))
+        .json(&json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{}/v1/integration", port.base_url()))
+        .bearer_auth(token["accessToken"].as_str().unwrap())
+        .json(&json!({
+            "installationId": "from-port",
+            "installationAppType": "aws",
+            "config": {
+                "deleteDependentEntities": false,
+                "entityDeletionThreshold": 0.5,
+                "resources": [{
+                    "kind": "AWS::S3::Bucket",
+                    "selector": {"query": "true"},
+                    "port": {"entity": {"mappings": {
+                        "identifier": ".Identifier", "blueprint": "\"bucket\""
+                    }}}
+                }]
+            }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let m = config.load_mapping(&client).await.unwrap();
+    assert_eq!(m.resources.len(), 1);
+    assert_eq!(m.resources[0].kind, "AWS::S3::Bucket");
+    assert!(!m.settings.delete_dependent_entities);
+    assert_eq!(m.settings.entity_deletion_threshold, 0.5);
+}
