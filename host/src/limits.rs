@@ -13,9 +13,13 @@ use std::time::Duration;
 pub struct Limits {
     /// Most linear memory one plugin instance may grow to.
     pub max_memory_bytes: usize,
-    /// Wall-clock budget for one call into a plugin (a batch, `describe`, a
-    /// `berth jq` run), including time spent in host lookups.
+    /// Time budget of the guest's own work in one call into a plugin (a batch,
+    /// `describe`, a `berth jq` run): wall-clock time minus the time spent
+    /// waiting on host lookups, which AWS rate limits stretch and the guest
+    /// cannot help.
     pub call_timeout: Duration,
+    /// Wall-clock cap of one call, lookups included.
+    pub call_wall_timeout: Duration,
     /// Most bytes of raw items handed to a plugin in one call.
     pub max_input_bytes: usize,
     /// Most bytes of output (entities, errors) accepted from one call.
@@ -43,6 +47,7 @@ impl Default for Limits {
         Self {
             max_memory_bytes: 256 << 20,
             call_timeout: Duration::from_secs(30),
+            call_wall_timeout: Duration::from_secs(600),
             max_input_bytes: 16 << 20,
             max_output_bytes: 64 << 20,
             max_lookup_bytes: 4 << 20,

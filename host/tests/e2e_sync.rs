@@ -20,7 +20,13 @@ async fn sync_fills_port_with_what_map_computes_then_converges() {
     assert!(err.contains("report: "), "{err}");
     // The HTML report: per kind, per scope, timings.
     let html = std::fs::read_to_string(w.dir.path().join("state/berth-report.html")).unwrap();
-    for needle in ["Per kind", "AWS::EC2::Instance-2", "Scopes", "Timings", "complete"] {
+    for needle in [
+        "Per kind",
+        "AWS::EC2::Instance-2",
+        "Scopes",
+        "Timings",
+        "complete",
+    ] {
         assert!(html.contains(needle), "report lacks {needle:?}");
     }
 

@@ -258,3 +258,82 @@ async fn a_plugin_cannot_read_what_it_did_not_declare() {
         other => panic!("expected a refused lookup, got {other:?}"),
     }
 }
+
+/// Lookups answered slowly (as AWS under a rate limit would): their waiting does not count
+/// against the guest's time budget, so enrichment completes although the call takes longer
+/// than the budget; the wall-clock cap still bounds a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_lookups_does_not_spend_the_guest_budget() {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use berth::lookup::{CloudLookup, CloudResource, Fixture, LookupError, Scope};
+
+    type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+    struct Slow(Arc<Fixture>, Duration);
+    impl CloudLookup for Slow {
+        fn get<'a>(
+            &'a self,
+            scope: &'a Scope,
+            type_name: &'a str,
+            identifier: &'a str,
+        ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.1).await;
+                self.0.get(scope, type_name, identifier).await
+            })
+        }
+        fn list<'a>(
+            &'a self,
+            scope: &'a Scope,
+            type_name: &'a str,
+            resource_model: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.1).await;
+                self.0.list(scope, type_name, resource_model).await
+            })
+        }
+    }
+
+    let dir = plugin_dir(&[plugin("ec2-instance")]);
+    let reg = registry(dir.path()).await;
+    let fixture_lookups = Arc::new(Fixture::from_file(&fixture("seed/lookups.jsonl")).unwrap());
+    let (mapping, items) = (
+        berth_tests::repo().join("mappings/default.yaml"),
+        fixture("seed/items.jsonl"),
+    );
+    let map = |wall: Duration| {
+        let tenant = Tenant::new(
+            "slow",
+            Limits {
+                call_timeout: Duration::from_millis(500),
+                call_wall_timeout: wall,
+                ..Limits::default()
+            },
+            Arc::new(Slow(fixture_lookups.clone(), Duration::from_millis(150))),
+        );
+        map_file(
+            reg.clone(),
+            &mapping,
+            tenant,
+            &items,
+            MapOptions {
+                jobs: 1,
+                ..MapOptions::default()
+            },
+        )
+    };
+    // Every EC2 item makes three lookups of 150 ms: far more than the 500 ms budget.
+    let (summary, _) = map(Duration::from_secs(120)).await;
+    let ec2 = &summary.kinds["AWS::EC2::Instance"];
+    assert!(ec2.items >= 4, "{summary:?}");
+    assert_eq!(ec2.errors, 0, "{:?}", summary.errors);
+    // A wall-clock cap below what the lookups take stops the call.
+    let (summary, _) = map(Duration::from_secs(1)).await;
+    assert!(
+        summary.kinds["AWS::EC2::Instance"].errors > 0,
+        "{:?}",
+        summary.errors
+    );
+}

@@ -66,6 +66,9 @@ pub struct HostState {
     pub(crate) scope: Option<Scope>,
     pub(crate) max_lookup_bytes: usize,
     pub(crate) log_budget: u32,
+    /// Time the current call spent waiting on host lookups (AWS, rate limits): it does not
+    /// count against the guest's time budget, only against the call's wall-clock cap.
+    pub(crate) lookup_wait: std::time::Duration,
 }
 
 impl HostState {
@@ -96,6 +99,7 @@ impl HostState {
             scope: None,
             max_lookup_bytes,
             log_budget: 0,
+            lookup_wait: std::time::Duration::ZERO,
         }
     }
 }

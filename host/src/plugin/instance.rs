@@ -233,18 +233,35 @@ impl LoadedPlugin {
         data.lookup = tenant.lookup.clone();
         data.log_budget = tenant.limits.max_log_lines_per_call;
         data.limiter.max_memory = tenant.limits.max_memory_bytes;
-        let deadline = Instant::now() + tenant.limits.call_timeout;
+        data.lookup_wait = Duration::ZERO;
+        let started = Instant::now();
+        let budget = tenant.limits.call_timeout;
+        let wall = tenant.limits.call_wall_timeout.max(budget);
         inst.store.set_epoch_deadline(1);
         // Yield to the runtime every tick so a CPU-bound guest cannot starve
-        // other tasks; interrupt once the call's budget is spent.
-        inst.store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+        // other tasks; interrupt once the guest's own time (the call's time
+        // minus what it spent waiting on host lookups, which AWS rate limits
+        // can stretch) exceeds the budget, or the call its wall-clock cap.
+        inst.store.epoch_deadline_callback(move |ctx| {
+            let elapsed = started.elapsed();
+            let own = elapsed.saturating_sub(ctx.data().lookup_wait);
+            Ok(if own >= budget || elapsed >= wall {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
             })
         });
         inst.calls += 1;
+    }
+
+    /// How long the host waits for a call at most: the wall-clock cap (guest time plus
+    /// lookups), plus a grace for a host import to return (epochs only fire in guest code).
+    fn wall_cap(tenant: &Tenant) -> Duration {
+        tenant
+            .limits
+            .call_wall_timeout
+            .max(tenant.limits.call_timeout)
+            + HOST_GRACE
     }
 
     fn classify(&self, tenant: &Tenant, e: wasmtime::Error) -> PluginError {
@@ -313,7 +330,7 @@ impl LoadedPlugin {
             .bindings
             .berth_plugin_mapper()
             .call_describe(&mut inst.store);
-        let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
+        let r = tokio::time::timeout(Self::wall_cap(tenant), call).await;
         self.finish(tenant, inst, r)
     }
 
@@ -334,7 +351,7 @@ impl LoadedPlugin {
             .bindings
             .berth_plugin_mapper()
             .call_map_batch(&mut inst.store, req);
-        let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
+        let r = tokio::time::timeout(Self::wall_cap(tenant), call).await;
         let out = self.finish(tenant, inst, r)?;
         if let Ok(items) = &out {
             let size: usize = items
@@ -383,7 +400,7 @@ impl LoadedPlugin {
             .bindings
             .berth_plugin_mapper()
             .call_run_jq(&mut inst.store, req);
-        let r = tokio::time::timeout(tenant.limits.call_timeout + HOST_GRACE, call).await;
+        let r = tokio::time::timeout(Self::wall_cap(tenant), call).await;
         self.finish(tenant, inst, r)
     }
 

@@ -103,11 +103,10 @@ impl berth::plugin::cloud::Host for HostState {
     ) -> Result<Option<berth::plugin::cloud::CloudResource>, berth::plugin::cloud::LookupError>
     {
         let scope = self.lookup_scope(&type_name).map_err(to_wit)?;
-        let found = self
-            .lookup
-            .get(&scope, &type_name, &identifier)
-            .await
-            .map_err(to_wit)?;
+        let started = std::time::Instant::now();
+        let found = self.lookup.get(&scope, &type_name, &identifier).await;
+        self.lookup_wait += started.elapsed();
+        let found = found.map_err(to_wit)?;
         if let Some(r) = &found {
             self.check_size(&format!("{type_name} {identifier}"), r.properties.len())
                 .map_err(to_wit)?;
@@ -124,11 +123,13 @@ impl berth::plugin::cloud::Host for HostState {
         resource_model: Option<String>,
     ) -> Result<Vec<berth::plugin::cloud::CloudResource>, berth::plugin::cloud::LookupError> {
         let scope = self.lookup_scope(&type_name).map_err(to_wit)?;
+        let started = std::time::Instant::now();
         let all = self
             .lookup
             .list(&scope, &type_name, resource_model.as_deref())
-            .await
-            .map_err(to_wit)?;
+            .await;
+        self.lookup_wait += started.elapsed();
+        let all = all.map_err(to_wit)?;
         let total: usize = all
             .iter()
             .map(|r| r.properties.len() + r.identifier.len())
