@@ -524,6 +524,15 @@ impl AwsSync {
             .clone()
     }
 
+    /// Whether a call takes one of the tenant's in-flight slots. Plugins' lookups do not:
+    /// discovery futures hold slots while their stream waits for the item channel to drain,
+    /// and it drains only as mapping (and so the lookups) progresses; lookups needing a slot
+    /// deadlocked a large sync. They stay bounded by the map pipeline (one lookup at a time
+    /// per batch in flight) and paced by the same rate buckets.
+    fn bounded(&self, stats: &CallStats) -> bool {
+        !std::ptr::eq(stats, &*self.lookup_stats)
+    }
+
     /// One `ListResources` page.
     pub(crate) async fn list_page(
         &self,
@@ -546,7 +555,7 @@ impl AwsSync {
                     region,
                 },
                 stats,
-                true,
+                self.bounded(stats),
                 || {
                     sdk(
                         API,
@@ -597,7 +606,7 @@ impl AwsSync {
                     region,
                 },
                 stats,
-                true,
+                self.bounded(stats),
                 || {
                     sdk(
                         API,
