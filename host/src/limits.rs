@@ -55,7 +55,7 @@ impl Default for Limits {
             max_batch_items: 500,
             max_idle_instances: 16,
             max_calls_per_instance: 10_000,
-            sync_concurrent_batches: 16,
+            sync_concurrent_batches: 32,
             sync_batch_items: 50,
         }
     }
