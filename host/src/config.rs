@@ -350,6 +350,14 @@ impl Config {
         }
     }
 
+    /// Opens the state store where `state:` says.
+    pub async fn open_store(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        match self.state_location() {
+            StateLocation::Sqlite(p) => crate::store::Store::open_sqlite(&p).await,
+            StateLocation::Url(u) => crate::store::Store::open(&u).await,
+        }
+    }
+
     /// The mapping file, when the mapping is one.
     pub fn mapping_path(&self) -> Option<PathBuf> {
         match &self.mapping {

@@ -445,8 +445,7 @@ async fn cmd_plugin_list(g: &Global) -> anyhow::Result<ExitCode> {
 }
 
 async fn cmd_push(a: PushArgs) -> anyhow::Result<ExitCode> {
-    use berth::config::{Config, StateLocation};
-    use berth::store::Store;
+    use berth::config::Config;
     use berth::sync::push::{EntityIn, Outcome};
     use berth::sync::{PushOptions, Pusher, input};
 
@@ -469,10 +468,7 @@ async fn cmd_push(a: PushArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let store = match config.state_location() {
-        StateLocation::Sqlite(p) => Store::open_sqlite(&p).await?,
-        StateLocation::Url(u) => Store::open(&u).await?,
-    };
+    let store = config.open_store().await?;
     let mut opts = PushOptions::new(config.integration_key(), settings);
     opts.dry_run = a.dry_run;
     opts.report_status = config.port.report_status.unwrap_or(true);

@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::aws::{AwsLimits, AwsTenant};
-use crate::config::{Config, StateLocation};
+use crate::config::Config;
 use crate::limits::{EngineLimits, Limits};
 use crate::map::MapOptions;
 use crate::mapping::MappingFile;
@@ -92,10 +92,7 @@ impl Setup {
         }
         let mut limits = Limits::from_env().map_err(anyhow::Error::msg)?;
         config.limits.apply(&mut limits);
-        let store = match config.state_location() {
-            StateLocation::Sqlite(p) => Store::open_sqlite(&p).await?,
-            StateLocation::Url(u) => Store::open(&u).await?,
-        };
+        let store = config.open_store().await?;
         let aws = AwsTenant::new("local", aws_config, AwsLimits::default())?;
         Ok(Self {
             config,
