@@ -1,12 +1,15 @@
-//! Berth's own state: what it last wrote to Port for each entity (change detection) and the
-//! history of its syncs.
+//! Berth's own state: what it last wrote to Port for each entity (change detection), the
+//! history of its syncs, and for the hosted runtime (`berth serve`) its tenants and their
+//! schedules and leases ([`tenants`], [`leases`]).
 //!
-//! Owns: the schema and every SQL statement, behind [`Store`], keyed by an *integration key*
-//! (one Port integration of one tenant), so one database can hold many tenants. The same code
-//! runs on embedded SQLite (the default: a file, nothing to install) and on Postgres (the hosted
-//! runtime, shared by several workers), through sqlx's `Any` driver; statements use only SQL
-//! both accept (`$n` parameters, `INSERT … ON CONFLICT … DO UPDATE`).
-//! Must not touch: Port, AWS or entity JSON; callers hand in hashes and scopes.
+//! Owns: the schema, its migrations and every SQL statement, behind [`Store`], keyed by an
+//! *integration key* (one Port integration of one tenant), so one database can hold many
+//! tenants. The same code runs on embedded SQLite (the default: a file, nothing to install) and
+//! on Postgres (the hosted runtime, shared by several workers), through sqlx's `Any` driver;
+//! statements use only SQL both accept (`$n` parameters, `INSERT … ON CONFLICT … DO UPDATE`,
+//! `RETURNING`, `BIGINT` milliseconds, `TEXT`).
+//! Must not touch: Port, AWS or entity JSON; callers hand in hashes, scopes and opaque tenant
+//! specs (already encrypted where secret).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,15 +18,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+mod leases;
+mod tenants;
+
+pub use leases::{Lease, ScheduleRow};
+pub use tenants::{TenantRow, tenant_integration_key};
+
 /// Rows per multi-row statement: 7 parameters each stays far below SQLite's (32,766) and
 /// Postgres's (65,535) parameter caps.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Bumped when the schema changes; a database written by a newer Berth is refused.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
+/// Every table and index, oldest version first. Each statement is `IF NOT EXISTS`, so running
+/// them all brings a database of any older version up to date (version 1 → 2 only adds tables).
 const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS berth_schema (version BIGINT NOT NULL)",
+    // Version 1: change detection and sync history.
     "CREATE TABLE IF NOT EXISTS berth_entity_state (
         integration TEXT NOT NULL,
         blueprint TEXT NOT NULL,
@@ -41,7 +52,34 @@ const SCHEMA: &[&str] = &[
         status TEXT NOT NULL,
         summary TEXT,
         PRIMARY KEY (integration, sync_id))",
+    // Version 2: the hosted runtime's tenants, schedules and leases.
+    "CREATE TABLE IF NOT EXISTS berth_tenant (
+        id TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    // `request_seq` counts on-demand requests and `lease_request_seq` is its value when the
+    // current lease was granted: comparing them (not clocks of different machines) tells
+    // whether a request arrived during a sync.
+    "CREATE TABLE IF NOT EXISTS berth_schedule (
+        tenant TEXT PRIMARY KEY,
+        due_at BIGINT NOT NULL,
+        requested_at BIGINT NOT NULL,
+        interval_ms BIGINT NOT NULL,
+        lease_worker TEXT,
+        lease_token BIGINT NOT NULL,
+        leased_at BIGINT NOT NULL,
+        lease_expires BIGINT NOT NULL,
+        request_seq BIGINT NOT NULL,
+        lease_request_seq BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS berth_schedule_due ON berth_schedule (due_at)",
 ];
+
+/// Attempts at creating or upgrading the schema. Several workers starting together on one
+/// Postgres race on `CREATE TABLE IF NOT EXISTS` (it is not atomic across sessions: the loser
+/// fails on a catalog unique index); a retry then finds the winner's tables.
+const MIGRATE_ATTEMPTS: u32 = 4;
 
 /// An error of the state store, naming what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +92,10 @@ pub enum StoreError {
     },
     #[error("state store: {0}")]
     Invalid(String),
+    /// A conditional write found another version than the caller expected (someone else
+    /// wrote in between); re-read and retry.
+    #[error("state store conflict: {0}")]
+    Conflict(String),
 }
 
 fn sql(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -152,35 +194,53 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        for stmt in SCHEMA {
-            // Constant schema text.
-            sqlx::query(AssertSqlSafe(*stmt))
-                .execute(&self.pool)
-                .await
-                .map_err(sql("create tables"))?;
+        let mut attempt = 1;
+        loop {
+            match self.migrate_once().await {
+                Err(StoreError::Sql { .. }) if attempt < MIGRATE_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
+    }
+
+    /// One transaction, so a failed upgrade leaves the previous version intact (both databases
+    /// have transactional DDL).
+    async fn migrate_once(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin migration"))?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS berth_schema (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("create tables"))?;
         let row = sqlx::query("SELECT MAX(version) AS v FROM berth_schema")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(sql("read schema version"))?;
         let version: Option<i64> = row.try_get("v").map_err(sql("read schema version"))?;
-        match version {
-            None => {
-                sqlx::query("INSERT INTO berth_schema (version) VALUES ($1)")
-                    .bind(SCHEMA_VERSION)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(sql("write schema version"))?;
-            }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Invalid(format!(
-                    "the database has schema version {v}, written by a newer Berth (this one \
-                     knows {SCHEMA_VERSION}); refusing to touch it"
-                )));
-            }
-            Some(_) => {}
+        if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
+            // Checked before any CREATE: a newer schema may have renamed what we would create.
+            return Err(StoreError::Invalid(format!(
+                "the database has schema version {v}, written by a newer Berth (this one \
+                 knows {SCHEMA_VERSION}); refusing to touch it"
+            )));
         }
-        Ok(())
+        for stmt in SCHEMA {
+            // Constant schema text.
+            sqlx::query(AssertSqlSafe(*stmt))
+                .execute(&mut *tx)
+                .await
+                .map_err(sql("create tables"))?;
+        }
+        if version != Some(SCHEMA_VERSION) {
+            sqlx::query("INSERT INTO berth_schema (version) VALUES ($1)")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql("write schema version"))?;
+        }
+        tx.commit().await.map_err(sql("commit migration"))
     }
 
     /// Every entity state of `integration`.
@@ -490,6 +550,39 @@ mod tests {
         drop(store);
         let err = Store::open_sqlite(&path).await.unwrap_err().to_string();
         assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn version_1_database_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open_sqlite(&path).await.unwrap();
+        store
+            .put_entity_states("my-aws", &[(skey("bp", "e1", 0), state("h"))])
+            .await
+            .unwrap();
+        // Back to what version 1 left: no tenant tables, version 1 recorded.
+        for stmt in [
+            "DROP TABLE berth_tenant",
+            "DROP TABLE berth_schedule",
+            "DELETE FROM berth_schema",
+            "INSERT INTO berth_schema (version) VALUES (1)",
+        ] {
+            sqlx::query(stmt).execute(&store.pool).await.unwrap();
+        }
+        drop(store);
+
+        let store = Store::open_sqlite(&path).await.unwrap();
+        assert_eq!(store.entity_states("my-aws").await.unwrap().len(), 1);
+        store.put_tenant("a", "{}", 1_000, Some(0)).await.unwrap();
+        assert!(store.schedule("a").await.unwrap().is_some());
+        let v: i64 = sqlx::query("SELECT MAX(version) AS v FROM berth_schema")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .try_get("v")
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]
