@@ -63,6 +63,9 @@ pub struct AwsLimits {
     pub page_size: i32,
     /// Raw items buffered between discovery and its consumer.
     pub channel_items: usize,
+    /// Plugins' `GetResource` answers kept per sync, per generation (two generations: a
+    /// bounded, least-recently-used-like cache, so memory does not grow with the estate).
+    pub lookup_cache_entries: usize,
 
     // ---- credentials ----
     /// Assumed-role sessions requested for this long.
@@ -95,6 +98,7 @@ impl Default for AwsLimits {
             get_concurrency_per_scope: 16,
             page_size: 100,
             channel_items: 1024,
+            lookup_cache_entries: 2048,
             session_duration: Duration::from_secs(3600),
             refresh_margin: Duration::from_secs(300),
         }

@@ -280,7 +280,7 @@ impl AwsTenant {
             lookup_stats: Arc::new(CallStats::default()),
             prepared: Mutex::new(HashMap::new()),
             lists: Mutex::new(HashMap::new()),
-            gets: Mutex::new(HashMap::new()),
+            gets: GenCells::new(self.limits().lookup_cache_entries),
             homes: Mutex::new(HashMap::new()),
             region_buckets: Mutex::new(HashMap::new()),
         }))
@@ -370,6 +370,40 @@ type ListKey = (String, String, String, Option<String>);
 type Cells<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
 type GetKey = (String, String, String, String);
 
+type CellMap<K, V> = HashMap<K, Arc<OnceCell<V>>>;
+
+/// Single-flight cells like [`Cells`], bounded: two generations of at most `cap` keys each. A
+/// key found in the old generation moves to the new one; when the new one is full, the old
+/// one is dropped. Recently used answers stay; the cache never holds more than 2 × `cap`.
+struct GenCells<K, V> {
+    cap: usize,
+    /// (current, previous).
+    gens: Mutex<(CellMap<K, V>, CellMap<K, V>)>,
+}
+
+impl<K: std::hash::Hash + Eq, V> GenCells<K, V> {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            gens: Mutex::new((HashMap::new(), HashMap::new())),
+        }
+    }
+
+    fn cell(&self, key: K) -> Arc<OnceCell<V>> {
+        let mut g = self.gens.lock().expect("cache lock");
+        let (current, previous) = &mut *g;
+        if let Some(c) = current.get(&key) {
+            return c.clone();
+        }
+        let c = previous.remove(&key).unwrap_or_default();
+        if current.len() >= self.cap {
+            *previous = std::mem::take(current);
+        }
+        g.0.insert(key, c.clone());
+        c
+    }
+}
+
 /// One sync's view of AWS. Shared by discovery and the lookups.
 pub struct AwsSync {
     pub(crate) tenant: Arc<AwsTenant>,
@@ -384,7 +418,7 @@ pub struct AwsSync {
     pub lookup_stats: Arc<CallStats>,
     prepared: Cells<String, Arc<AccountCtx>>,
     lists: Cells<ListKey, Arc<Vec<CloudResource>>>,
-    gets: Cells<GetKey, Option<CloudResource>>,
+    gets: GenCells<GetKey, Option<CloudResource>>,
     homes: Cells<(String, String), String>,
     region_buckets: Cells<(String, String), Arc<HashSet<String>>>,
 }
@@ -678,7 +712,7 @@ impl AwsSync {
             type_name.to_string(),
             identifier.to_string(),
         );
-        let c = cell(&self.gets, key);
+        let c = self.gets.cell(key);
         c.get_or_try_init(|| self.get(acct, region, type_name, identifier, stats))
             .await
             .cloned()
@@ -808,5 +842,25 @@ mod tests {
                 "ap-east-1"
             ]
         );
+    }
+
+    /// The lookup cache stays within two generations, keeps what is used, and forgets the rest.
+    #[tokio::test]
+    async fn lookup_cache_is_bounded_and_keeps_recent_answers() {
+        let cache: GenCells<u32, u32> = GenCells::new(4);
+        cache.cell(0).get_or_init(|| async { 100 }).await;
+        for k in 1..100u32 {
+            cache.cell(k).get_or_init(|| async move { k }).await;
+            // Key 0 is used all along: it survives every rotation.
+            assert_eq!(cache.cell(0).get().copied(), Some(100));
+            let g = cache.gens.lock().unwrap();
+            assert!(g.0.len() + g.1.len() <= 8, "{} + {}", g.0.len(), g.1.len());
+        }
+        assert_eq!(
+            cache.cell(1).get(),
+            None,
+            "an old, unused answer is forgotten"
+        );
+        assert_eq!(cache.cell(99).get().copied(), Some(99));
     }
 }
