@@ -14,10 +14,12 @@
 //! - [`plugin_test`]: `berth plugin test` golden cases.
 //! - [`bench`]: `berth bench` workloads that print figures.
 //! - [`config`]: the config file (Port, state store, mapping), secrets by reference.
+//! - [`fair`]: one process's work slots shared fairly among tenants.
 //! - [`port`]: the Port API client (tokens, retries, bulk upsert, deletes, sync status).
 //! - [`aws`]: AWS discovery (credentials, accounts, regions, Cloud Control,
 //!   adaptive rate limits) streaming raw items, and the plugins' AWS lookups.
-//! - [`store`]: Berth's state (change detection, sync history), SQLite or Postgres.
+//! - [`store`]: Berth's state (change detection, sync history, tenants, schedules, leases),
+//!   SQLite or Postgres.
 //! - [`sync`]: one sync's Port side: change detection, upserts, reconciliation, metrics.
 //! - [`resync`]: one resync end to end (discover → map → push), streaming.
 //! - [`report`]: the end-of-resync summary table and HTML report.
@@ -26,6 +28,7 @@
 pub mod aws;
 pub mod bench;
 pub mod config;
+pub mod fair;
 pub mod json_text;
 pub mod limits;
 pub mod lookup;

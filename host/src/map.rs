@@ -283,9 +283,23 @@ async fn map_one(
     let mut entities = Vec::new();
     let mut misconfigured = Vec::new();
     let mut errors: Vec<(String, u64)> = Vec::new();
-    let Some(plugin) = registry.snapshot().for_kind(&batch.kind) else {
+    let found = registry.snapshot().for_kind(&batch.kind);
+    let refused = found
+        .as_ref()
+        .filter(|p| !tenant.allows(&p.info.name))
+        .map(|p| p.info.name.clone());
+    let Some(plugin) = found.filter(|_| refused.is_none()) else {
         stats.errors += n;
-        errors.push((format!("no plugin serves kind {}", batch.kind), n));
+        errors.push((
+            match refused {
+                Some(name) => format!(
+                    "plugin {name} (kind {}) is not in this tenant's allowed plugins",
+                    batch.kind
+                ),
+                None => format!("no plugin serves kind {}", batch.kind),
+            },
+            n,
+        ));
         return Event::Output {
             kind: batch.kind,
             scope: batch.scope,
@@ -431,6 +445,15 @@ pub async fn run_stream(
         let (registry, tenant, ev_tx) = (registry.clone(), tenant.clone(), ev_tx.clone());
         tasks.spawn(async move {
             let _permit = permit;
+            // Under `berth serve`, CPU is shared with other tenants: wait for a fair slot.
+            let _slot = match &tenant.share {
+                Some((budget, weight)) => Some(
+                    budget
+                        .acquire(&tenant.id, *weight, batch.items.len() as u64)
+                        .await,
+                ),
+                None => None,
+            };
             let ev = map_one(&registry, &tenant, &entries, batch).await;
             let _ = ev_tx.send(ev).await;
         });

@@ -81,6 +81,10 @@ pub struct ResyncInputs {
     pub push: PushOptions,
     pub map: MapOptions,
     pub progress: Arc<Progress>,
+    /// The plugins this tenant may use (`None`: all) and its share of a process-wide work
+    /// budget (`berth serve`); see [`Tenant`].
+    pub plugins: Option<Arc<std::collections::BTreeSet<String>>>,
+    pub share: Option<(Arc<crate::fair::WorkBudget>, u32)>,
     /// Set to true to abandon the resync: it stops before reconciliation (never in the middle
     /// of it), deletes nothing and tells Port it was aborted.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
@@ -132,11 +136,13 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
             return Err(e.into());
         }
     };
-    let tenant = Tenant::new(
+    let mut tenant = Tenant::new(
         &inp.tenant_id,
         inp.limits.clone(),
         Arc::new(AwsLookup::new(sync.clone())),
     );
+    tenant.plugins = inp.plugins.clone();
+    tenant.share = inp.share.clone();
     let channel = inp.aws.limits().channel_items.max(1);
     let (disc_tx, mut disc_rx) = mpsc::channel::<Event>(channel);
     let (raw_tx, raw_rx) = mpsc::channel::<RawInput>(channel);

@@ -58,6 +58,11 @@ pub struct Tenant {
     pub id: Arc<str>,
     pub limits: Limits,
     pub lookup: Arc<dyn CloudLookup>,
+    /// The plugins (by name) this tenant may use; `None`: every loaded plugin.
+    pub plugins: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// The process's shared work budget and this tenant's weight in it (`berth serve`);
+    /// `None`: unmetered (one tenant per process).
+    pub share: Option<(Arc<crate::fair::WorkBudget>, u32)>,
 }
 
 impl Tenant {
@@ -66,7 +71,14 @@ impl Tenant {
             id: id.into(),
             limits,
             lookup,
+            plugins: None,
+            share: None,
         }
+    }
+
+    /// Whether this tenant may call the plugin named `name`.
+    pub fn allows(&self, name: &str) -> bool {
+        self.plugins.as_ref().is_none_or(|p| p.contains(name))
     }
 }
 
