@@ -125,10 +125,9 @@ impl Store {
     /// Atomically takes the lease if free or expired (`lease_expires < now`): one conditional
     /// `UPDATE`, so exactly one of several concurrent callers, on Postgres or SQLite, in one
     /// process or many, gets `Some`. The token is the previous token + 1. `None` if the lease
-    /// is held or there is no such tenant.
-    ///
-    /// Whether the tenant is due is not checked: a caller acting on an older
-    /// [`Store::due_tenants`] answer may lease a tenant another worker has just synced.
+    /// is held, the tenant is not due (`due_at > now`: a caller acting on an older
+    /// [`Store::due_tenants`] answer does not sync again a tenant another worker has just
+    /// synced) or there is no such tenant.
     pub async fn try_lease(
         &self,
         tenant: &str,
@@ -142,12 +141,13 @@ impl Store {
             )));
         }
         let expires_at = now_ms.saturating_add(ttl_ms);
-        // `lease_request_seq` snapshots the request count at the grant, in the same statement,
+        // Only a due tenant: a worker acting on a stale `due_tenants` list must not sync again a
+        // tenant another worker has just finished. `lease_request_seq` snapshots the request count at the grant, in the same statement,
         // so a request committed after it is seen as arriving during this sync.
         let row = sqlx::query(
             "UPDATE berth_schedule SET lease_worker = $1, lease_token = lease_token + 1,
                  leased_at = $2, lease_expires = $3, lease_request_seq = request_seq
-             WHERE tenant = $4 AND (lease_worker IS NULL OR lease_expires < $2)
+             WHERE tenant = $4 AND due_at <= $2 AND (lease_worker IS NULL OR lease_expires < $2)
              RETURNING lease_token",
         )
         .bind(worker)
