@@ -46,12 +46,14 @@ pub enum ConfigError {
     Invalid { path: String, message: String },
 }
 
-/// Where a value comes from. Secrets accept only `env` and `file`.
+/// Where a value comes from. Secrets accept only `env` and `file` in a config file; a tenant of
+/// `berth serve` names one of its own secrets with `secret` (and may use nothing else).
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum ValueRef {
     Env { env: String },
     File { file: PathBuf },
+    Secret { secret: String },
     Inline(String),
 }
 
@@ -60,16 +62,49 @@ impl fmt::Debug for ValueRef {
         match self {
             Self::Env { env } => write!(f, "{{env: {env}}}"),
             Self::File { file } => write!(f, "{{file: {}}}", file.display()),
+            Self::Secret { secret } => write!(f, "{{secret: {secret}}}"),
             Self::Inline(_) => f.write_str("<inline>"),
         }
     }
 }
 
+/// The secret values a tenant's config may name with `{secret: NAME}` (empty for a config
+/// file). Debug output shows names only.
+#[derive(Clone, Default)]
+pub struct SecretValues(std::sync::Arc<std::collections::BTreeMap<String, String>>);
+
+impl SecretValues {
+    pub fn new(values: std::collections::BTreeMap<String, String>) -> Self {
+        Self(std::sync::Arc::new(values))
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+impl fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
 impl ValueRef {
     /// Reads the value. `what` names the key for errors; the value never appears in one.
-    pub fn resolve(&self, what: &str, base: &Path) -> Result<String, String> {
+    pub fn resolve(
+        &self,
+        what: &str,
+        base: &Path,
+        secrets: &SecretValues,
+    ) -> Result<String, String> {
         match self {
             Self::Inline(v) => Ok(v.clone()),
+            Self::Secret { secret } => secrets
+                .get(secret)
+                .map(str::to_string)
+                .ok_or_else(|| format!("{what}: no secret named {secret:?}")),
             Self::Env { env } => std::env::var(env)
                 .map(|v| v.trim().to_string())
                 .map_err(|_| format!("{what}: environment variable {env} is not set")),
@@ -229,6 +264,12 @@ pub struct Config {
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// What `{secret: NAME}` references resolve to (a tenant's secrets; none for a file).
+    #[serde(skip)]
+    pub secrets: SecretValues,
+    /// The `berth serve` worker running this config (sent to Port as `X-Berth-Worker`).
+    #[serde(skip)]
+    pub worker: Option<String>,
 }
 
 impl Config {
@@ -309,12 +350,12 @@ impl Config {
         let id = self
             .port
             .client_id
-            .resolve("port.clientId", &self.base_dir)
+            .resolve("port.clientId", &self.base_dir, &self.secrets)
             .map_err(invalid)?;
         let secret = self
             .port
             .client_secret
-            .resolve("port.clientSecret", &self.base_dir)
+            .resolve("port.clientSecret", &self.base_dir, &self.secrets)
             .map_err(invalid)?;
         let ua = UserAgent::exporter(
             &self.port.integration.integration_type,
@@ -325,6 +366,7 @@ impl Config {
         if let Some(n) = self.port.concurrency {
             cc.concurrency = n;
         }
+        cc.worker = self.worker.clone();
         PortClient::new(cc).map_err(|e: PortError| invalid(e.to_string()))
     }
 
@@ -516,7 +558,13 @@ mod tests {
         let r = ValueRef::Env {
             env: "BERTH_TEST_SURELY_UNSET".into(),
         };
-        let e = r.resolve("port.clientSecret", Path::new(".")).unwrap_err();
+        let e = r
+            .resolve(
+                "port.clientSecret",
+                Path::new("."),
+                &SecretValues::default(),
+            )
+            .unwrap_err();
         assert!(e.contains("BERTH_TEST_SURELY_UNSET"), "{e}");
         assert_eq!(
             format!("{:?}", ValueRef::Inline("s3cret".into())),

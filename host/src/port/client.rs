@@ -95,6 +95,9 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub max_bulk_entities: usize,
     pub max_body_bytes: usize,
+    /// Sent as `X-Berth-Worker` on every request: which `berth serve` worker made a call
+    /// (for tracing a tenant's calls across workers; not an identity).
+    pub worker: Option<String>,
 }
 
 impl ClientConfig {
@@ -112,6 +115,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(60),
             max_bulk_entities: MAX_BULK_ENTITIES,
             max_body_bytes: MAX_BODY_BYTES,
+            worker: None,
         }
     }
 
@@ -228,8 +232,15 @@ impl PortClient {
                 "max_bulk_entities and max_body_bytes must leave room for one entity".into(),
             ));
         }
+        let mut headers = HeaderMap::new();
+        if let Some(w) = &config.worker {
+            let v = reqwest::header::HeaderValue::from_str(w)
+                .map_err(|_| PortError::Config(format!("worker id {w:?} is not a header value")))?;
+            headers.insert("x-berth-worker", v);
+        }
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
+            .default_headers(headers)
             .build()
             .map_err(|e| PortError::Config(format!("HTTP client: {e}")))?;
         let user_agent_header = config.user_agent.to_string();

@@ -24,6 +24,9 @@ pub struct LoggedRequest {
     pub timestamp: String,
     pub body_bytes: usize,
     pub user_agent: Option<String>,
+    /// The `X-Berth-Worker` header: which `berth serve` worker sent it.
+    #[serde(default)]
+    pub worker: Option<String>,
     /// The injected fault that answered it, if any (`rate_limited`, `injected_429`,
     /// `injected_5xx`, `forced_413`, `early_401`).
     pub fault: Option<String>,

@@ -252,6 +252,11 @@ async fn port_middleware(State(app): State<App>, req: Request, next: Next) -> Re
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let worker = parts
+        .headers
+        .get("x-berth-worker")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let seq = lock(&app.log).next_seq();
     let hard_cap = app.config.max_body_bytes.max(crate::config::ONE_MIB) * 16;
     let (bytes, body_len) = match to_bytes(body, hard_cap).await {
@@ -348,6 +353,7 @@ async fn port_middleware(State(app): State<App>, req: Request, next: Next) -> Re
         timestamp,
         body_bytes: body_len,
         user_agent,
+        worker,
         fault: fault.map(str::to_string),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     });
