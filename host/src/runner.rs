@@ -38,6 +38,14 @@ pub struct Setup {
     pub limits: Limits,
     pub client: PortClient,
     pub store: Store,
+    /// Whose resync this is: `local` for a config file, the tenant id under `berth serve`.
+    pub tenant_id: String,
+    /// The key of this integration's change-detection state in the store.
+    pub integration_key: String,
+    /// The plugins this tenant may use (`None`: all).
+    pub plugins: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// This tenant's share of the process's work budget (`berth serve`).
+    pub share: Option<(Arc<crate::fair::WorkBudget>, u32)>,
 }
 
 impl Setup {
@@ -49,30 +57,11 @@ impl Setup {
         dry_run: bool,
     ) -> anyhow::Result<Self> {
         let config = Config::from_path(config_path)?;
-        let Some(aws_config) = config.aws.clone() else {
+        if config.aws.is_none() {
             bail!(
                 "{}: no `aws:` section; a sync needs to know how to reach AWS",
                 config_path.display()
             );
-        };
-        let client = config.port_client()?;
-        let mapping = Arc::new(config.load_mapping(&client).await?);
-        let blueprints = config.blueprint_documents()?;
-        if !blueprints.is_empty() && !dry_run {
-            let r = client
-                .ensure_blueprints(&blueprints)
-                .await
-                .context("ensuring blueprints")?;
-            for c in &r.conflicts {
-                tracing::warn!(
-                    "blueprint {} {} is {:?} {} in Port (we define {}); Port's is kept",
-                    c.blueprint,
-                    c.key,
-                    c.kind,
-                    c.found,
-                    c.wanted
-                );
-            }
         }
         let dir = config
             .plugins_dir()
@@ -93,7 +82,43 @@ impl Setup {
         let mut limits = Limits::from_env().map_err(anyhow::Error::msg)?;
         config.limits.apply(&mut limits);
         let store = config.open_store().await?;
-        let aws = AwsTenant::new("local", aws_config, AwsLimits::default())?;
+        let key = config.integration_key();
+        Self::build(config, registry, store, limits, "local", key, dry_run).await
+    }
+
+    /// Builds a setup from a parsed config and what the process shares (plugins, store).
+    pub async fn build(
+        config: Config,
+        registry: Arc<Registry>,
+        store: Store,
+        limits: Limits,
+        tenant_id: &str,
+        integration_key: String,
+        dry_run: bool,
+    ) -> anyhow::Result<Self> {
+        let Some(aws_config) = config.aws.clone() else {
+            bail!("no `aws:` section; a sync needs to know how to reach AWS");
+        };
+        let client = config.port_client()?;
+        let mapping = Arc::new(config.load_mapping(&client).await?);
+        let blueprints = config.blueprint_documents()?;
+        if !blueprints.is_empty() && !dry_run {
+            let r = client
+                .ensure_blueprints(&blueprints)
+                .await
+                .context("ensuring blueprints")?;
+            for c in &r.conflicts {
+                tracing::warn!(
+                    "blueprint {} {} is {:?} {} in Port (we define {}); Port's is kept",
+                    c.blueprint,
+                    c.key,
+                    c.kind,
+                    c.found,
+                    c.wanted
+                );
+            }
+        }
+        let aws = AwsTenant::new(tenant_id, aws_config, AwsLimits::default())?;
         Ok(Self {
             config,
             aws,
@@ -102,6 +127,10 @@ impl Setup {
             limits,
             client,
             store,
+            tenant_id: tenant_id.to_string(),
+            integration_key,
+            plugins: None,
+            share: None,
         })
     }
 
@@ -113,7 +142,7 @@ impl Setup {
         cancel: Option<watch::Receiver<bool>>,
     ) -> Result<ResyncReport, crate::resync::ResyncError> {
         let mut push =
-            PushOptions::new(self.config.integration_key(), self.mapping.settings.clone());
+            PushOptions::new(self.integration_key.clone(), self.mapping.settings.clone());
         push.dry_run = dry_run;
         push.report_status = self.config.port.report_status.unwrap_or(true);
         push.interval_minutes = self.config.schedule.as_ref().map(|s| s.interval_minutes);
@@ -130,13 +159,15 @@ impl Setup {
             aws: self.aws.clone(),
             registry: self.registry.clone(),
             mapping: self.mapping.clone(),
-            tenant_id: "local".into(),
+            tenant_id: self.tenant_id.clone(),
             limits: self.limits.clone(),
             client: self.client.clone(),
             store: Some(self.store.clone()),
             push,
             map,
             progress,
+            plugins: self.plugins.clone(),
+            share: self.share.clone(),
             cancel,
         })
         .await
@@ -151,11 +182,11 @@ impl Setup {
     }
 }
 
-/// What `/metrics` and `/healthz` show.
+/// What `/metrics` and `/healthz` show of one tenant's resyncs.
 #[derive(Debug, Default)]
-struct RunState {
-    resyncs: BTreeMap<&'static str, u64>,
-    running: bool,
+pub(crate) struct RunState {
+    pub(crate) resyncs: BTreeMap<&'static str, u64>,
+    pub(crate) running: bool,
     last_seconds: f64,
     last_end_unix: f64,
     last_success_unix: f64,
@@ -179,7 +210,7 @@ fn label(v: &str) -> String {
 }
 
 impl RunState {
-    fn record(&mut self, r: &ResyncReport) {
+    pub(crate) fn record(&mut self, r: &ResyncReport) {
         let outcome = if r.is_complete() {
             "completed"
         } else {
@@ -212,59 +243,142 @@ impl RunState {
         self.aws_throttles += c.throttles;
     }
 
-    /// The Prometheus text exposition format (version 0.0.4). Written by hand: a handful of
-    /// families, no histogram, so a metrics library would add more than it saves.
+    /// The Prometheus text exposition format (version 0.0.4).
     fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "# HELP berth_resyncs_total Resyncs finished, by outcome.\n# TYPE berth_resyncs_total counter"
-        );
-        for (o, n) in &self.resyncs {
-            let _ = writeln!(s, "berth_resyncs_total{{outcome=\"{o}\"}} {n}");
+        render_metrics(&[(None, self)])
+    }
+}
+
+/// The Prometheus text exposition format (version 0.0.4) of several run states, one per
+/// tenant under `berth serve` (each sample then carries a `tenant` label). Written by hand: a
+/// handful of families, no histogram, so a metrics library would add more than it saves.
+pub(crate) fn render_metrics(states: &[(Option<&str>, &RunState)]) -> String {
+    let mut s = String::new();
+    // Every sample of a family follows its one HELP/TYPE header.
+    let family = |s: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let labels = |tenant: Option<&str>, rest: &[(&str, &str)]| -> String {
+        let mut all: Vec<String> = tenant
+            .map(|t| format!("tenant=\"{}\"", label(t)))
+            .into_iter()
+            .collect();
+        all.extend(rest.iter().map(|(k, v)| format!("{k}=\"{}\"", label(v))));
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", all.join(","))
         }
+    };
+    family(
+        &mut s,
+        "berth_resyncs_total",
+        "counter",
+        "Resyncs finished, by outcome.",
+    );
+    for (t, st) in states {
+        for (o, n) in &st.resyncs {
+            let _ = writeln!(
+                s,
+                "berth_resyncs_total{} {n}",
+                labels(*t, &[("outcome", o)])
+            );
+        }
+    }
+    family(
+        &mut s,
+        "berth_resync_running",
+        "gauge",
+        "1 while a resync runs.",
+    );
+    for (t, st) in states {
         let _ = writeln!(
             s,
-            "# HELP berth_resync_running 1 while a resync runs.\n# TYPE berth_resync_running gauge\nberth_resync_running {}",
-            u8::from(self.running)
+            "berth_resync_running{} {}",
+            labels(*t, &[]),
+            u8::from(st.running)
         );
+    }
+    family(
+        &mut s,
+        "berth_last_resync_seconds",
+        "gauge",
+        "Duration of the last resync.",
+    );
+    for (t, st) in states {
         let _ = writeln!(
             s,
-            "# HELP berth_last_resync_seconds Duration of the last resync.\n# TYPE berth_last_resync_seconds gauge\nberth_last_resync_seconds {}",
-            self.last_seconds
+            "berth_last_resync_seconds{} {}",
+            labels(*t, &[]),
+            st.last_seconds
         );
+    }
+    family(
+        &mut s,
+        "berth_last_success_timestamp_seconds",
+        "gauge",
+        "End of the last complete resync.",
+    );
+    for (t, st) in states {
         let _ = writeln!(
             s,
-            "# HELP berth_last_success_timestamp_seconds End of the last complete resync.\n# TYPE berth_last_success_timestamp_seconds gauge\nberth_last_success_timestamp_seconds {}",
-            self.last_success_unix
+            "berth_last_success_timestamp_seconds{} {}",
+            labels(*t, &[]),
+            st.last_success_unix
         );
-        let _ = writeln!(
-            s,
-            "# HELP berth_entities Entities of the last resync, by resource entry and phase.\n# TYPE berth_entities gauge"
-        );
-        for (kind, phases) in &self.kinds {
+    }
+    family(
+        &mut s,
+        "berth_entities",
+        "gauge",
+        "Entities of the last resync, by resource entry and phase.",
+    );
+    for (t, st) in states {
+        for (kind, phases) in &st.kinds {
             for (phase, n) in phases {
                 let _ = writeln!(
                     s,
-                    "berth_entities{{kind=\"{}\",phase=\"{phase}\"}} {n}",
-                    label(kind)
+                    "berth_entities{} {n}",
+                    labels(*t, &[("kind", kind), ("phase", phase)])
                 );
             }
         }
-        let _ = writeln!(
-            s,
-            "# HELP berth_scopes Scopes of the last resync, by status.\n# TYPE berth_scopes gauge"
-        );
-        for (st, n) in &self.scopes {
-            let _ = writeln!(s, "berth_scopes{{status=\"{st}\"}} {n}");
-        }
-        let _ = writeln!(
-            s,
-            "# HELP berth_aws_calls_total AWS API calls.\n# TYPE berth_aws_calls_total counter\nberth_aws_calls_total {}\n# HELP berth_aws_throttles_total AWS calls answered ThrottlingException.\n# TYPE berth_aws_throttles_total counter\nberth_aws_throttles_total {}",
-            self.aws_calls, self.aws_throttles
-        );
-        s
     }
+    family(
+        &mut s,
+        "berth_scopes",
+        "gauge",
+        "Scopes of the last resync, by status.",
+    );
+    for (t, st) in states {
+        for (status, n) in &st.scopes {
+            let _ = writeln!(s, "berth_scopes{} {n}", labels(*t, &[("status", status)]));
+        }
+    }
+    family(&mut s, "berth_aws_calls_total", "counter", "AWS API calls.");
+    for (t, st) in states {
+        let _ = writeln!(
+            s,
+            "berth_aws_calls_total{} {}",
+            labels(*t, &[]),
+            st.aws_calls
+        );
+    }
+    family(
+        &mut s,
+        "berth_aws_throttles_total",
+        "counter",
+        "AWS calls answered ThrottlingException.",
+    );
+    for (t, st) in states {
+        let _ = writeln!(
+            s,
+            "berth_aws_throttles_total{} {}",
+            labels(*t, &[]),
+            st.aws_throttles
+        );
+    }
+    s
 }
 
 /// Options of `berth run`.
@@ -381,7 +495,7 @@ pub async fn run(setup: Setup, opts: RunOptions) -> anyhow::Result<std::process:
     Ok(code)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -400,7 +514,7 @@ async fn poll_request(setup: &Setup, watermark: &mut Option<String>) -> Option<T
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
