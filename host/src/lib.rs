@@ -24,6 +24,7 @@
 //! - [`resync`]: one resync end to end (discover → map → push), streaming.
 //! - [`report`]: the end-of-resync summary table and HTML report.
 //! - [`runner`]: `berth sync`/`berth run` setup, triggers, graceful stop, `/metrics`.
+//! - [`serve`]: `berth serve`, the multi-tenant service (admin API, leases, fair share).
 
 pub mod aws;
 pub mod bench;
@@ -40,5 +41,6 @@ pub mod port;
 pub mod report;
 pub mod resync;
 pub mod runner;
+pub mod serve;
 pub mod store;
 pub mod sync;

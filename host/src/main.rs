@@ -92,6 +92,13 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// The hosted multi-tenant service: an admin API for tenants (each a sync config), their
+    /// schedules and on-demand resyncs, fair share of one worker, several workers on Postgres.
+    Serve {
+        /// The serve config (listen, state, tokens, worker limits); see the README.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -605,6 +612,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let setup = berth::runner::Setup::prepare(&config, &g.plugins, false).await?;
             berth::runner::run(setup, berth::runner::RunOptions { once, listen }).await
         }
+        Command::Serve { config } => {
+            berth::serve::serve(&config, &g.plugins).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Discover { config, mapping } => {
             berth::aws::cli::run_discover(&config, &mapping).await
         }
@@ -635,7 +646,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if matches!(cli.command, Command::Run { .. }) {
+    let level = if matches!(cli.command, Command::Run { .. } | Command::Serve { .. }) {
         "info"
     } else {
         "warn"

@@ -1,0 +1,89 @@
+//! `berth serve`: the hosted, multi-tenant runtime. One process serves many tenants safely
+//! (each in its own sandbox limits, rate budgets, caches and state), and several processes
+//! share the work through one Postgres database.
+//!
+//! - [`config`]: the serve config file and every worker limit.
+//! - [`secrets`]: sealing tenant documents at rest.
+//! - [`tenants`]: a tenant's document, the checks that make it safe to run, redaction.
+//! - [`worker`]: due tenants → leases → syncs, heartbeats, fair share of work slots.
+//! - [`api`]: the authenticated admin API and its OpenAPI document.
+//!
+//! Owns: wiring those together with the shared plugin registry (hot-reloaded for all
+//! tenants) and the graceful stop. Must not touch: what a sync does (`crate::resync`).
+
+pub mod api;
+pub mod config;
+pub mod secrets;
+pub mod tenants;
+pub mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::limits::EngineLimits;
+use crate::plugin::{AotCache, PluginEngine, Registry};
+use crate::store::Store;
+
+/// Runs `berth serve` until SIGTERM/SIGINT.
+pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result<()> {
+    let config = config::ServeConfig::from_path(config_path)?;
+    let key = Arc::new(secrets::SecretKey::from_env(&config.secret_key_env)?);
+    let tokens = config.admin_tokens()?;
+    if tokens.is_empty() {
+        tracing::warn!("no admin tokens configured: the admin API refuses every call");
+    }
+    let store = Store::open(&config.state_url())
+        .await
+        .context("opening the state store")?;
+    let dir = config
+        .plugins
+        .as_ref()
+        .map(|p| config.base_dir.join(p))
+        .unwrap_or_else(|| default_plugins.to_path_buf());
+    let engine = PluginEngine::new(EngineLimits::default())?;
+    let registry = Registry::open(engine, AotCache::default_location(), &dir)
+        .await
+        .with_context(|| format!("loading plugins from {}", dir.display()))?;
+    for e in &registry.snapshot().errors {
+        tracing::warn!("{}", e.message);
+    }
+    // New or changed `.wasm` files are picked up for every tenant without a restart.
+    let _watch = registry
+        .watch()
+        .with_context(|| format!("watching {}", dir.display()))?;
+    let worker = worker::Worker::new(&config, store.clone(), key.clone(), registry);
+    let state = Arc::new(api::ApiState {
+        store,
+        key,
+        policy: config.tenant_policy.clone(),
+        tokens,
+        worker: worker.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        worker = %worker.id,
+        "admin API on http://{}/ (OpenAPI at /openapi.json)",
+        listener.local_addr()?
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.changed().await;
+            })
+            .await;
+    });
+    let work = tokio::spawn(worker.clone().run(stop_rx));
+    crate::runner::wait_for_signal().await;
+    tracing::warn!("stop requested: abandoning running syncs before reconciliation");
+    let _ = stop_tx.send(true);
+    let _ = work.await;
+    let _ = server.await;
+    Ok(())
+}
