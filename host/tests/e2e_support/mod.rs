@@ -127,51 +127,17 @@ impl World {
     /// (the seed mapping's identifiers are not unique across accounts for some kinds, e.g. an
     /// RDS instance name; Port keeps one of them).
     pub async fn expected(&self) -> BTreeMap<(String, String), Vec<Value>> {
-        let out = berth(vec![
-            "discover".into(),
-            "--config".into(),
-            self.config.display().to_string(),
-            "--mapping".into(),
-            repo().join("mappings/default.yaml").display().to_string(),
-        ])
-        .await;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let raw = self.dir.path().join("raw.jsonl");
-        std::fs::write(&raw, &out.stdout).unwrap();
-        let out = berth(vec![
-            "--plugins".into(),
-            repo().join("target/plugins").display().to_string(),
-            "map".into(),
-            "--mapping".into(),
-            repo().join("mappings/default.yaml").display().to_string(),
-            "--input".into(),
-            raw.display().to_string(),
-        ])
-        .await;
-        let mut m = BTreeMap::new();
-        for line in text(&out.stdout).lines() {
-            let e: Value = serde_json::from_str(line).unwrap();
-            let key = (
-                e["blueprint"].as_str().unwrap().to_string(),
-                e["identifier"].as_str().unwrap().to_string(),
-            );
-            m.entry(key).or_insert_with(Vec::new).push(e);
-        }
-        m
+        expected_from(
+            &self.config,
+            &repo().join("mappings/default.yaml"),
+            self.dir.path(),
+        )
+        .await
     }
 
     /// What the fake Port holds, in the same shape.
     pub fn catalog(&self) -> BTreeMap<(String, String), Value> {
-        let mut m = BTreeMap::new();
-        for (bp, entities) in self.port.snapshot().entities {
-            for (id, e) in entities {
-                m.insert(
-                    (bp.clone(), id.clone()),
-                    json!({"title": e.title, "properties": e.properties, "relations": e.relations}),
-                );
-            }
-        }
-        m
+        catalog_of(&self.port)
     }
 
     pub fn writes(&self) -> Vec<String> {
@@ -252,23 +218,7 @@ impl World {
 
     /// Asserts that Port holds exactly what `berth discover | berth map` computes now.
     pub async fn assert_matches_aws(&self) {
-        let expected = self.expected().await;
-        let catalog = self.catalog();
-        let want: std::collections::BTreeSet<_> = expected.keys().cloned().collect();
-        let got: std::collections::BTreeSet<_> = catalog.keys().cloned().collect();
-        assert_eq!(
-            got.symmetric_difference(&want).collect::<Vec<_>>(),
-            Vec::<&(String, String)>::new(),
-            "Port and `berth map` disagree on which entities exist"
-        );
-        for (k, candidates) in &expected {
-            let got = comparable_port(&catalog[k]);
-            let want: Vec<Value> = candidates.iter().map(comparable).collect();
-            assert!(
-                want.contains(&got),
-                "entity {k:?} differs: {got:#} not in {want:#?}"
-            );
-        }
+        assert_port_holds(&self.catalog(), &self.expected().await);
     }
 
     /// A clean sync (faults cleared) converges to exactly what AWS has.
@@ -279,5 +229,84 @@ impl World {
         assert!(out.status.success(), "clean sync: {}", text(&out.stderr));
         self.assert_matches_aws().await;
         assert_eq!(self.resync_status(), "completed");
+    }
+}
+
+/// What `berth discover | berth map` computes for the config file `config` and `mapping`
+/// (scratch files go in `dir`), by (blueprint, identifier), every candidate.
+pub async fn expected_from(
+    config: &Path,
+    mapping: &Path,
+    dir: &Path,
+) -> BTreeMap<(String, String), Vec<Value>> {
+    let out = berth(vec![
+        "discover".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--mapping".into(),
+        mapping.display().to_string(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let raw = dir.join(format!(
+        "raw-{}.jsonl",
+        config.file_stem().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::write(&raw, &out.stdout).unwrap();
+    let out = berth(vec![
+        "--plugins".into(),
+        repo().join("target/plugins").display().to_string(),
+        "map".into(),
+        "--mapping".into(),
+        mapping.display().to_string(),
+        "--input".into(),
+        raw.display().to_string(),
+    ])
+    .await;
+    let mut m = BTreeMap::new();
+    for line in text(&out.stdout).lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        let key = (
+            e["blueprint"].as_str().unwrap().to_string(),
+            e["identifier"].as_str().unwrap().to_string(),
+        );
+        m.entry(key).or_insert_with(Vec::new).push(e);
+    }
+    m
+}
+
+/// What a fake Port holds, by (blueprint, identifier).
+pub fn catalog_of(port: &FakePortHandle) -> BTreeMap<(String, String), Value> {
+    let mut m = BTreeMap::new();
+    for (bp, entities) in port.snapshot().entities {
+        for (id, e) in entities {
+            m.insert(
+                (bp.clone(), id.clone()),
+                json!({"title": e.title, "properties": e.properties, "relations": e.relations}),
+            );
+        }
+    }
+    m
+}
+
+/// Asserts that `catalog` holds exactly the `expected` entities (one of each's candidates).
+pub fn assert_port_holds(
+    catalog: &BTreeMap<(String, String), Value>,
+    expected: &BTreeMap<(String, String), Vec<Value>>,
+) {
+    let want: std::collections::BTreeSet<_> = expected.keys().cloned().collect();
+    let got: std::collections::BTreeSet<_> = catalog.keys().cloned().collect();
+    assert_eq!(
+        got.symmetric_difference(&want).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "Port and `berth map` disagree on which entities exist"
+    );
+    for (k, candidates) in expected {
+        let got = comparable_port(&catalog[k]);
+        let want: Vec<Value> = candidates.iter().map(comparable).collect();
+        assert!(
+            want.contains(&got),
+            "entity {k:?} differs: {got:#} not in {want:#?}"
+        );
     }
 }
