@@ -213,7 +213,8 @@ async fn http_get(url: &str) -> Option<String> {
 }
 
 /// `berth run`: resyncs on start, serves /healthz and /metrics, resyncs again when Port's
-/// resync request moves (as Ocean's POLLING listener does), and stops cleanly on SIGTERM.
+/// resync request moves (as Ocean's POLLING listener does), queues requests that come while a
+/// resync runs (one more resync after it, never two at once), and stops cleanly on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn berth_run_resyncs_on_request_and_serves_metrics() {
     let w = world_with(
@@ -230,7 +231,8 @@ async fn berth_run_resyncs_on_request_and_serves_metrics() {
         .args(["--listen", &listen.to_string()])
         .env("BERTH_TEST_PORT_ID", "fake-client-id")
         .env("BERTH_CACHE_DIR", repo().join("target/test-aot-cache"))
-        .stderr(std::process::Stdio::piped())
+        // A file, not a pipe: a pipe nobody reads until the end could fill and stall the child.
+        .stderr(std::fs::File::create(w.dir.path().join("run.log")).unwrap())
         .spawn()
         .unwrap();
     let base = format!("http://{listen}");
@@ -295,6 +297,68 @@ async fn berth_run_resyncs_on_request_and_serves_metrics() {
         "{metrics}"
     );
 
+    // Requests that come while a resync runs are queued: one more resync right after it, never
+    // a second one beside it and never none. AWS is slowed down so the requests land mid-sync.
+    w.emu
+        .faults(&json!({"rules": [{"api": "cloudcontrol:*", "latency_ms": 300}]}))
+        .await
+        .unwrap();
+    let request = || async {
+        let r = http
+            .patch(format!("{}/v1/integration/berth-e2e", w.port.base_url()))
+            .bearer_auth(token["accessToken"].as_str().unwrap())
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    };
+    request().await;
+    let mut saw_running = false;
+    for _ in 0..600 {
+        metrics = http_get(&format!("{base}/metrics"))
+            .await
+            .unwrap_or_default();
+        if metrics.contains("berth_resync_running 1") {
+            saw_running = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(saw_running, "the third resync never started: {metrics}");
+    request().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    request().await;
+    metrics = http_get(&format!("{base}/metrics"))
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("berth_resync_running 1") && metrics.contains(&completed(2)),
+        "the requests should come while the third resync runs: {metrics}"
+    );
+    for _ in 0..1200 {
+        metrics = http_get(&format!("{base}/metrics"))
+            .await
+            .unwrap_or_default();
+        if metrics.contains(&completed(4)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains(&completed(4)),
+        "the requests during the third resync were dropped: {metrics}"
+    );
+    // Two requests during one resync make one more resync, not two.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    metrics = http_get(&format!("{base}/metrics"))
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains(&completed(4)) && metrics.contains("berth_resync_running 0"),
+        "{metrics}"
+    );
+
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -303,5 +367,8 @@ async fn berth_run_resyncs_on_request_and_serves_metrics() {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(w.dir.path().join("run.log")).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(log.matches("resync starting").count(), 4, "{log}");
+    assert_eq!(log.matches("resync finished").count(), 4, "{log}");
 }
