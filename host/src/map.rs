@@ -283,12 +283,13 @@ async fn map_one(
     let mut entities = Vec::new();
     let mut misconfigured = Vec::new();
     let mut errors: Vec<(String, u64)> = Vec::new();
-    let found = registry.snapshot().for_kind(&batch.kind);
-    let refused = found
-        .as_ref()
-        .filter(|p| !tenant.allows(&p.info.name))
-        .map(|p| p.info.name.clone());
-    let Some(plugin) = found.filter(|_| refused.is_none()) else {
+    let snapshot = registry.snapshot();
+    let found = snapshot.for_kind_where(&batch.kind, |name| tenant.allows(name));
+    let refused = match &found {
+        Some(_) => None,
+        None => snapshot.for_kind(&batch.kind).map(|p| p.info.name.clone()),
+    };
+    let Some(plugin) = found else {
         stats.errors += n;
         errors.push((
             match refused {

@@ -140,3 +140,28 @@ async fn compiled_plugins_are_cached_and_a_corrupt_artifact_is_recompiled() {
     );
     assert!(std::fs::metadata(&artifacts[0]).unwrap().len() > 1000);
 }
+
+/// A tenant's allow-list picks among the plugins that serve a kind: the default one when
+/// allowed, else another that names the kind, else the `*` one; nothing when none is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_lists_choose_among_plugins_serving_a_kind() {
+    let dir = plugin_dir(&[
+        plugin("generic"),
+        plugin("lambda-function"),
+        berth_tests::test_plugin("trap-lambda"),
+    ]);
+    let reg = registry(dir.path()).await;
+    let snap = reg.snapshot();
+    let lambda = "AWS::Lambda::Function";
+    let pick = |allowed: &[&str]| {
+        snap.for_kind_where(lambda, |n| allowed.contains(&n))
+            .map(|p| p.info.name.clone())
+    };
+    assert_eq!(
+        pick(&["lambda-function"]).as_deref(),
+        Some("lambda-function")
+    );
+    assert_eq!(pick(&["trap-lambda"]).as_deref(), Some("trap-lambda"));
+    assert_eq!(pick(&["generic"]).as_deref(), Some("generic"));
+    assert_eq!(pick(&["ec2-instance"]), None);
+}
