@@ -503,6 +503,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn poll_request(setup: &Setup, watermark: &mut Option<String>) -> Option<Trigger> {
     match setup.client.resync_request().await {
         Ok(Some(r)) if watermark.as_deref() != Some(r.updated_at.as_str()) => {
+            tracing::info!(
+                request = r.id.as_deref().unwrap_or("?"),
+                at = r.updated_at,
+                "Port asked for a resync"
+            );
             *watermark = Some(r.updated_at);
             Some(Trigger::PortRequest)
         }
