@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use e2e_support::{assert_port_holds, catalog_of, expected_from, world};
-use serve_support::{
-    ADMIN_TOKEN, Server, TenantFixture, fresh_postgres_database, serve_config, tenant_mapping_file,
-};
+use e2e_support::world;
+use serve_support::{ADMIN_TOKEN, Server, TenantFixture, fresh_postgres_database, serve_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_tenants_to_the_others_and_nothing_is_lost() {
@@ -106,14 +104,7 @@ async fn a_killed_worker_loses_its_tenants_to_the_others_and_nothing_is_lost() {
         );
     }
     for t in &tenants {
-        let expected = expected_from(&t.file_config, &tenant_mapping_file(dir), dir).await;
-        assert!(!expected.is_empty());
-        // Port creates the tenant's own account entity as the target of the resources'
-        // relations (the mapping's createMissingRelatedEntities); no other account appears.
-        let mut catalog = catalog_of(&t.port);
-        let own = ("awsAccount".to_string(), t.account.clone());
-        assert!(catalog.remove(&own).is_some(), "{}: no {own:?}", t.id);
-        assert_port_holds(&catalog, &expected);
+        t.assert_port_exact(dir).await;
     }
 
     // From each Port's request log: the workers that served it took turns, never overlapped

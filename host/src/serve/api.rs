@@ -141,6 +141,16 @@ fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Caller, Respons
     found.ok_or_else(unauthorized)
 }
 
+/// [`authenticate`], and the caller may see tenant `id` (else it is "not found" to them).
+fn authorize(state: &ApiState, headers: &HeaderMap, id: &str) -> Result<Caller, Response> {
+    let caller = authenticate(state, headers)?;
+    if caller.sees(id) {
+        Ok(caller)
+    } else {
+        Err(not_found(id))
+    }
+}
+
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -335,12 +345,8 @@ async fn delete_tenant(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&s, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if !caller.sees(&id) {
-        return not_found(&id);
+    if let Err(r) = authorize(&s, &headers, &id) {
+        return r;
     }
     match s.store.delete_tenant(&id).await {
         Ok(true) => {
@@ -357,12 +363,8 @@ async fn resync(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&s, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if !caller.sees(&id) {
-        return not_found(&id);
+    if let Err(r) = authorize(&s, &headers, &id) {
+        return r;
     }
     match s.store.request_sync(&id, now_ms()).await {
         Ok(true) => json_response(
@@ -379,12 +381,8 @@ async fn status(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&s, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if !caller.sees(&id) {
-        return not_found(&id);
+    if let Err(r) = authorize(&s, &headers, &id) {
+        return r;
     }
     let schedule = match s.store.schedule(&id).await {
         Ok(Some(sc)) => sc,
@@ -427,12 +425,8 @@ async fn syncs(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&s, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if !caller.sees(&id) {
-        return not_found(&id);
+    if let Err(r) = authorize(&s, &headers, &id) {
+        return r;
     }
     match s.store.tenant(&id).await {
         Ok(Some(_)) => {}

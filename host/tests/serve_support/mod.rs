@@ -9,7 +9,7 @@ use std::time::Duration;
 use berth_fake_port::FakePortHandle;
 use serde_json::{Value, json};
 
-use crate::e2e_support::{World, repo};
+use crate::e2e_support::{World, assert_port_holds, catalog_of, expected_from, repo};
 
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 pub const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -68,6 +68,19 @@ impl TenantFixture {
             port,
             file_config,
         }
+    }
+
+    /// Asserts that the tenant's Port holds exactly what `berth discover | berth map` computes
+    /// for its account. Port also creates the tenant's own account entity, as the target of
+    /// the resources' relations (the mapping's createMissingRelatedEntities); no other
+    /// account appears.
+    pub async fn assert_port_exact(&self, dir: &Path) {
+        let expected = expected_from(&self.file_config, &tenant_mapping_file(dir), dir).await;
+        assert!(!expected.is_empty());
+        let mut catalog = catalog_of(&self.port);
+        let own = ("awsAccount".to_string(), self.account.clone());
+        assert!(catalog.remove(&own).is_some(), "{}: no {own:?}", self.id);
+        assert_port_holds(&catalog, &expected);
     }
 
     /// The tenant document `PUT /v1/tenants/{id}` takes.
