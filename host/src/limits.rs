@@ -99,6 +99,10 @@ pub struct EngineLimits {
     pub epoch_tick: Duration,
     /// Concurrent instances the pooling allocator reserves room for.
     pub pooled_instances: u32,
+    /// Idle instances kept for reuse across every plugin and tenant of the process. Each
+    /// holds a pool slot, so with many tenants (`berth serve`) a per-tenant cap alone would
+    /// fill the pool with idle instances and leave none for calls.
+    pub max_idle_instances_total: usize,
     /// Largest memory any tenant may be given (the pool's slot size).
     pub max_memory_bytes: usize,
     /// Wasm stack for guest code; deep jq recursion needs more than the
@@ -111,6 +115,7 @@ impl Default for EngineLimits {
         Self {
             epoch_tick: Duration::from_millis(10),
             pooled_instances: 128,
+            max_idle_instances_total: 64,
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 4 << 20,
         }

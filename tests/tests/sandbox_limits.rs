@@ -337,3 +337,41 @@ async fn waiting_on_lookups_does_not_spend_the_guest_budget() {
         summary.errors
     );
 }
+
+/// Many tenants on a small instance pool: idle instances kept for reuse are capped across the
+/// process, so tenants that each leave some behind never exhaust the pool for the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_instances_of_many_tenants_never_fill_the_pool() {
+    use berth::limits::EngineLimits;
+    use berth::plugin::{AotCache, JqRequest, PluginEngine, Registry};
+    let engine = PluginEngine::new(EngineLimits {
+        pooled_instances: 6,
+        max_idle_instances_total: 3,
+        ..EngineLimits::default()
+    })
+    .unwrap();
+    let dir = plugin_dir(&[plugin("generic")]);
+    let reg = Registry::open(
+        engine.clone(),
+        AotCache::at(berth_tests::repo().join("target/test-aot-cache")).unwrap(),
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let generic = reg.snapshot().any().unwrap();
+    let req = JqRequest {
+        filter: "1 + 1".into(),
+        inputs: vec![],
+        null_input: true,
+        vars: vec![],
+    };
+    // 20 tenants, each keeping up to 16 idle instances of its own: without the process-wide
+    // cap the sixth tenant would find the pool full of others' idle instances.
+    for i in 0..20 {
+        let tenant = Tenant::new(&format!("t{i}"), Limits::default(), Arc::new(Offline));
+        let out = generic.run_jq(&tenant, &req).await.unwrap();
+        assert!(out.is_ok(), "tenant t{i}: {out:?}");
+        assert!(engine.idle_instances() <= 3, "{}", engine.idle_instances());
+    }
+    assert_eq!(engine.idle_instances(), 3);
+}

@@ -19,6 +19,9 @@ pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) limits: Arc<EngineLimits>,
     pooling: bool,
+    /// Idle instances kept across every plugin and tenant (see
+    /// [`EngineLimits::max_idle_instances_total`]).
+    idle: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -76,7 +79,36 @@ impl PluginEngine {
             engine,
             limits: Arc::new(limits),
             pooling,
+            idle: Arc::default(),
         })
+    }
+
+    /// Takes a place for one more idle instance; false when the process keeps enough.
+    pub(crate) fn take_idle_place(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let max = self.limits.max_idle_instances_total;
+        self.idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` idle places (instances checked out or dropped).
+    pub(crate) fn give_idle_places(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        if n > 0 {
+            let _ = self
+                .idle
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                    Some(v.saturating_sub(n))
+                });
+        }
+    }
+
+    /// Idle instances kept now, across the process.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether instances come from the pooling allocator.

@@ -50,6 +50,17 @@ pub struct LoadedPlugin {
     idle: Mutex<HashMap<Arc<str>, Vec<Instance>>>,
 }
 
+impl Drop for LoadedPlugin {
+    /// A replaced or removed plugin's idle instances leave the process's idle budget.
+    fn drop(&mut self) {
+        let n: usize = self
+            .idle
+            .get_mut()
+            .map_or(0, |m| m.values().map(Vec::len).sum());
+        self.engine.give_idle_places(n);
+    }
+}
+
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedPlugin")
@@ -188,18 +199,26 @@ impl LoadedPlugin {
             blueprints: info.blueprints,
         };
         // The describe() instance belongs to the host pseudo-tenant.
-        plugin.idle.lock().expect("idle lock").clear();
+        let n: usize = plugin
+            .idle
+            .lock()
+            .expect("idle lock")
+            .drain()
+            .map(|(_, v)| v.len())
+            .sum();
+        plugin.engine.give_idle_places(n);
         Ok(plugin)
     }
 
     async fn checkout(&self, tenant: &Tenant) -> Result<Instance, PluginError> {
-        if let Some(inst) = self
+        let reused = self
             .idle
             .lock()
             .expect("idle lock")
             .get_mut(&tenant.id)
-            .and_then(Vec::pop)
-        {
+            .and_then(Vec::pop);
+        if let Some(inst) = reused {
+            self.engine.give_idle_places(1);
             return Ok(inst);
         }
         let state = HostState::new(
@@ -305,7 +324,9 @@ impl LoadedPlugin {
                 if inst.calls < tenant.limits.max_calls_per_instance {
                     let mut idle = self.idle.lock().expect("idle lock");
                     let list = idle.entry(tenant.id.clone()).or_default();
-                    if list.len() < tenant.limits.max_idle_instances {
+                    if list.len() < tenant.limits.max_idle_instances
+                        && self.engine.take_idle_place()
+                    {
                         list.push(inst);
                     }
                 }
@@ -406,6 +427,12 @@ impl LoadedPlugin {
 
     /// Drop the idle instances kept for `tenant`.
     pub fn release(&self, tenant: &str) {
-        self.idle.lock().expect("idle lock").remove(tenant);
+        let n = self
+            .idle
+            .lock()
+            .expect("idle lock")
+            .remove(tenant)
+            .map_or(0, |v| v.len());
+        self.engine.give_idle_places(n);
     }
 }
