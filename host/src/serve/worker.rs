@@ -333,14 +333,19 @@ impl Worker {
             }
         }
         match &outcome {
-            Ok(report) => tracing::info!(
-                tenant,
-                complete = report.is_complete(),
-                seconds = report.elapsed.as_secs_f64(),
-                loaded = report.push.loaded,
-                deleted = report.push.deleted,
-                "sync finished"
-            ),
+            Ok(report) => {
+                tracing::info!(
+                    tenant,
+                    complete = report.is_complete(),
+                    seconds = report.elapsed.as_secs_f64(),
+                    loaded = report.push.loaded,
+                    deleted = report.push.deleted,
+                    "sync finished"
+                );
+                if !report.is_complete() {
+                    log_incomplete(&tenant, report);
+                }
+            }
             Err(e) => {
                 tracing::error!(tenant, "sync failed: {e:#}");
                 self.record_failure(&tenant, &format!("{e:#}")).await;
@@ -370,5 +375,36 @@ impl Worker {
                 .finish_sync(&key, &id, now_ms(), "failed", &summary)
                 .await;
         }
+    }
+}
+
+/// Why a sync ended partial, in a few lines an operator can act on.
+fn log_incomplete(tenant: &str, report: &crate::resync::ResyncReport) {
+    use crate::aws::ScopeStatus;
+    for a in &report.discovery.accounts {
+        if let Some(e) = &a.error {
+            tracing::warn!(tenant, account = a.account_id, "account not read: {e}");
+        }
+    }
+    let incomplete = report
+        .discovery
+        .scopes
+        .iter()
+        .filter_map(|s| match &s.status {
+            ScopeStatus::Complete => None,
+            ScopeStatus::Denied(m) | ScopeStatus::Failed(m) => Some((&s.key, m)),
+        });
+    for (key, m) in incomplete.take(5) {
+        tracing::warn!(tenant, scope = %key, "scope incomplete: {m}");
+    }
+    for (m, n) in report.map.errors.iter().take(5) {
+        tracing::warn!(tenant, items = n, "mapping: {m}");
+    }
+    if report.push.load_failed > 0 {
+        tracing::warn!(
+            tenant,
+            failed = report.push.load_failed,
+            "entities Port did not accept"
+        );
     }
 }
