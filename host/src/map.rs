@@ -236,6 +236,36 @@ fn item_error_text(e: ItemError) -> String {
     }
 }
 
+/// Calls of one resource entry that ran out of time in this run, per entry: after
+/// [`Breaker::LIMIT`] of them, the entry's remaining batches fail at once instead of each
+/// burning a full time budget (a mapping that never ends would otherwise spend the tenant's
+/// limit once per batch, at other tenants' expense under `berth serve`).
+#[derive(Debug, Default)]
+struct Breaker {
+    timeouts: std::sync::Mutex<HashMap<usize, u32>>,
+}
+
+impl Breaker {
+    const LIMIT: u32 = 2;
+
+    fn open(&self, entry: usize) -> bool {
+        self.timeouts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&entry)
+            .is_some_and(|n| *n >= Self::LIMIT)
+    }
+
+    fn timed_out(&self, entry: usize) {
+        *self
+            .timeouts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(entry)
+            .or_default() += 1;
+    }
+}
+
 /// One result per item. When the plugin traps, the batch is split and
 /// retried so that one poisoned item fails alone and its neighbours still
 /// map (a trap costs a fresh instance, so this stays cheap). Time and
@@ -245,9 +275,20 @@ fn map_isolating<'a>(
     tenant: &'a Tenant,
     scope: &'a Option<Scope>,
     req: BatchRequest,
+    breaker: &'a Breaker,
 ) -> futures::future::BoxFuture<'a, Vec<Result<ItemOutput, String>>> {
     Box::pin(async move {
         let n = req.items.len();
+        let entry = req.resource_index as usize;
+        if breaker.open(entry) {
+            return vec![
+                Err(format!(
+                    "not mapped: resources[{entry}] ran out of time {} times in this sync",
+                    Breaker::LIMIT
+                ));
+                n
+            ];
+        }
         match plugin.map_batch(tenant, scope.clone(), &req).await {
             Ok(Ok(results)) => results
                 .into_iter()
@@ -262,11 +303,16 @@ fn map_isolating<'a>(
                     items: left_items,
                     ..req
                 };
-                let mut out = map_isolating(plugin, tenant, scope, left).await;
-                out.extend(map_isolating(plugin, tenant, scope, right).await);
+                let mut out = map_isolating(plugin, tenant, scope, left, breaker).await;
+                out.extend(map_isolating(plugin, tenant, scope, right, breaker).await);
                 out
             }
-            Err(e) => vec![Err(e.to_string()); n],
+            Err(e) => {
+                if matches!(e, PluginError::Timeout { .. }) {
+                    breaker.timed_out(entry);
+                }
+                vec![Err(e.to_string()); n]
+            }
         }
     })
 }
@@ -277,6 +323,7 @@ async fn map_one(
     tenant: &Tenant,
     entries: &[ResourceEntry],
     batch: Batch,
+    breaker: &Breaker,
 ) -> Event {
     let n = batch.items.len() as u64;
     let mut stats = KindStats::default();
@@ -318,7 +365,7 @@ async fn map_one(
             items: batch.items.clone(),
         };
         let at = format!("resources[{}] {}", entry.index, entry.kind);
-        for r in map_isolating(&plugin, tenant, &batch.scope, req).await {
+        for r in map_isolating(&plugin, tenant, &batch.scope, req, breaker).await {
             match r {
                 Ok(o) => {
                     stats.entities += o.entities.len() as u64;
@@ -439,11 +486,13 @@ pub async fn run_stream(
     });
 
     let permits = Arc::new(Semaphore::new(jobs));
+    let breaker = Arc::new(Breaker::default());
     let mut tasks = tokio::task::JoinSet::new();
     let mut pending: HashMap<(String, Option<Scope>), Vec<String>> = HashMap::new();
     let dispatch = |batch: Batch, tasks: &mut tokio::task::JoinSet<()>, permit| {
         let entries: Vec<ResourceEntry> = mapping.for_kind(&batch.kind).cloned().collect();
         let (registry, tenant, ev_tx) = (registry.clone(), tenant.clone(), ev_tx.clone());
+        let breaker = breaker.clone();
         tasks.spawn(async move {
             let _permit = permit;
             // Under `berth serve`, CPU is shared with other tenants: wait for a fair slot.
@@ -455,7 +504,7 @@ pub async fn run_stream(
                 ),
                 None => None,
             };
-            let ev = map_one(&registry, &tenant, &entries, batch).await;
+            let ev = map_one(&registry, &tenant, &entries, batch, &breaker).await;
             let _ = ev_tx.send(ev).await;
         });
     };

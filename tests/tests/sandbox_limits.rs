@@ -375,3 +375,53 @@ async fn idle_instances_of_many_tenants_never_fill_the_pool() {
     }
     assert_eq!(engine.idle_instances(), 3);
 }
+
+/// A mapping that never ends spends its time budget twice in a run, not once per batch: the
+/// entry's later batches fail at once, and another entry of the run still maps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_entry_stops_spending_time_after_two_timeouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("mapping.yaml");
+    std::fs::write(
+        &mapping,
+        "resources:\n\
+         - kind: Test::Spin\n  selector: {query: 'true'}\n  port:\n    entity:\n      mappings:\n        \
+         identifier: .Identifier\n        blueprint: '\"t\"'\n        properties: {x: 'def f: f; f'}\n\
+         - kind: AWS::S3::Bucket\n  selector: {query: 'true'}\n  port:\n    entity:\n      mappings:\n        \
+         identifier: .Identifier\n        blueprint: '\"b\"'\n",
+    )
+    .unwrap();
+    let items = dir.path().join("items.jsonl");
+    let mut lines = String::new();
+    for i in 0..8 {
+        lines += &format!(
+            "{{\"Identifier\": \"spin-{i}\", \"Properties\": {{}}, \"__Kind\": \"Test::Spin\", \"__Region\": \"us-east-1\", \"__AccountId\": \"111111111111\"}}\n"
+        );
+    }
+    lines += "{\"Identifier\": \"bucket-0\", \"Properties\": {}, \"__Kind\": \"AWS::S3::Bucket\", \"__Region\": \"us-east-1\", \"__AccountId\": \"111111111111\"}\n";
+    std::fs::write(&items, lines).unwrap();
+    let plugins = plugin_dir(&[plugin("generic")]);
+    let reg = registry(plugins.path()).await;
+    let limits = Limits {
+        call_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let tenant = Tenant::new("spin", limits, Arc::new(Offline));
+    let opts = MapOptions {
+        jobs: 1,
+        batch_items: 1,
+        ..MapOptions::default()
+    };
+    let (summary, lines) = map_file(reg, &mapping, tenant, &items, opts).await;
+    let count = |prefix: &str| -> u64 {
+        summary
+            .errors
+            .iter()
+            .filter(|(m, _)| m.contains(prefix))
+            .map(|(_, n)| *n)
+            .sum()
+    };
+    assert_eq!(count("time limit"), 2, "{:?}", summary.errors);
+    assert_eq!(count("ran out of time 2 times"), 6, "{:?}", summary.errors);
+    assert_eq!(lines.len(), 1, "the bucket still maps: {lines:?}");
+}
