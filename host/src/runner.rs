@@ -66,19 +66,7 @@ impl Setup {
         let dir = config
             .plugins_dir()
             .unwrap_or_else(|| plugins.to_path_buf());
-        if !dir.is_dir() {
-            bail!(
-                "plugin directory {} does not exist; build the plugins with `scripts/build-plugins` or set `plugins:`",
-                dir.display()
-            );
-        }
-        let engine = PluginEngine::new(EngineLimits::default())?;
-        let registry = Registry::open(engine, AotCache::default_location(), &dir)
-            .await
-            .with_context(|| format!("loading plugins from {}", dir.display()))?;
-        for e in &registry.snapshot().errors {
-            tracing::warn!("{}", e.message);
-        }
+        let registry = open_registry(&dir).await?;
         let mut limits = Limits::from_env().map_err(anyhow::Error::msg)?;
         config.limits.apply(&mut limits);
         let store = config.open_store().await?;
@@ -180,6 +168,24 @@ impl Setup {
         std::fs::write(&path, crate::report::html(report, &self.mapping, &title))?;
         Ok(path)
     }
+}
+
+/// The plugin registry over `dir`, with the files that could not be loaded logged.
+pub(crate) async fn open_registry(dir: &Path) -> anyhow::Result<Arc<Registry>> {
+    if !dir.is_dir() {
+        bail!(
+            "plugin directory {} does not exist; build the plugins with `scripts/build-plugins` or set `plugins:`",
+            dir.display()
+        );
+    }
+    let engine = PluginEngine::new(EngineLimits::default())?;
+    let registry = Registry::open(engine, AotCache::default_location(), dir)
+        .await
+        .with_context(|| format!("loading plugins from {}", dir.display()))?;
+    for e in &registry.snapshot().errors {
+        tracing::warn!("{}", e.message);
+    }
+    Ok(registry)
 }
 
 /// What `/metrics` and `/healthz` show of one tenant's resyncs.

@@ -23,8 +23,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::limits::EngineLimits;
-use crate::plugin::{AotCache, PluginEngine, Registry};
 use crate::store::Store;
 
 /// Runs `berth serve` until SIGTERM/SIGINT.
@@ -43,13 +41,7 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
         .as_ref()
         .map(|p| config.base_dir.join(p))
         .unwrap_or_else(|| default_plugins.to_path_buf());
-    let engine = PluginEngine::new(EngineLimits::default())?;
-    let registry = Registry::open(engine, AotCache::default_location(), &dir)
-        .await
-        .with_context(|| format!("loading plugins from {}", dir.display()))?;
-    for e in &registry.snapshot().errors {
-        tracing::warn!("{}", e.message);
-    }
+    let registry = crate::runner::open_registry(&dir).await?;
     // New or changed `.wasm` files are picked up for every tenant without a restart.
     let _watch = registry
         .watch()
