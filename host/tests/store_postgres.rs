@@ -537,21 +537,30 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced(db: &Db) {
     assert!(other.renew_lease(&new, t0 + 2_000, 1_000).await.unwrap());
     assert!(other.release_lease(&new, t0 + 2_500).await.unwrap());
 
-    // Expired but not taken: renewing is refused (the holder must stop), releasing still
-    // ends it and schedules the next sync.
+    // Not due yet (the release scheduled it one interval after w2's lease): no lease.
+    assert_eq!(
+        store
+            .try_lease("acme", "w3", t0 + 10_000, 100)
+            .await
+            .unwrap(),
+        None
+    );
+    // Due again: expired but not taken, renewing is refused (the holder must stop),
+    // releasing still ends it and schedules the next sync.
+    let at = t0 + 1_600 + MINUTE;
     let late = store
-        .try_lease("acme", "w3", t0 + 10_000, 100)
+        .try_lease("acme", "w3", at, 100)
         .await
         .unwrap()
         .unwrap();
-    assert!(!store.renew_lease(&late, t0 + 10_200, 100).await.unwrap());
-    assert!(store.release_lease(&late, t0 + 10_300).await.unwrap());
+    assert!(!store.renew_lease(&late, at + 200, 100).await.unwrap());
+    assert!(store.release_lease(&late, at + 300).await.unwrap());
     let s = store.schedule("acme").await.unwrap().unwrap();
-    assert_eq!((s.lease_worker, s.due_at), (None, t0 + 10_000 + MINUTE));
+    assert_eq!((s.lease_worker, s.due_at), (None, at + MINUTE));
 
     // A deleted tenant's lease is gone.
     let gone = store
-        .try_lease("acme", "w4", t0 + 10_000 + MINUTE, 1_000)
+        .try_lease("acme", "w4", at + MINUTE, 1_000)
         .await
         .unwrap()
         .unwrap();
