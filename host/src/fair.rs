@@ -44,7 +44,6 @@ struct State {
 /// A process-wide budget of work slots, shared fairly among tenants.
 #[derive(Debug)]
 pub struct WorkBudget {
-    slots: usize,
     state: Mutex<State>,
 }
 
@@ -64,16 +63,11 @@ impl WorkBudget {
     /// A budget of `slots` (at least 1) concurrent units of work.
     pub fn new(slots: usize) -> Arc<Self> {
         Arc::new(Self {
-            slots: slots.max(1),
             state: Mutex::new(State {
                 free: slots.max(1),
                 ..State::default()
             }),
         })
-    }
-
-    pub fn slots(&self) -> usize {
-        self.slots
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

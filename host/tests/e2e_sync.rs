@@ -273,14 +273,17 @@ async fn berth_run_resyncs_on_request_and_serves_metrics() {
         .json()
         .await
         .unwrap();
-    let r = http
-        .patch(format!("{}/v1/integration/berth-e2e", w.port.base_url()))
-        .bearer_auth(token["accessToken"].as_str().unwrap())
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let request = || async {
+        let r = http
+            .patch(format!("{}/v1/integration/berth-e2e", w.port.base_url()))
+            .bearer_auth(token["accessToken"].as_str().unwrap())
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    };
+    request().await;
     for _ in 0..600 {
         metrics = http_get(&format!("{base}/metrics"))
             .await
@@ -303,16 +306,6 @@ async fn berth_run_resyncs_on_request_and_serves_metrics() {
         .faults(&json!({"rules": [{"api": "cloudcontrol:*", "latency_ms": 300}]}))
         .await
         .unwrap();
-    let request = || async {
-        let r = http
-            .patch(format!("{}/v1/integration/berth-e2e", w.port.base_url()))
-            .bearer_auth(token["accessToken"].as_str().unwrap())
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    };
     request().await;
     let mut saw_running = false;
     for _ in 0..600 {

@@ -85,10 +85,6 @@ impl Worker {
         })
     }
 
-    pub fn budget(&self) -> &Arc<WorkBudget> {
-        &self.budget
-    }
-
     /// Tenants this worker is syncing now.
     pub fn running(&self) -> Vec<String> {
         let mut v: Vec<String> = lock(&self.running).keys().cloned().collect();
