@@ -370,8 +370,13 @@ async fn server_retry_after_is_honoured() {
 }
 
 #[tokio::test]
-async fn shared_budget_paces_instead_of_burning_429s() {
+async fn one_caller_paces_by_the_ratelimit_headers_and_is_never_refused() {
+    // With one caller nothing races: every answer says how many calls are left, and when none
+    // are the client waits for the reset before sending again. 11 calls (token + 10 batches)
+    // through this bucket with no pacing would be refused several times (the fake answers at
+    // once, far faster than 10/s).
     let port = fake(Config::default()).await;
+    // A 4-burst, 10/s bucket on every route (set after `fake` made its own calls).
     port.set_faults(Faults {
         rate_limit: Some(RateLimit {
             per_second: 10.0,
@@ -380,7 +385,7 @@ async fn shared_budget_paces_instead_of_burning_429s() {
         ..Faults::default()
     });
     let c = client_with(&port, |c| {
-        c.concurrency = 4;
+        c.concurrency = 1;
         c.retry.max_delay = Duration::from_secs(2);
     });
     let input = entities(200);
@@ -390,14 +395,62 @@ async fn shared_budget_paces_instead_of_burning_429s() {
         .unwrap();
     assert!(results.iter().all(|r| r.is_ok()));
     assert_eq!(stored_ids(&port), ids(&input));
-    let limited = port
+    assert_eq!(bulk_calls(&port).len(), 10);
+    let refused: Vec<LoggedRequest> = port
         .requests()
+        .into_iter()
+        .filter(|r| r.fault.is_some())
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+}
+
+#[tokio::test]
+async fn a_429_holds_every_caller_not_just_the_one_refused() {
+    // Four callers share one budget; a seeded quarter of the bulk calls is refused with
+    // `Retry-After: 1` regardless of load. Once any caller is refused the others send nothing
+    // new until that second is over: only requests already on their way (at most one from each
+    // of the other three callers) may arrive within it. Without the shared pause the others
+    // would keep sending at full speed (with both the 429 pause and the `remaining: 0` pause
+    // switched off, 4-6 arrived within the second).
+    let port = fake(Config::default()).await;
+    port.set_faults(Faults {
+        seed: 11,
+        rate_429: 0.25,
+        retry_after_secs: 1,
+        path_contains: Some("/entities/bulk".into()),
+        ..Faults::default()
+    });
+    let c = client_with(&port, |c| {
+        c.concurrency = 4;
+        c.retry.max_delay = Duration::from_secs(2);
+    });
+    let input = entities(400);
+    let results = c
+        .upsert_bulk(BP, &input, UpsertOptions::default())
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(stored_ids(&port), ids(&input));
+    let all = port.requests();
+    let refused: Vec<&LoggedRequest> = all
         .iter()
-        .filter(|r| r.fault.as_deref() == Some("rate_limited"))
-        .count();
-    // 11 calls (token + 10 batches) through a 4-burst, 10/s bucket. With the shared pause 2 were
-    // limited when measured; with pacing switched off, 7 (every waiting caller hits 429s).
-    assert!(limited <= 4, "{limited} requests were rate limited");
+        .filter(|r| r.fault.as_deref() == Some("injected_429"))
+        .collect();
+    assert!(!refused.is_empty(), "the seed must refuse some calls");
+    for r in refused {
+        let t = r.arrived_millis().expect("timestamp");
+        let within: Vec<&LoggedRequest> = all
+            .iter()
+            .filter(|o| o.seq != r.seq)
+            .filter(|o| (t + 1..t + 950).contains(&o.arrived_millis().expect("timestamp")))
+            .collect();
+        assert!(
+            within.len() <= 3,
+            "after the 429 of request {}, {} more arrived within 950 ms: {within:?}",
+            r.seq,
+            within.len()
+        );
+    }
 }
 
 #[tokio::test]

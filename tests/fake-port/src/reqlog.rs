@@ -33,6 +33,13 @@ pub struct LoggedRequest {
     pub duration_ms: f64,
 }
 
+impl LoggedRequest {
+    /// When the request arrived, in milliseconds since the epoch.
+    pub fn arrived_millis(&self) -> Option<i64> {
+        crate::clock::millis(&self.timestamp)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct RequestLog {
     next_seq: u64,
