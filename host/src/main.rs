@@ -554,7 +554,7 @@ async fn cmd_sync(g: &Global, config_path: &Path, dry_run: bool) -> anyhow::Resu
     let setup = Setup::prepare(config_path, &g.plugins, dry_run).await?;
     let progress = Arc::new(Progress::default());
     let display = progress_display(progress.clone());
-    let outcome = setup.resync(dry_run, progress, None).await;
+    let outcome = setup.resync(dry_run, progress, None, None).await;
     if let Some(d) = display {
         d.abort();
     }

@@ -39,7 +39,17 @@ pub enum ResyncError {
     Stage(String),
     #[error("the resync was abandoned before reconciliation (stop requested); nothing was deleted")]
     Cancelled,
+    #[error(
+        "the resync lost its right to reconcile (its lease passed to another worker); nothing was deleted"
+    )]
+    Fenced,
 }
+
+/// Asked once, right before reconciliation: may this resync still delete? `berth serve`
+/// renews the tenant's lease here, so a worker that stalled past its lease (and whose tenant
+/// another worker may now be syncing) never reconciles; a heartbeat alone would notice only
+/// at its next beat.
+pub type Fence = Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// Live counts per kind, for a progress display.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -88,6 +98,8 @@ pub struct ResyncInputs {
     /// Set to true to abandon the resync: it stops before reconciliation (never in the middle
     /// of it), deletes nothing and tells Port it was aborted.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// See [`Fence`]; `None`: nothing else can own this integration.
+    pub fence: Option<Fence>,
 }
 
 /// What a resync did, stage by stage.
@@ -299,6 +311,12 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     if cancelled(&cancel) {
         pusher.abort_as(true).await;
         return Err(ResyncError::Cancelled);
+    }
+    if let Some(fence) = &inp.fence
+        && !fence().await
+    {
+        pusher.abort_as(true).await;
+        return Err(ResyncError::Fenced);
     }
     let push = pusher.finish().await?;
     Ok(ResyncReport {

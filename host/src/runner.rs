@@ -128,6 +128,7 @@ impl Setup {
         dry_run: bool,
         progress: Arc<Progress>,
         cancel: Option<watch::Receiver<bool>>,
+        fence: Option<crate::resync::Fence>,
     ) -> Result<ResyncReport, crate::resync::ResyncError> {
         let mut push =
             PushOptions::new(self.integration_key.clone(), self.mapping.settings.clone());
@@ -157,6 +158,7 @@ impl Setup {
             plugins: self.plugins.clone(),
             share: self.share.clone(),
             cancel,
+            fence,
         })
         .await
     }
@@ -443,7 +445,12 @@ pub async fn run(setup: Setup, opts: RunOptions) -> anyhow::Result<std::process:
             tracing::info!(?trigger, "resync starting");
             lock(&state).running = true;
             let outcome = setup
-                .resync(false, Arc::new(Progress::default()), Some(stop_rx.clone()))
+                .resync(
+                    false,
+                    Arc::new(Progress::default()),
+                    Some(stop_rx.clone()),
+                    None,
+                )
                 .await;
             lock(&state).running = false;
             next_interval = Instant::now() + interval;

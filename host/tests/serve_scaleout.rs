@@ -10,11 +10,10 @@ mod serve_support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::json;
 
 use e2e_support::world;
-use serve_support::{ADMIN_TOKEN, Server, TenantFixture, fresh_postgres_database, serve_config};
+use serve_support::{Server, TenantFixture, fresh_postgres_database, serve_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_tenants_to_the_others_and_nothing_is_lost() {
@@ -61,19 +60,9 @@ async fn a_killed_worker_loses_its_tenants_to_the_others_and_nothing_is_lost() {
         let s = servers[0].as_ref().unwrap();
         let mut found = None;
         for t in &tenants {
-            let (_, v) = s
-                .call(
-                    Method::GET,
-                    &format!("/v1/tenants/{}/status", t.id),
-                    Some(ADMIN_TOKEN),
-                    None,
-                )
-                .await;
-            if v["status"]["running"] == true {
-                found = Some((
-                    t.id.clone(),
-                    v["status"]["worker"].as_str().unwrap().to_string(),
-                ));
+            let v = s.status(&t.id).await;
+            if v["running"] == true {
+                found = Some((t.id.clone(), v["worker"].as_str().unwrap().to_string()));
                 break;
             }
         }

@@ -311,9 +311,32 @@ impl Worker {
             .entry(tenant.clone())
             .or_default()
             .running = true;
+        // Reconciliation only while the lease is still ours, renewed at that moment.
+        let fence: crate::resync::Fence = {
+            let me = self.clone();
+            let lease = lease.clone();
+            Arc::new(move || {
+                let (me, lease) = (me.clone(), lease.clone());
+                Box::pin(async move {
+                    let ttl = me.limits.lease().as_millis() as i64;
+                    match me.store.renew_lease(&lease, now_ms(), ttl).await {
+                        Ok(held) => held,
+                        Err(e) => {
+                            tracing::error!(tenant = lease.tenant, "renewing the lease: {e}");
+                            false
+                        }
+                    }
+                })
+            })
+        };
         let outcome = match self.setup(&tenant).await {
             Ok(setup) => setup
-                .resync(false, Arc::new(Progress::default()), Some(lost_rx))
+                .resync(
+                    false,
+                    Arc::new(Progress::default()),
+                    Some(lost_rx),
+                    Some(fence),
+                )
                 .await
                 .map_err(anyhow::Error::from),
             Err(e) => Err(e),

@@ -230,6 +230,20 @@ impl Server {
         .await
     }
 
+    /// The tenant's schedule and lease (`running`, `worker`, ...).
+    pub async fn status(&self, id: &str) -> Value {
+        let (st, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/tenants/{id}/status"),
+                Some(ADMIN_TOKEN),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v["status"].clone()
+    }
+
     /// The tenant's sync history (newest first).
     pub async fn syncs(&self, id: &str) -> Vec<Value> {
         let (st, v) = self
