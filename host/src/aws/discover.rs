@@ -544,9 +544,21 @@ async fn pages(
     ctx: &ScopeCtx,
 ) -> Result<(), Stop> {
     let sync = &sh.sync;
+    // With GetResource a listed item's own properties are never used: only identifiers are
+    // kept, so the page waiting for its reads and the one fetched meanwhile (in every kind,
+    // account and region at once) hold ids, not whole documents.
+    let slim = |(mut items, next): (Vec<CloudResource>, Option<String>)| {
+        if plan.use_get_resource_api {
+            for r in &mut items {
+                r.properties = String::new();
+            }
+        }
+        (items, next)
+    };
     let mut page = sync
         .list_page(acct, region, &plan.kind, model, None, &ctx.stats)
-        .await?;
+        .await
+        .map(slim)?;
     let mut n = 1u64;
     loop {
         let (items, next) = page;
@@ -554,7 +566,8 @@ async fn pages(
             match next {
                 Some(t) => Some(
                     sync.list_page(acct, region, &plan.kind, model, Some(t), &ctx.stats)
-                        .await,
+                        .await
+                        .map(slim),
                 ),
                 None => None,
             }

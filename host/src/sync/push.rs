@@ -67,8 +67,10 @@ impl PushOptions {
             dry_run: false,
             report_status: true,
             interval_minutes: None,
-            flush_entities: 200,
-            max_inflight_flushes: 4,
+            // One bulk call per flush and as many flushes as the client sends at once: what
+            // the pusher holds stays a few hundred entities however large the sync.
+            flush_entities: 20,
+            max_inflight_flushes: 8,
             input_scopes_complete: true,
         }
     }
@@ -607,8 +609,16 @@ impl Pusher {
         let bp = blueprint.to_string();
         let opts = self.upsert;
         self.inflight.spawn(async move {
-            let entities: Vec<Value> = pending.iter().map(|p| p.entity.clone()).collect();
+            let mut pending = pending;
+            // Lent to the call and given back (an entity may be retried later), not copied.
+            let entities: Vec<Value> = pending
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.entity))
+                .collect();
             let r = client.upsert_bulk(&bp, &entities, opts).await;
+            for (p, e) in pending.iter_mut().zip(entities) {
+                p.entity = e;
+            }
             (pending, r)
         });
         Ok(())
@@ -767,8 +777,11 @@ impl Pusher {
             self.settle_one().await?;
         }
         if !self.retry_later.is_empty() {
-            let pending = std::mem::take(&mut self.retry_later);
-            let entities: Vec<Value> = pending.iter().map(|p| p.entity.clone()).collect();
+            let mut pending = std::mem::take(&mut self.retry_later);
+            let entities: Vec<Value> = pending
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.entity))
+                .collect();
             let results = self
                 .client
                 .upsert_with_relation_retry(&entities, self.upsert)
