@@ -369,6 +369,21 @@ async fn server_retry_after_is_honoured() {
     );
 }
 
+/// Upserts `n` entities with `callers` at once (waiting up to 2 s on a 429); all must land.
+async fn upsert_all_through(port: &FakePortHandle, callers: usize, n: usize) {
+    let c = client_with(port, |c| {
+        c.concurrency = callers;
+        c.retry.max_delay = Duration::from_secs(2);
+    });
+    let input = entities(n);
+    let results = c
+        .upsert_bulk(BP, &input, UpsertOptions::default())
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(stored_ids(port), ids(&input));
+}
+
 #[tokio::test]
 async fn one_caller_paces_by_the_ratelimit_headers_and_is_never_refused() {
     // With one caller nothing races: every answer says how many calls are left, and when none
@@ -384,17 +399,7 @@ async fn one_caller_paces_by_the_ratelimit_headers_and_is_never_refused() {
         }),
         ..Faults::default()
     });
-    let c = client_with(&port, |c| {
-        c.concurrency = 1;
-        c.retry.max_delay = Duration::from_secs(2);
-    });
-    let input = entities(200);
-    let results = c
-        .upsert_bulk(BP, &input, UpsertOptions::default())
-        .await
-        .unwrap();
-    assert!(results.iter().all(|r| r.is_ok()));
-    assert_eq!(stored_ids(&port), ids(&input));
+    upsert_all_through(&port, 1, 200).await;
     assert_eq!(bulk_calls(&port).len(), 10);
     let refused: Vec<LoggedRequest> = port
         .requests()
@@ -420,17 +425,7 @@ async fn a_429_holds_every_caller_not_just_the_one_refused() {
         path_contains: Some("/entities/bulk".into()),
         ..Faults::default()
     });
-    let c = client_with(&port, |c| {
-        c.concurrency = 4;
-        c.retry.max_delay = Duration::from_secs(2);
-    });
-    let input = entities(400);
-    let results = c
-        .upsert_bulk(BP, &input, UpsertOptions::default())
-        .await
-        .unwrap();
-    assert!(results.iter().all(|r| r.is_ok()));
-    assert_eq!(stored_ids(&port), ids(&input));
+    upsert_all_through(&port, 4, 400).await;
     let all = port.requests();
     let refused: Vec<&LoggedRequest> = all
         .iter()
