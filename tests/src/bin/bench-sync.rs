@@ -107,7 +107,23 @@ async fn one(size: usize) -> anyhow::Result<()> {
     port.clear_requests();
 
     let t = Instant::now();
-    let mut child = std::process::Command::new(repo().join("target/release/berth"))
+    // `BENCH_WRAP="heaptrack -o /tmp/ht"` runs the child under a profiler (its figures are then
+    // the wrapper's).
+    let berth = repo().join("target/release/berth");
+    let wrap: Vec<String> = std::env::var("BENCH_WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let mut child = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(&berth);
+            c
+        }
+        None => std::process::Command::new(&berth),
+    };
+    let mut child = child
         .args(["sync", "--config"])
         .arg(&config)
         .env("BENCH_PORT_ID", "fake-client-id")
