@@ -11,7 +11,7 @@
 //!   - token: {env: BERTH_ADMIN_TOKEN}   # every tenant
 //!   - token: {file: /run/secrets/acme-token}
 //!     tenant: acme                      # only tenant `acme`; sees nothing of the others
-//! worker: {maxConcurrentSyncs: 64, workSlots: 8, leaseSeconds: 30}
+//! worker: {maxConcurrentSyncs: 1024, workSlots: 8, leaseSeconds: 30}
 //! tenantPolicy: {allowCustomEndpoints: false}
 //! ```
 //!
@@ -42,7 +42,10 @@ pub struct TokenSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WorkerLimits {
-    /// Tenants synced at once by this worker.
+    /// Tenants synced at once by this worker. A sync spends most of its time waiting on its
+    /// own tenant's AWS and Port rate limits, and the CPU work of all of them is shared by
+    /// `workSlots`, so this is set high: a tenant falling due beyond it waits for a running
+    /// sync to end (with 500 due at once and 256 places, the last waited minutes).
     #[serde(default = "d_syncs")]
     pub max_concurrent_syncs: usize,
     /// Plugin batches mapped at once across all tenants, shared fairly (`crate::fair`).
@@ -66,7 +69,7 @@ pub struct WorkerLimits {
 }
 
 fn d_syncs() -> usize {
-    64
+    1_024
 }
 fn d_slots() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 4)
