@@ -363,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", help="also write the summary JSON to this file")
     args = p.parse_args(argv)
 
-    if not 1 <= args.per_kind <= 250:
-        p.error("--per-kind must be in 1..250")
+    if not 1 <= args.per_kind <= 500:
+        p.error("--per-kind must be in 1..500")
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     unknown = kinds - set(KINDS)

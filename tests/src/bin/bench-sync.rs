@@ -1,7 +1,8 @@
 //! `cargo run --release -p berth-tests --bin bench-sync [-- SIZES]`
 //!
 //! The full `berth sync` (the release binary, as a child process) of an Organization of
-//! 3 accounts × 3 regions × every seeded kind, against the local AWS emulator with 30 ms of
+//! 3 accounts (more above 45,000 resources: the seed makes at most 500 of a kind per account
+//! and region) × 3 regions × every seeded kind, against the local AWS emulator with 30 ms of
 //! latency and 50 calls/s per API per account+region, and an in-process fake Port with 20 ms
 //! of latency and 20 requests/s. SIZES (default `5000,20000`) are resource counts; each gets
 //! a freshly seeded emulator and an empty Port. Prints, per size: wall time; the lower bound,
@@ -19,6 +20,9 @@ use serde_json::json;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "us-west-2"];
 const ACCOUNTS: usize = 3;
+/// The emulator's seed makes at most this many of each kind per account and region; larger
+/// sizes add accounts.
+const MAX_PER_KIND: usize = 500;
 const KINDS: usize = 10;
 const AWS_LATENCY_MS: u64 = 30;
 const AWS_RATE: f64 = 50.0;
@@ -52,12 +56,13 @@ fn sample(pid: u32) -> Option<(u64, f64)> {
 async fn one(size: usize) -> anyhow::Result<()> {
     let emu = Emulator::start(&repo().join("tests/aws-emulator")).await?;
     emu.regions(&json!({ "enabled": REGIONS })).await?;
-    let per_kind = size.div_ceil(ACCOUNTS * REGIONS.len() * KINDS).max(1);
+    let accounts = ACCOUNTS.max(size.div_ceil(MAX_PER_KIND * REGIONS.len() * KINDS));
+    let per_kind = size.div_ceil(accounts * REGIONS.len() * KINDS).max(1);
     eprintln!("seeding {size} resources ({per_kind} of each kind per account and region)…");
     let t = Instant::now();
     emu.seed(&[
         "--accounts",
-        &ACCOUNTS.to_string(),
+        &accounts.to_string(),
         "--regions",
         &REGIONS.join(","),
         "--per-kind",
@@ -162,7 +167,7 @@ async fn one(size: usize) -> anyhow::Result<()> {
     let bound = aws_bound.0.max(port_bound);
     let log = port.requests();
     println!(
-        "sync of {size} resources ({ACCOUNTS} accounts × {} regions × {KINDS} kinds seeded; AWS {AWS_LATENCY_MS} ms, \
+        "sync of {size} resources ({accounts} accounts × {} regions × {KINDS} kinds seeded; AWS {AWS_LATENCY_MS} ms, \
          {AWS_RATE}/s per API per account+region; Port {PORT_LATENCY_MS} ms, {PORT_RATE} req/s):",
         REGIONS.len()
     );
