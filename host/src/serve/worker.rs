@@ -122,12 +122,7 @@ impl Worker {
                         for row in due {
                             let lease = self
                                 .store
-                                .try_lease(
-                                    &row.tenant,
-                                    &self.id,
-                                    now_ms(),
-                                    self.limits.lease().as_millis() as i64,
-                                )
+                                .try_lease(&row.tenant, &self.id, now_ms(), self.lease_ttl_ms())
                                 .await;
                             match lease {
                                 Ok(Some(lease)) => {
@@ -273,7 +268,6 @@ impl Worker {
             let lease = lease.clone();
             let mut cancel = cancel.clone();
             tokio::spawn(async move {
-                let ttl = me.limits.lease().as_millis() as i64;
                 let mut held_until = lease.expires_at;
                 loop {
                     tokio::select! {
@@ -284,8 +278,8 @@ impl Worker {
                         }
                     }
                     let now = now_ms();
-                    match me.store.renew_lease(&lease, now, ttl).await {
-                        Ok(true) => held_until = now + ttl,
+                    match me.renew(&lease, now).await {
+                        Ok(true) => held_until = now + me.lease_ttl_ms(),
                         Ok(false) => {
                             tracing::error!(
                                 tenant = lease.tenant,
@@ -318,8 +312,7 @@ impl Worker {
             Arc::new(move || {
                 let (me, lease) = (me.clone(), lease.clone());
                 Box::pin(async move {
-                    let ttl = me.limits.lease().as_millis() as i64;
-                    match me.store.renew_lease(&lease, now_ms(), ttl).await {
+                    match me.renew(&lease, now_ms()).await {
                         Ok(held) => held,
                         Err(e) => {
                             tracing::error!(tenant = lease.tenant, "renewing the lease: {e}");
@@ -381,6 +374,17 @@ impl Worker {
             Err(e) => tracing::warn!(tenant, "releasing the lease: {e}"),
         }
         lock(&self.running).remove(&tenant);
+    }
+
+    fn lease_ttl_ms(&self) -> i64 {
+        self.limits.lease().as_millis() as i64
+    }
+
+    /// Extends `lease` from `now`; false when it is no longer this worker's.
+    async fn renew(&self, lease: &Lease, now: i64) -> Result<bool, crate::store::StoreError> {
+        self.store
+            .renew_lease(lease, now, self.lease_ttl_ms())
+            .await
     }
 
     /// A sync that could not even start still goes into the tenant's history, with why.
