@@ -67,8 +67,9 @@ impl PushOptions {
             dry_run: false,
             report_status: true,
             interval_minutes: None,
-            // One bulk call per flush and as many flushes as the client sends at once: what
-            // the pusher holds stays a few hundred entities however large the sync.
+            // One bulk call per flush, and as many flushes in flight as the client's default
+            // concurrency (8): what the pusher holds stays a few hundred entities however
+            // large the sync.
             flush_entities: 20,
             max_inflight_flushes: 8,
             input_scopes_complete: true,
