@@ -105,6 +105,20 @@ fn document(
     }
 }
 
+/// A tenant reading one account in us-east-1 into a Port of its own.
+async fn one_account_tenant(
+    id: &str,
+    account: &str,
+    endpoint: &str,
+    mapping: &Value,
+    plugins: Option<Vec<String>>,
+) -> anyhow::Result<(FakePortHandle, TenantDoc)> {
+    let p = port().await?;
+    let acct = [account.to_string()];
+    let doc = document(&p, id, &acct, &["us-east-1"], endpoint, mapping, plugins);
+    Ok((p, doc))
+}
+
 fn accounts_of(seed: &Value) -> Vec<String> {
     seed["accounts"]
         .as_array()
@@ -276,20 +290,9 @@ async fn fair(small: usize, big: usize) -> anyhow::Result<()> {
     });
     for i in 0..small {
         let id = format!("s{i:04}");
-        let p = port().await?;
-        let acct = [small_accounts[i % small_accounts.len()].clone()];
-        docs.push((
-            id.clone(),
-            document(
-                &p,
-                &id,
-                &acct,
-                &["us-east-1"],
-                &emu.endpoint,
-                &mapping,
-                None,
-            ),
-        ));
+        let account = &small_accounts[i % small_accounts.len()];
+        let (p, doc) = one_account_tenant(&id, account, &emu.endpoint, &mapping, None).await?;
+        docs.push((id.clone(), doc));
         tenants.push(Tenant {
             id,
             resources: 100,
@@ -392,24 +395,12 @@ async fn noisy(n: usize) -> anyhow::Result<()> {
         let mut ports = Vec::new();
         for i in 0..n {
             let id = format!("q{i:03}");
-            let p = port().await?;
-            let acct = [accounts[i % accounts.len()].clone()];
-            docs.push((
-                id.clone(),
-                document(
-                    &p,
-                    &id,
-                    &acct,
-                    &["us-east-1"],
-                    &emu.endpoint,
-                    &mapping,
-                    None,
-                ),
-            ));
+            let account = &accounts[i % accounts.len()];
+            let (p, doc) = one_account_tenant(&id, account, &emu.endpoint, &mapping, None).await?;
+            docs.push((id, doc));
             ports.push(p);
         }
         if let Some(broken) = extra {
-            let p = port().await?;
             let mut allowed: Vec<String> = SHIPPED
                 .iter()
                 .filter(|p| !broken || **p != "lambda-function")
@@ -418,18 +409,15 @@ async fn noisy(n: usize) -> anyhow::Result<()> {
             if broken {
                 allowed.push("trap-lambda".into());
             }
-            docs.push((
-                "noisy".into(),
-                document(
-                    &p,
-                    "noisy",
-                    &[accounts[n % accounts.len()].clone()],
-                    &["us-east-1"],
-                    &emu.endpoint,
-                    if broken { &endless } else { &mapping },
-                    Some(allowed),
-                ),
-            ));
+            let (p, doc) = one_account_tenant(
+                "noisy",
+                &accounts[n % accounts.len()],
+                &emu.endpoint,
+                if broken { &endless } else { &mapping },
+                Some(allowed),
+            )
+            .await?;
+            docs.push(("noisy".into(), doc));
             ports.push(p);
         }
         let slots = std::thread::available_parallelism().map_or(2, |n| n.get() * 4);
