@@ -253,12 +253,13 @@ pub fn put_kind_metrics(
 }
 
 /// `GET .../syncMetrics?resyncId=`: the items of that resync (default: the most recent one),
-/// with only the keys Port's response schema has.
+/// pruned to Port's response schema for one item (`item_schema`): Ocean posts more fields and
+/// metric names than Port's answer carries.
 pub fn sync_metrics(
     snap: &Snapshot,
     id: &str,
     resync_id: Option<&str>,
-    keys: &[String],
+    item_schema: &Value,
 ) -> ApiResult<Value> {
     let key = resolve(snap, id)?.0;
     let list = snap.sync_metrics.get(key).map_or(&[][..], Vec::as_slice);
@@ -276,16 +277,7 @@ pub fn sync_metrics(
                 .as_deref()
                 .is_some_and(|e| i["eventId"].as_str() == Some(e))
         })
-        .map(|i| {
-            let m: Map<String, Value> = i
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| keys.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            Value::Object(m)
-        })
+        .map(|i| crate::spec::prune_to_schema(i, item_schema))
         .collect();
     Ok(json!({"ok": true, "count": data.len(), "data": data}))
 }

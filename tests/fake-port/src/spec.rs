@@ -197,7 +197,7 @@ pub struct Spec {
     doc: Value,
     components: Value,
     routes: HashMap<Route, RouteRules>,
-    sync_metrics_item_keys: Vec<String>,
+    sync_metrics_item: Value,
     responses: Mutex<HashMap<(String, String, String), Arc<Validator>>>,
 }
 
@@ -304,11 +304,6 @@ impl Spec {
             )
             .cloned()
             .ok_or("openapi.yaml: syncMetrics response has no data items")?;
-        let sync_metrics_item_keys = item
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
         let mut routes = HashMap::new();
         for route in Route::ALL {
             let (body_schema, query) = match route.source() {
@@ -342,7 +337,7 @@ impl Spec {
             doc,
             components,
             routes,
-            sync_metrics_item_keys,
+            sync_metrics_item: item,
             responses: Mutex::new(HashMap::new()),
         })
     }
@@ -353,9 +348,10 @@ impl Spec {
         self.routes.get(&route)?.body_schema.as_ref()
     }
 
-    /// The keys Port returns for one syncMetrics item (the spec's response schema).
-    pub fn sync_metrics_item_keys(&self) -> &[String] {
-        &self.sync_metrics_item_keys
+    /// The schema of one syncMetrics item in Port's response (what a stored item is pruned to
+    /// on the way out, see [`prune_to_schema`]).
+    pub fn sync_metrics_item(&self) -> &Value {
+        &self.sync_metrics_item
     }
 
     /// Checks the query string: required parameters present, booleans and numbers well-formed.
@@ -543,9 +539,71 @@ fn describe(err: &ValidationError<'_>, root: &str) -> String {
     format!("{path}: {text}")
 }
 
+/// Drops what a response schema does not list, as Port's fastify serializer does
+/// (fast-json-stringify writes only the listed properties unless `additionalProperties` allows
+/// more). Objects whose schema lists no properties are kept whole.
+pub fn prune_to_schema(value: &Value, schema: &Value) -> Value {
+    match value {
+        Value::Object(m) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return value.clone();
+            };
+            let open = matches!(
+                schema.get("additionalProperties"),
+                Some(Value::Bool(true) | Value::Object(_))
+            );
+            m.iter()
+                .filter_map(|(k, v)| match props.get(k) {
+                    Some(s) => Some((k.clone(), prune_to_schema(v, s))),
+                    None if open => Some((k.clone(), v.clone())),
+                    None => None,
+                })
+                .collect()
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(s) => items.iter().map(|v| prune_to_schema(v, s)).collect(),
+            None => value.clone(),
+        },
+        _ => value.clone(),
+    }
+}
+
+/// Where a metric name the spec does not list leads: a number, or more names. Referenced as
+/// `#/$defs/metricTree` from the ingest bodies' root.
+fn metric_tree() -> Value {
+    json!({
+        "type": ["number", "object"],
+        "additionalProperties": {"$ref": "#/$defs/metricTree"}
+    })
+}
+
+/// Opens every closed object of the spec's `metrics` schema to further names that lead to
+/// numbers. Ocean builds `metrics` from its Prometheus registry, one nested object per label
+/// ending in the sample's value, so it sends more than the spec's response lists:
+/// `phase.delete.duration_seconds` (Ocean times its delete phase), `phase.<p>.duration_seconds`,
+/// `phase.<p>.endpoint.<url>.rate_limit_wait_seconds`, and metrics an integration registers
+/// itself. Names the spec lists keep the spec's types; a string, boolean, null or array where a
+/// number belongs is still refused.
+fn open_metrics(schema: &mut Value) {
+    match schema {
+        Value::Object(m) => {
+            if m.get("additionalProperties") == Some(&Value::Bool(false)) {
+                m.insert(
+                    "additionalProperties".into(),
+                    json!({"$ref": "#/$defs/metricTree"}),
+                );
+            }
+            m.values_mut().for_each(open_metrics);
+        }
+        Value::Array(items) => items.iter_mut().for_each(open_metrics),
+        _ => {}
+    }
+}
+
 /// Schemas for routes the OpenAPI spec does not have, written from CONTRACT.md §4.8 and §6 (what
 /// Ocean sends). `kind_metrics_item` is the spec's syncMetrics response item; a posted
-/// `KindMetrics` must have the same `metrics` shape (so Port's sync-status UI can show it).
+/// `KindMetrics` has its fields, and a `metrics` object shaped like the spec's where the spec
+/// names a metric (see [`open_metrics`] for the rest).
 fn contract_schema(route: Route, kind_metrics_item: &Value) -> Option<Value> {
     let date_or_null = json!({"type": ["string", "null"], "format": "date-time"});
     let kind_metrics = {
@@ -556,6 +614,9 @@ fn contract_schema(route: Route, kind_metrics_item: &Value) -> Option<Value> {
                 req.retain(|k| k != "createdAt" && k != "updatedAt");
             }
             m.insert("additionalProperties".into(), json!(true));
+            if let Some(metrics) = m.get_mut("properties").and_then(|p| p.get_mut("metrics")) {
+                open_metrics(metrics);
+            }
         }
         s
     };
@@ -610,13 +671,15 @@ fn contract_schema(route: Route, kind_metrics_item: &Value) -> Option<Value> {
             "type": "object",
             "properties": {"syncKindsMetrics": {"type": "array", "items": kind_metrics}},
             "required": ["syncKindsMetrics"],
-            "additionalProperties": false
+            "additionalProperties": false,
+            "$defs": {"metricTree": metric_tree()}
         }),
         Route::IngestKindMetrics => json!({
             "type": "object",
             "properties": {"syncKindMetrics": kind_metrics},
             "required": ["syncKindMetrics"],
-            "additionalProperties": false
+            "additionalProperties": false,
+            "$defs": {"metricTree": metric_tree()}
         }),
         Route::IngestHeartbeat => json!({
             "type": "object",

@@ -155,7 +155,7 @@ pub async fn sync_metrics(
         &lock(&app.catalog).snap,
         &id,
         q.get("resyncId"),
-        spec().sync_metrics_item_keys(),
+        spec().sync_metrics_item(),
     )?;
     Ok(super::json(StatusCode::OK, v))
 }
