@@ -94,6 +94,9 @@ impl TokenStore {
     }
 }
 
+/// The one organization every token belongs to (`orgId` claim, `GET /v1/organization`).
+pub const ORG_ID: &str = "org_fakeport";
+
 /// An unsigned JWT with the claims Ocean reads (`isMachine`, `personalToken`); Port's clients
 /// decode it without checking the signature.
 fn unsigned_jwt(client_id: &str, ttl: Duration, n: u64) -> String {
@@ -104,7 +107,7 @@ fn unsigned_jwt(client_id: &str, ttl: Duration, n: u64) -> String {
     let header = json!({"alg": "HS256", "typ": "JWT"});
     let claims = json!({
         "sub": client_id,
-        "orgId": "org_fakeport",
+        "orgId": ORG_ID,
         "isMachine": true,
         "personalToken": false,
         "iat": now,

@@ -50,6 +50,7 @@ pub enum Route {
     DeleteIntegration,
     SyncMetrics,
     SyncsMetadata,
+    GetOrganization,
     // Not in the OpenAPI spec (Ocean-only routes, see CONTRACT.md §4.8 and §6).
     DatasourceEntities,
     CreateIntegration,
@@ -60,6 +61,7 @@ pub enum Route {
     IngestKindMetrics,
     IngestHeartbeat,
     IngestLogs,
+    ProvisionEnabled,
 }
 
 /// Where a route's rules come from.
@@ -75,7 +77,7 @@ pub enum Source {
 }
 
 impl Route {
-    pub const ALL: [Route; 34] = [
+    pub const ALL: [Route; 36] = [
         Route::AccessToken,
         Route::ListBlueprints,
         Route::CreateBlueprint,
@@ -101,6 +103,7 @@ impl Route {
         Route::DeleteIntegration,
         Route::SyncMetrics,
         Route::SyncsMetadata,
+        Route::GetOrganization,
         Route::DatasourceEntities,
         Route::CreateIntegration,
         Route::ResyncState,
@@ -110,6 +113,7 @@ impl Route {
         Route::IngestKindMetrics,
         Route::IngestHeartbeat,
         Route::IngestLogs,
+        Route::ProvisionEnabled,
     ];
 
     pub fn source(self) -> Source {
@@ -163,10 +167,10 @@ impl Route {
                 "get",
                 "/v1/integration/{integrationInternalId}/syncsMetadata",
             ),
+            GetOrganization => spec("get", "/v1/organization"),
             DatasourceEntities | CreateIntegration | ResyncState | ResyncRequest | KindExamples
-            | IngestSyncMetrics | IngestKindMetrics | IngestHeartbeat | IngestLogs => {
-                Source::Contract
-            }
+            | IngestSyncMetrics | IngestKindMetrics | IngestHeartbeat | IngestLogs
+            | ProvisionEnabled => Source::Contract,
         }
     }
 }

@@ -56,6 +56,20 @@ pub async fn create(
     Ok(resp)
 }
 
+/// `GET /v1/integration/provision-enabled`: the integration types for which Port provisions
+/// default resources itself. None here: the fake has no provisioner, and an integration that
+/// believed it had one would wait for a config that never comes. See the README.
+pub async fn provision_enabled(
+    State(app): State<App>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    super::query(&app, Route::ProvisionEnabled, raw.as_deref())?;
+    Ok(super::json(
+        StatusCode::OK,
+        json!({"ok": true, "integrations": []}),
+    ))
+}
+
 pub async fn get_one(
     State(app): State<App>,
     Path(id): Path<String>,

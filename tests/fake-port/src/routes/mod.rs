@@ -8,6 +8,7 @@ mod admin;
 mod blueprints;
 mod entities;
 mod integrations;
+mod organization;
 mod queries;
 mod tokens;
 
@@ -85,10 +86,17 @@ pub fn router(app: App) -> Router {
             "/v1/blueprints/entities/datasource-entities",
             post(queries::datasource_entities),
         )
+        // Organization (Ocean reads its feature flags at start-up)
+        .route("/v1/organization", get(organization::get_one))
         // Integration
         .route(
             "/v1/integration",
             get(integrations::list).post(integrations::create),
+        )
+        // A static segment: matched before `/v1/integration/{id}`.
+        .route(
+            "/v1/integration/provision-enabled",
+            get(integrations::provision_enabled),
         )
         .route(
             "/v1/integration/{id}",
