@@ -8,6 +8,7 @@
 //! - [`json_text`]: JSON text laid out as `jq` prints it.
 //! - [`limits`]: every sandbox limit and timeout, per tenant.
 //! - [`lookup`]: the host side of the plugins' read-only cloud lookups.
+//! - [`panics`]: panics caught at task boundaries, and injected ones for tests.
 //! - [`plugin`]: the wasmtime engine, plugin loading, calls, registry.
 //! - [`mapping`]: Port's mapping YAML, read and checked on the host.
 //! - [`map`]: the streaming `berth map` pipeline (raw items → entities).
@@ -35,6 +36,7 @@ pub mod limits;
 pub mod lookup;
 pub mod map;
 pub mod mapping;
+pub mod panics;
 pub mod plugin;
 pub mod plugin_test;
 pub mod port;

@@ -10,9 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -44,7 +46,7 @@ impl Default for MapOptions {
     }
 }
 
-/// Counts for one kind.
+/// Counts for one kind (or one resource entry).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct KindStats {
     pub items: u64,
@@ -65,6 +67,8 @@ pub struct MisconfiguredField {
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub kinds: BTreeMap<String, KindStats>,
+    /// Per resource entry (by index): the items routed to it and what became of them.
+    pub entries: BTreeMap<usize, KindStats>,
     /// (resource index, field path, expression) → occurrences.
     pub misconfigured: BTreeMap<(usize, String, String), MisconfiguredField>,
     /// Distinct error messages with their counts.
@@ -79,6 +83,39 @@ impl Summary {
 
     fn error(&mut self, message: String, n: u64) {
         *self.errors.entry(message).or_default() += n;
+    }
+
+    /// Resource entries that did not work: items reached them and none became an entity,
+    /// because every one failed or was skipped for a falsy identifier or blueprint (a JQ that
+    /// does not compile, or a typo that makes the identifier null). Items a selector filtered
+    /// out are no failure. What such an entry would have written cannot be told from what it
+    /// wrote, so reconciliation must not delete any of it. Returns (index, why).
+    pub fn failed_entries(&self, mapping: &MappingFile) -> Vec<(usize, String)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.items > 0 && e.entities == 0 && e.skipped + e.errors > 0)
+            .map(|(i, e)| {
+                let kind = mapping.resources.get(*i).map_or("?", |r| r.kind.as_str());
+                let field_errors: Vec<String> = self
+                    .misconfigured
+                    .iter()
+                    .filter(|((idx, field, _), _)| {
+                        idx == i && (field == "identifier" || field == "blueprint")
+                    })
+                    .map(|((_, field, expr), m)| format!("{field} `{expr}`: {}", m.message))
+                    .collect();
+                let mut why = format!(
+                    "resources[{i}] {kind} produced no entity from {} items ({} skipped for a \
+                     null identifier or blueprint, {} failed)",
+                    e.items, e.skipped, e.errors
+                );
+                if !field_errors.is_empty() {
+                    why.push_str(": ");
+                    why.push_str(&field_errors.join("; "));
+                }
+                (*i, why)
+            })
+            .collect()
     }
 
     /// A human-readable report for stderr.
@@ -171,6 +208,7 @@ enum Event {
         scope: Option<Scope>,
         entities: Vec<(usize, String)>,
         stats: KindStats,
+        entries: Vec<(usize, KindStats)>,
         misconfigured: Vec<((usize, String, String), String)>,
         errors: Vec<(String, u64)>,
     },
@@ -325,6 +363,7 @@ async fn map_one(
     batch: Batch,
     breaker: &Breaker,
 ) -> Event {
+    crate::panics::inject("map.batch", &batch.kind);
     let n = batch.items.len() as u64;
     let mut stats = KindStats::default();
     let mut entities = Vec::new();
@@ -348,16 +387,35 @@ async fn map_one(
             },
             n,
         ));
+        let entries = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.index,
+                    KindStats {
+                        items: n,
+                        errors: n,
+                        ..KindStats::default()
+                    },
+                )
+            })
+            .collect();
         return Event::Output {
             kind: batch.kind,
             scope: batch.scope,
             entities,
             stats,
+            entries,
             misconfigured,
             errors,
         };
     };
+    let mut per_entry = Vec::with_capacity(entries.len());
     for entry in entries {
+        let mut es = KindStats {
+            items: n,
+            ..KindStats::default()
+        };
         let req = BatchRequest {
             kind: batch.kind.clone(),
             resource_index: entry.index as u32,
@@ -368,28 +426,58 @@ async fn map_one(
         for r in map_isolating(&plugin, tenant, &batch.scope, req, breaker).await {
             match r {
                 Ok(o) => {
-                    stats.entities += o.entities.len() as u64;
-                    stats.filtered_out += u64::from(o.filtered_out);
-                    stats.skipped += u64::from(o.skipped);
+                    es.entities += o.entities.len() as u64;
+                    es.filtered_out += u64::from(o.filtered_out);
+                    es.skipped += u64::from(o.skipped);
                     entities.extend(o.entities.into_iter().map(|e| (entry.index, e)));
                     for m in o.misconfigured {
                         misconfigured.push(((entry.index, m.field, m.expression), m.message));
                     }
                 }
                 Err(m) => {
-                    stats.errors += 1;
+                    es.errors += 1;
                     errors.push((format!("{at}: {m}"), 1));
                 }
             }
         }
+        stats.entities += es.entities;
+        stats.filtered_out += es.filtered_out;
+        stats.skipped += es.skipped;
+        stats.errors += es.errors;
+        per_entry.push((entry.index, es));
     }
     Event::Output {
         kind: batch.kind,
         scope: batch.scope,
         entities,
         stats,
+        entries: per_entry,
         misconfigured,
         errors,
+    }
+}
+
+/// A batch none of whose items mapped, for `why`.
+fn failed_batch(
+    kind: String,
+    scope: Option<Scope>,
+    n: u64,
+    entries: &[ResourceEntry],
+    why: &str,
+) -> Event {
+    let failed = KindStats {
+        items: n,
+        errors: n,
+        ..KindStats::default()
+    };
+    Event::Output {
+        entries: entries.iter().map(|e| (e.index, failed.clone())).collect(),
+        errors: vec![(format!("{kind}: mapping panicked: {why}"), n)],
+        kind,
+        scope,
+        entities: Vec::new(),
+        stats: failed,
+        misconfigured: Vec::new(),
     }
 }
 
@@ -453,9 +541,18 @@ pub async fn run_stream(
                     scope,
                     entities,
                     stats,
+                    entries,
                     misconfigured,
                     errors,
                 } => {
+                    for (i, e) in entries {
+                        let t = summary.entries.entry(i).or_default();
+                        t.items += e.items;
+                        t.entities += e.entities;
+                        t.filtered_out += e.filtered_out;
+                        t.skipped += e.skipped;
+                        t.errors += e.errors;
+                    }
                     let k = summary.kinds.entry(kind.clone()).or_default();
                     k.entities += stats.entities;
                     k.filtered_out += stats.filtered_out;
@@ -504,7 +601,17 @@ pub async fn run_stream(
                 ),
                 None => None,
             };
-            let ev = map_one(&registry, &tenant, &entries, batch, &breaker).await;
+            let (kind, scope, n) = (batch.kind.clone(), batch.scope.clone(), batch.items.len());
+            let ev = match AssertUnwindSafe(map_one(&registry, &tenant, &entries, batch, &breaker))
+                .catch_unwind()
+                .await
+            {
+                Ok(ev) => ev,
+                // A bug of the host's, not the plugin's (a trap is an error, not a panic): the
+                // batch's items count as failed, so their scope is incomplete and nothing it
+                // could have produced is deleted.
+                Err(p) => failed_batch(kind, scope, n as u64, &entries, &crate::panics::text(&*p)),
+            };
             let _ = ev_tx.send(ev).await;
         });
     };

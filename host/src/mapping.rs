@@ -58,6 +58,29 @@ pub struct MappingFile {
     pub resources: Vec<ResourceEntry>,
 }
 
+impl ResourceEntry {
+    /// The entry's blueprint when its JQ is a constant string (`'"awsLambdaFunction"'`, or
+    /// `"awsLambdaFunction"` in JSON quotes), as nearly every mapping writes it. The host never
+    /// evaluates JQ; this is only read to know which blueprint a failed entry would have
+    /// written, and `None` (anything else) makes that "any blueprint".
+    pub fn constant_blueprint(&self) -> Option<String> {
+        let v: Value = serde_json::from_str(&self.json).ok()?;
+        let text = v
+            .pointer("/port/entity/mappings/blueprint")?
+            .as_str()?
+            .trim();
+        // Ocean turns single quotes into double quotes before compiling.
+        let text = match text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+            Some(inner) if !inner.contains(['\'', '"', '\\']) => format!("\"{inner}\""),
+            Some(_) => return None,
+            None => text.to_string(),
+        };
+        serde_json::from_str::<String>(&text)
+            .ok()
+            .filter(|b| !b.is_empty())
+    }
+}
+
 impl MappingFile {
     /// The entries for `kind`, in mapping order.
     pub fn for_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a ResourceEntry> + 'a {
@@ -252,6 +275,25 @@ mod tests {
         assert!(m.resources[1].use_get_resource_api);
         assert!(!m.resources[2].use_get_resource_api);
         assert_eq!(m.settings, Settings::default());
+        assert_eq!(
+            m.resources[1].constant_blueprint().as_deref(),
+            Some("cloudResource")
+        );
+    }
+
+    #[test]
+    fn only_constant_blueprints_are_known() {
+        let bp = |b: &str| {
+            let text = format!(
+                "resources:\n- kind: A\n  port:\n    entity:\n      mappings:\n        identifier: .id\n        blueprint: {b}\n"
+            );
+            MappingFile::parse(&text, "m.yaml").unwrap().resources[0].constant_blueprint()
+        };
+        assert_eq!(bp(r#"'"x"'"#).as_deref(), Some("x"));
+        assert_eq!(bp(r#"'''x'''"#).as_deref(), Some("x"));
+        assert_eq!(bp(r#"'.kind'"#), None);
+        assert_eq!(bp(r#"'"a" + "b"'"#), None);
+        assert_eq!(bp(r#"'""'"#), None);
     }
 
     #[test]

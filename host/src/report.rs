@@ -60,25 +60,43 @@ pub fn summary_table(r: &ResyncReport) -> String {
         calls.throttles,
         r.elapsed.as_secs_f64()
     );
+    let _ = writeln!(
+        s,
+        "Port: loaded {} (failed {}), deleted {} (failed {})",
+        r.push.loaded, r.push.load_failed, r.push.deleted, r.push.delete_failed
+    );
     for a in &r.discovery.accounts {
         if let Some(e) = &a.error {
             let _ = writeln!(s, "  account {} not read: {e}", a.account_id);
         }
     }
+    // Every scope that did not complete, one line each (`status account/region/kind: why`):
+    // nothing it could have produced was deleted.
+    let mut listed = std::collections::HashSet::new();
     for sc in &r.discovery.scopes {
         match &sc.status {
             ScopeStatus::Denied(why) | ScopeStatus::Failed(why) => {
-                let _ = writeln!(
-                    s,
-                    "  {} {}/{}/{}: {why}",
-                    sc.status.label(),
-                    sc.key.account_id,
-                    sc.key.region,
-                    sc.key.kind
-                );
+                let text = format!("{}/{}/{}", sc.key.account_id, sc.key.region, sc.key.kind);
+                let _ = writeln!(s, "  {} {text}: {why}", sc.status.label());
+                listed.insert(text);
             }
             ScopeStatus::Complete => {}
         }
+    }
+    for (k, _) in &r.push.incomplete_scopes {
+        let text = k.to_text();
+        if !listed.contains(&text) {
+            let _ = writeln!(
+                s,
+                "  failed {text}: some of its entities failed to map or load"
+            );
+        }
+    }
+    for (bp, why) in &r.push.blocked_blueprints {
+        let _ = writeln!(
+            s,
+            "  failed mapping: {why}; nothing of blueprint {bp} is deleted"
+        );
     }
     if r.push.duplicates > 0 {
         let _ = writeln!(

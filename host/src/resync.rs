@@ -273,15 +273,28 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         pusher.abort_as(aborted).await;
         return Err(e);
     }
-    let raw_per_kind = forward
-        .await
-        .map_err(|e| ResyncError::Stage(format!("discovery forwarder: {e}")))?;
-    let summary = mapping
-        .await
-        .map_err(|e| ResyncError::Stage(format!("mapping: {e}")))?;
-    let report = discovery
-        .await
-        .map_err(|e| ResyncError::Stage(format!("discovery: {e}")))?;
+    // A stage that panicked ends the resync before reconciliation: what it would have
+    // produced is unknown. Port hears that the resync failed.
+    let stages = async {
+        let raw_per_kind = forward
+            .await
+            .map_err(|e| ResyncError::Stage(format!("discovery forwarder: {e}")))?;
+        let summary = mapping
+            .await
+            .map_err(|e| ResyncError::Stage(format!("mapping: {e}")))?;
+        let report = discovery
+            .await
+            .map_err(|e| ResyncError::Stage(format!("discovery: {e}")))?;
+        Ok::<_, ResyncError>((raw_per_kind, summary, report))
+    };
+    let (raw_per_kind, summary, report) = match stages.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e}");
+            pusher.abort_as(false).await;
+            return Err(e);
+        }
+    };
 
     for s in &report.scopes {
         let key = ScopeKey::new(&s.key.account_id, &s.key.region, &s.key.kind);
@@ -289,6 +302,15 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     }
     if let Some(known) = &known_accounts {
         pusher.retire_accounts_not_in(known);
+    }
+    // A mapping that produced nothing from items it was given proves nothing gone.
+    for (index, why) in summary.failed_entries(&inp.mapping) {
+        let blueprint = inp
+            .mapping
+            .resources
+            .get(index)
+            .and_then(|r| r.constant_blueprint());
+        pusher.block_entry(index, blueprint.as_deref(), &why);
     }
     for r in inp.mapping.resources.iter() {
         let c = pusher.counters_mut(&r.kind, r.index);

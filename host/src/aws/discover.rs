@@ -23,17 +23,26 @@
 //! CloudFront, WAF) get one scope, in the region they were read from. ECS
 //! services are listed per cluster.
 //!
+//! Every failure ends as a scope, so that reconciliation can never mistake
+//! work that did not happen for resources that are gone: an account whose
+//! role cannot be assumed, or whose regions cannot be listed, reports the
+//! account-wide scope `account/*/*` (denied or failed) besides whatever it
+//! did read; a task that panics reports its scope (`account/*/*` for an
+//! account's task, `account/*/kind` for a global kind's, the exact scope for
+//! a regional one) as failed, with the panic's message.
+//!
 //! Owns: [`Event`], [`RawItem`], [`ScopeKey`], [`ScopeStatus`], the
 //! reports, and [`discover`]. Must not map items or decide deletions: the
 //! report says which scopes are complete; the caller decides.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -106,6 +115,16 @@ pub struct ScopeKey {
     pub account_id: String,
     pub region: String,
     pub kind: String,
+}
+
+impl ScopeKey {
+    fn new(account_id: &str, region: &str, kind: &str) -> Self {
+        Self {
+            account_id: account_id.into(),
+            region: region.into(),
+            kind: kind.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for ScopeKey {
@@ -321,11 +340,7 @@ struct ScopeCtx {
 impl ScopeCtx {
     fn new(account_id: &str, region: &str, kind: &str) -> Arc<Self> {
         Arc::new(Self {
-            key: ScopeKey {
-                account_id: account_id.into(),
-                region: region.into(),
-                kind: kind.into(),
-            },
+            key: ScopeKey::new(account_id, region, kind),
             stats: CallStats::default(),
             items: AtomicU64::new(0),
             vanished: AtomicU64::new(0),
@@ -369,8 +384,34 @@ impl Shared {
     async fn finish(&self, ctx: &ScopeCtx, status: ScopeStatus) {
         let r = ctx.report(status);
         tracing::debug!(scope = %r.key, status = r.status.label(), items = r.items, "scope done");
-        self.reports.lock().expect("reports lock").push(r.clone());
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r.clone());
         let _ = self.tx.send(Event::Scope(r)).await;
+    }
+
+    /// Ends a scope that no task will report (see the module doc).
+    async fn finish_key(&self, key: &ScopeKey, status: ScopeStatus) {
+        self.finish(
+            &ScopeCtx::new(&key.account_id, &key.region, &key.kind),
+            status,
+        )
+        .await;
+    }
+}
+
+/// Runs one discovery task; if it panics, `key` (everything the task would have read) ends
+/// failed with the panic's message instead of silently missing.
+async fn guarded(sh: Arc<Shared>, key: ScopeKey, task: impl Future<Output = ()>) {
+    if let Err(p) = AssertUnwindSafe(task).catch_unwind().await {
+        let why = crate::panics::text(&*p);
+        tracing::error!(scope = %key, "discovery task panicked: {why}");
+        sh.finish_key(
+            &key,
+            ScopeStatus::Failed(format!("discovery panicked: {why}")),
+        )
+        .await;
     }
 }
 
@@ -397,19 +438,29 @@ pub async fn discover(
     let kinds = Arc::new(kinds);
     let mut tasks = JoinSet::new();
     if !org_kind.is_empty() {
-        tasks.spawn(org_accounts_scope(sh.clone()));
+        tasks.spawn(guarded(
+            sh.clone(),
+            ScopeKey::new("*", "*", ORG_ACCOUNT_KIND),
+            org_accounts_scope(sh.clone()),
+        ));
     }
     for spec in sync.accounts() {
-        tasks.spawn(account_task(sh.clone(), spec.id.clone(), kinds.clone()));
+        tasks.spawn(guarded(
+            sh.clone(),
+            ScopeKey::new(&spec.id, "*", "*"),
+            account_task(sh.clone(), spec.id.clone(), kinds.clone()),
+        ));
     }
     while let Some(r) = tasks.join_next().await {
+        // Every task is guarded; a join error here is a cancellation.
         if let Err(e) = r {
-            tracing::error!("discovery task panicked: {e}");
+            tracing::error!("discovery task ended abnormally: {e}");
         }
     }
-    let mut scopes = std::mem::take(&mut *sh.reports.lock().expect("reports lock"));
+    let mut scopes = std::mem::take(&mut *sh.reports.lock().unwrap_or_else(|e| e.into_inner()));
     scopes.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut accounts = std::mem::take(&mut *sh.account_reports.lock().expect("reports lock"));
+    let mut accounts =
+        std::mem::take(&mut *sh.account_reports.lock().unwrap_or_else(|e| e.into_inner()));
     accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     DiscoveryReport {
         accounts,
@@ -421,6 +472,7 @@ pub async fn discover(
 }
 
 async fn account_task(sh: Arc<Shared>, account_id: String, kinds: Arc<Vec<KindPlan>>) {
+    crate::panics::inject("discover.account", &account_id);
     let acct = {
         let _permit = sh
             .accounts_sem
@@ -442,10 +494,23 @@ async fn account_task(sh: Arc<Shared>, account_id: String, kinds: Arc<Vec<KindPl
     };
     sh.account_reports
         .lock()
-        .expect("reports lock")
+        .unwrap_or_else(|e| e.into_inner())
         .push(report.clone());
-    if sh.tx.send(Event::Account(report)).await.is_err() || acct.error.is_some() {
+    if sh.tx.send(Event::Account(report)).await.is_err() {
         return;
+    }
+    let account_wide = ScopeKey::new(acct.id(), "*", "*");
+    if let Some(e) = &acct.error {
+        let status = if acct.denied {
+            ScopeStatus::Denied(format!("the account's role could not be assumed: {e}"))
+        } else {
+            ScopeStatus::Failed(format!("the account's role could not be assumed: {e}"))
+        };
+        return sh.finish_key(&account_wide, status).await;
+    }
+    if let Some(e) = &acct.regions_unknown {
+        sh.finish_key(&account_wide, ScopeStatus::Failed(e.clone()))
+            .await;
     }
     let mut tasks = JoinSet::new();
     for plan in kinds.iter() {
@@ -458,32 +523,32 @@ async fn account_task(sh: Arc<Shared>, account_id: String, kinds: Arc<Vec<KindPl
         if regions.is_empty() {
             continue;
         }
+        let kind_wide = ScopeKey::new(acct.id(), "*", &plan.kind);
         if plan.kind == S3_BUCKET {
-            tasks.spawn(s3_scopes(sh.clone(), acct.clone(), plan.clone(), regions));
+            let task = s3_scopes(sh.clone(), acct.clone(), plan.clone(), regions);
+            tasks.spawn(guarded(sh.clone(), kind_wide, task));
         } else if is_global_kind(&plan.kind) {
-            tasks.spawn(global_scope(
-                sh.clone(),
-                acct.clone(),
-                plan.clone(),
-                regions,
-            ));
+            let task = global_scope(sh.clone(), acct.clone(), plan.clone(), regions);
+            tasks.spawn(guarded(sh.clone(), kind_wide, task));
         } else {
             for region in regions {
-                tasks.spawn(regional_scope(
-                    sh.clone(),
-                    acct.clone(),
-                    plan.clone(),
-                    region,
-                ));
+                let key = ScopeKey::new(acct.id(), &region, &plan.kind);
+                let task = regional_scope(sh.clone(), acct.clone(), plan.clone(), region);
+                tasks.spawn(guarded(sh.clone(), key, task));
             }
         }
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!("discovery task ended abnormally: {e}");
+        }
+    }
 }
 
 async fn regional_scope(sh: Arc<Shared>, acct: Arc<AccountCtx>, plan: KindPlan, region: String) {
     let _permit = sh.scopes.acquire().await.expect("semaphore never closed");
     let ctx = ScopeCtx::new(acct.id(), &region, &plan.kind);
+    crate::panics::inject("discover.scope", &ctx.key.to_string());
     let r = match PARENTED.iter().find(|(k, _, _)| *k == plan.kind) {
         Some((_, parent, key)) => parented(&sh, &acct, &region, &plan, parent, key, &ctx).await,
         None => pages(&sh, &acct, &region, &plan, None, &ctx).await,
@@ -632,6 +697,7 @@ async fn global_scope(
     regions: Vec<String>,
 ) {
     let _permit = sh.scopes.acquire().await.expect("semaphore never closed");
+    crate::panics::inject("discover.scope", &format!("{}/*/{}", acct.id(), plan.kind));
     let mut last: Option<(Arc<ScopeCtx>, Stop)> = None;
     for region in &regions {
         let ctx = ScopeCtx::new(acct.id(), region, &plan.kind);
@@ -653,6 +719,7 @@ async fn global_scope(
 /// read and reported in its home region.
 async fn s3_scopes(sh: Arc<Shared>, acct: Arc<AccountCtx>, plan: KindPlan, regions: Vec<String>) {
     let _permit = sh.scopes.acquire().await.expect("semaphore never closed");
+    crate::panics::inject("discover.scope", &format!("{}/*/{}", acct.id(), plan.kind));
     let subs: BTreeMap<String, Arc<ScopeCtx>> = regions
         .iter()
         .map(|r| (r.clone(), ScopeCtx::new(acct.id(), r, &plan.kind)))

@@ -340,6 +340,12 @@ pub struct AccountCtx {
     /// Set when the account cannot be read at all (its role was refused):
     /// the account is incomplete and nothing of it may be deleted.
     pub error: Option<String>,
+    /// The role was refused (AccessDenied) rather than failing otherwise.
+    pub denied: bool,
+    /// Set when the account's enabled regions could not be listed: `regions` is then only
+    /// the partition's regions that need no opt-in, so the account may hold entities in
+    /// regions this sync does not read (they, and entities of no known scope, are kept).
+    pub regions_unknown: Option<String>,
     pub notes: Vec<String>,
     creds: Arc<CachedCredentials>,
     cc: Mutex<HashMap<String, aws_sdk_cloudcontrol::Client>>,
@@ -496,11 +502,14 @@ impl AwsSync {
             spec,
             regions: Vec::new(),
             error: None,
+            denied: false,
+            regions_unknown: None,
             notes: Vec::new(),
             creds,
             cc: Mutex::new(HashMap::new()),
         };
         if let Err(e) = ctx.creds.get().await {
+            ctx.denied = e.class == ErrorClass::Denied;
             ctx.error = Some(e.to_string());
             return Arc::new(ctx);
         }
@@ -523,6 +532,8 @@ impl AwsSync {
                     ctx.notes.push(format!(
                         "cannot list enabled regions ({e}); reading the regions that need no opt-in"
                     ));
+                    ctx.regions_unknown =
+                        Some(format!("its enabled regions could not be listed: {e}"));
                     partition
                         .fallback_regions()
                         .iter()

@@ -138,6 +138,9 @@ pub struct PushReport {
     pub refused: Option<String>,
     /// Unseen owned entities kept, by reason.
     pub kept: BTreeMap<String, u64>,
+    /// Blueprints none of whose entities could be deleted because a resource entry that
+    /// writes them failed, with why.
+    pub blocked_blueprints: BTreeMap<String, String>,
     /// Distinct failure messages with counts.
     pub errors: BTreeMap<String, u64>,
     /// Writes dropped because another scope (or item) produced the same entity through the
@@ -195,6 +198,15 @@ impl PushReport {
         }
         if let Some(r) = &self.refused {
             let _ = writeln!(s, "\nreconciliation: {r}");
+        }
+        if !self.blocked_blueprints.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nfailed mappings (nothing of their blueprint is deleted):"
+            );
+            for (bp, why) in &self.blocked_blueprints {
+                let _ = writeln!(s, "  {bp}: {why}");
+            }
         }
         if !self.kept.is_empty() {
             let _ = writeln!(s, "\nstale entities kept ({verb} not delete):");
@@ -255,6 +267,7 @@ pub struct Pusher {
     aborted: bool,
     scopes: ScopeBook,
     failed_scopes: HashSet<String>,
+    blocked_blueprints: BTreeMap<String, String>,
     relation_targets: HashSet<String>,
     buffers: BTreeMap<String, Vec<Pending>>,
     inflight: JoinSet<Flushed>,
@@ -307,6 +320,7 @@ impl Pusher {
             aborted: false,
             scopes: ScopeBook::default(),
             failed_scopes: HashSet::new(),
+            blocked_blueprints: BTreeMap::new(),
             relation_targets: HashSet::new(),
             buffers: BTreeMap::new(),
             inflight: JoinSet::new(),
@@ -381,6 +395,35 @@ impl Pusher {
             tracing::info!("account {a} is no longer part of the sync: its {k} entities in {r} go");
             self.scopes
                 .set(&ScopeKey::new(a, r, k), ScopeStatus::Complete);
+        }
+    }
+
+    /// A resource entry failed (its JQ does not compile, or it produced no entity while its
+    /// kind had items): nothing of the blueprints it writes may be deleted. Those are its
+    /// `blueprint` when that is a constant, and whatever the state store says the entry wrote
+    /// before; when the blueprint is not a constant, nothing at all is deleted.
+    pub fn block_entry(&mut self, index: usize, blueprint: Option<&str>, why: &str) {
+        tracing::warn!("{why}: nothing of what it writes is deleted");
+        let mut bps: BTreeSet<String> = self
+            .states
+            .keys()
+            .filter(|k| k.entry as usize == index)
+            .map(|k| k.entity.blueprint.clone())
+            .collect();
+        match blueprint {
+            Some(bp) => {
+                bps.insert(bp.to_string());
+            }
+            None => {
+                self.blocked.get_or_insert(format!(
+                    "{why}, and its blueprint is not a constant, so any blueprint may be missing entities"
+                ));
+            }
+        }
+        for bp in bps {
+            self.blocked_blueprints
+                .entry(bp)
+                .or_insert_with(|| why.to_string());
         }
     }
 
@@ -728,6 +771,7 @@ impl Pusher {
             states: &entity_states,
             scopes: &self.scopes,
             failed_scopes: &self.failed_scopes,
+            blocked_blueprints: &self.blocked_blueprints,
             blocked: self.blocked.clone(),
             started_at: self.started,
             threshold: self.opts.settings.entity_deletion_threshold,
@@ -913,8 +957,9 @@ impl Pusher {
                     format!("scope {scope} was not part of this sync")
                 }
                 KeepReason::UnknownScope => {
-                    "no known scope, and not every scope completed".to_string()
+                    "no known scope, and not every scope (or mapping) completed".to_string()
                 }
+                KeepReason::MappingFailed(why) => format!("its mapping failed: {why}"),
                 KeepReason::UpdatedDuringSync => "updated in Port during the sync".to_string(),
                 KeepReason::RelationTarget => {
                     "relation target of a synced entity (createMissingRelatedEntities)".to_string()
@@ -924,15 +969,30 @@ impl Pusher {
         }
         let loaded = self.counters.iter().map(|c| c.loaded).sum();
         let load_failed = self.counters.iter().map(|c| c.load_failed).sum();
-        let incomplete: Vec<(ScopeKey, ScopeStatus)> = self
+        let mut incomplete: Vec<(ScopeKey, ScopeStatus)> = self
             .scopes
             .incomplete()
             .map(|(k, s)| (k.clone(), s))
             .collect();
+        // A scope whose entities did not all land is as incomplete as one that was not read.
+        let listed: HashSet<String> = incomplete.iter().map(|(k, _)| k.to_text()).collect();
+        let mut failed: Vec<&String> = self
+            .failed_scopes
+            .iter()
+            .filter(|s| !listed.contains(*s))
+            .collect();
+        failed.sort();
+        for text in failed {
+            let mut p = text.splitn(3, '/');
+            if let (Some(a), Some(r), Some(k)) = (p.next(), p.next(), p.next()) {
+                incomplete.push((ScopeKey::new(a, r, k), ScopeStatus::Failed));
+            }
+        }
         let clean = load_failed == 0
             && delete_failed == 0
             && incomplete.is_empty()
             && self.failed_scopes.is_empty()
+            && self.blocked_blueprints.is_empty()
             && d.refused.is_none()
             && self.blocked.is_none();
         PushReport {
@@ -945,6 +1005,7 @@ impl Pusher {
             delete_failed,
             refused: d.refused.clone(),
             kept,
+            blocked_blueprints: self.blocked_blueprints.clone(),
             errors: self.errors.clone(),
             duplicates: self.duplicates,
             kinds: self.counters.clone(),

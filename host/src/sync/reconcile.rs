@@ -2,13 +2,18 @@
 //! sync may be deleted.
 //!
 //! Owns: the decision, as a pure function of what Port held before the sync, what the sync saw,
-//! the scope each entity last came from (state store) and how each scope ended. Rules, stricter
-//! than Ocean's (`shared/research/ocean.md` §2.3):
+//! the scope each entity last came from (state store), how each scope ended and which
+//! blueprints a failed mapping could have produced. The rule: **delete only what a completed
+//! scope and a working mapping prove gone**; everything else is kept with the reason. Stricter
+//! than Ocean, which deletes whatever a sync did not see (see `docs/fail-closed.md`):
 //! - nothing is deleted when the sync as a whole cannot be trusted (Port's owned list could not
-//!   be read, a Port call failed outright);
+//!   be read, a Port call failed outright, a mapping entry failed and its blueprint is unknown);
+//! - nothing of a blueprint is deleted when a resource entry that writes it failed (its JQ
+//!   does not compile, or it produced no entity while its kind had items);
 //! - an unseen entity is deleted only if the scope it came from completed in this sync, with no
 //!   entity of that scope failing to map or load; an entity whose scope is unknown (written by
-//!   Ocean, or before Berth kept state) only when every scope of the sync completed;
+//!   Ocean, or before Berth kept state, or the state store is new) only when every scope of
+//!   the sync completed, account-wide failures included, and no mapping entry failed;
 //! - entities updated in Port after the sync started are kept (a live write, Ocean's `before`);
 //! - with `createMissingRelatedEntities`, relation targets of entities the sync kept are kept;
 //! - Ocean's threshold: when deletions ÷ owned entities exceeds `entityDeletionThreshold`,
@@ -35,6 +40,8 @@ pub struct Inputs<'a> {
     pub scopes: &'a ScopeBook,
     /// Scope texts in which an entity failed to map or load during this sync.
     pub failed_scopes: &'a HashSet<String>,
+    /// Blueprints a failed resource entry writes, with why: none of their entities go.
+    pub blocked_blueprints: &'a BTreeMap<String, String>,
     /// Why the whole sync cannot be trusted for deletion, if it cannot.
     pub blocked: Option<String>,
     /// The sync's start (RFC 3339); owned entities updated at or after it are kept.
@@ -59,6 +66,8 @@ pub enum KeepReason {
     },
     /// No scope is known for it and some scope of the sync did not complete.
     UnknownScope,
+    /// A resource entry that writes its blueprint failed; says why.
+    MappingFailed(String),
     UpdatedDuringSync,
     RelationTarget,
 }
@@ -98,7 +107,9 @@ pub fn decide(inp: &Inputs<'_>) -> Decision {
         owned_total: inp.owned.values().map(Vec::len).sum(),
         ..Decision::default()
     };
-    let everything_complete = inp.scopes.all_complete() && inp.failed_scopes.is_empty();
+    let everything_complete = inp.scopes.all_complete()
+        && inp.failed_scopes.is_empty()
+        && inp.blocked_blueprints.is_empty();
     for (bp, entities) in inp.owned {
         for e in entities {
             let key = EntityKey {
@@ -164,6 +175,9 @@ fn keep_reason(
     {
         return Some(KeepReason::RelationTarget);
     }
+    if let Some(why) = inp.blocked_blueprints.get(&key.blueprint) {
+        return Some(KeepReason::MappingFailed(why.clone()));
+    }
     match inp.states.get(key) {
         Some(state) => match inp.scopes.status_of(&state.scope) {
             None => Some(KeepReason::ScopeNotSynced {
@@ -211,6 +225,7 @@ mod tests {
         states: HashMap<EntityKey, EntityState>,
         scopes: ScopeBook,
         failed: HashSet<String>,
+        blocked: BTreeMap<String, String>,
     }
 
     fn world() -> World {
@@ -237,6 +252,7 @@ mod tests {
             states,
             scopes,
             failed: HashSet::new(),
+            blocked: BTreeMap::new(),
         }
     }
 
@@ -247,6 +263,7 @@ mod tests {
             states: &w.states,
             scopes: &w.scopes,
             failed_scopes: &w.failed,
+            blocked_blueprints: &w.blocked,
             blocked,
             started_at: "2026-06-01T00:00:00Z".parse().unwrap(),
             threshold,
@@ -286,6 +303,37 @@ mod tests {
     }
 
     #[test]
+    fn an_account_wide_failure_keeps_entities_of_no_known_scope() {
+        let mut w = world();
+        w.scopes
+            .set(&ScopeKey::account_wide("2"), ScopeStatus::Failed);
+        let d = run(&w, 0.9, None);
+        // a2 and b2 came from scopes that completed; x1 could be account 2's.
+        assert_eq!(d.delete["bp"], vec!["a2", "b2"]);
+        assert_eq!(d.kept, vec![(key("x1"), KeepReason::UnknownScope)]);
+    }
+
+    #[test]
+    fn a_failed_mapping_keeps_its_blueprint() {
+        let mut w = world();
+        w.blocked
+            .insert("bp".into(), "resources[0] produced no entity".into());
+        let d = run(&w, 0.9, None);
+        assert!(d.delete.is_empty());
+        assert_eq!(d.kept.len(), 3);
+        assert!(
+            d.kept
+                .iter()
+                .all(|(_, r)| matches!(r, KeepReason::MappingFailed(_)))
+        );
+        // Another blueprint's failure still keeps entities of no known scope.
+        w.blocked.clear();
+        w.blocked.insert("other".into(), "x".into());
+        let d = run(&w, 0.9, None);
+        assert_eq!(d.delete["bp"], vec!["a2", "b2"]);
+    }
+
+    #[test]
     fn threshold_refuses_with_a_reason() {
         let w = world();
         let d = run(&w, 0.5, None);
@@ -316,6 +364,7 @@ mod tests {
             states: &w.states,
             scopes: &w.scopes,
             failed_scopes: &w.failed,
+            blocked_blueprints: &w.blocked,
             blocked: None,
             started_at: "2026-06-01T00:00:00Z".parse().unwrap(),
             threshold: 0.9,

@@ -2,6 +2,13 @@
 //! either finished, was denied, or failed; entities that were not mapped from a raw item (a file
 //! of entities pushed by hand) belong to a scope named after their blueprint.
 //!
+//! A failure that happens before discovery knows which scopes it would have read is a
+//! *wildcard* scope: `account/*/*` (the account's role could not be assumed, its regions could
+//! not be listed, its discovery task panicked) or `account/*/kind` (a global kind's task
+//! panicked). A wildcard answers for every scope of its account (and kind) that this sync has
+//! no exact record of, so an entity last seen there is kept; and since it is not complete, an
+//! entity of no known scope is kept too.
+//!
 //! Owns: [`ScopeKey`] and its text form (kept in the state store), [`ScopeStatus`] and the
 //! [`ScopeBook`] of one sync. Must not touch: how a scope's status is found out (discovery's
 //! job) or what is deleted (`reconcile`).
@@ -30,6 +37,16 @@ impl ScopeKey {
             region: region.into(),
             kind: kind.into(),
         }
+    }
+
+    /// Everything of one account this sync could not enumerate (see the module doc).
+    pub fn account_wide(account: impl Into<String>) -> Self {
+        Self::new(account, "*", "*")
+    }
+
+    /// Every region of one (account, kind) this sync could not enumerate.
+    pub fn kind_wide(account: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self::new(account, "*", kind)
     }
 
     /// The scope of entities that carry none: everything of one blueprint in the input.
@@ -100,9 +117,17 @@ impl ScopeBook {
         }
     }
 
-    /// The status of a scope by its text form; `None` when this sync did not cover it.
+    /// The status of a scope by its text form: its own record, else the wildcard that covers
+    /// it (`account/*/kind`, then `account/*/*`); `None` when this sync did not cover it.
     pub fn status_of(&self, text: &str) -> Option<ScopeStatus> {
-        self.scopes.get(text).map(|(_, s)| *s)
+        if let Some((_, s)) = self.scopes.get(text) {
+            return Some(*s);
+        }
+        let mut parts = text.splitn(3, '/');
+        let (account, _region, kind) = (parts.next()?, parts.next()?, parts.next()?);
+        [format!("{account}/*/{kind}"), format!("{account}/*/*")]
+            .iter()
+            .find_map(|w| self.scopes.get(w).map(|(_, s)| *s))
     }
 
     /// True when the sync covered at least one scope and every one completed.
@@ -149,5 +174,21 @@ mod tests {
         assert!(!b.all_complete());
         assert!(!ScopeBook::default().all_complete());
         assert_eq!(k.to_text(), "1/eu-west-1/AWS::S3::Bucket");
+    }
+
+    #[test]
+    fn wildcards_answer_only_for_scopes_without_a_record() {
+        let mut b = ScopeBook::default();
+        let read = ScopeKey::new("1", "us-east-1", "K");
+        b.note(&read);
+        b.set(&ScopeKey::account_wide("1"), ScopeStatus::Failed);
+        b.set(&ScopeKey::kind_wide("2", "G"), ScopeStatus::Denied);
+        // A region that was read completely stays complete; one that was not is failed.
+        assert_eq!(b.status_of(&read.to_text()), Some(ScopeStatus::Complete));
+        assert_eq!(b.status_of("1/af-south-1/K"), Some(ScopeStatus::Failed));
+        assert_eq!(b.status_of("2/eu-west-1/G"), Some(ScopeStatus::Denied));
+        assert_eq!(b.status_of("2/eu-west-1/K"), None);
+        assert_eq!(b.status_of("3/eu-west-1/K"), None);
+        assert!(!b.all_complete());
     }
 }

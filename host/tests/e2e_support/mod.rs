@@ -19,11 +19,18 @@ pub fn repo() -> PathBuf {
 }
 
 pub async fn berth(args: Vec<String>) -> Output {
+    berth_env(args, Vec::new()).await
+}
+
+/// [`berth`] with more environment variables (e.g. `BERTH_FAILPOINTS`).
+pub async fn berth_env(args: Vec<String>, env: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(&args)
             .env("BERTH_TEST_PORT_ID", "fake-client-id")
             .env("BERTH_CACHE_DIR", repo().join("target/test-aot-cache"))
+            .env_remove("BERTH_FAILPOINTS")
+            .envs(env)
             .output()
             .expect("run berth")
     })
@@ -138,6 +145,44 @@ impl World {
     /// What the fake Port holds, in the same shape.
     pub fn catalog(&self) -> BTreeMap<(String, String), Value> {
         catalog_of(&self.port)
+    }
+
+    /// `berth sync` with more environment variables.
+    pub async fn sync_env(&self, env: &[(&str, &str)]) -> Output {
+        berth_env(
+            vec![
+                "sync".into(),
+                "--config".into(),
+                self.config.display().to_string(),
+            ],
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .await
+    }
+
+    /// Forgets everything Berth remembered (as after a move from Ocean or a lost
+    /// `state.db`): the state store is new at the next sync.
+    pub fn forget_state(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.path().join("state"));
+    }
+
+    /// Points the config file at another mapping file.
+    pub fn use_mapping(&self, mapping: &Path) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("mapping:") {
+                    format!("mapping: {}", mapping.display())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&self.config, text + "\n").unwrap();
     }
 
     pub fn writes(&self) -> Vec<String> {
