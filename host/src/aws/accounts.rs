@@ -68,17 +68,44 @@ fn to_org_account(a: &aws_sdk_organizations::types::Account) -> Option<OrgAccoun
 /// A timestamp as Ocean's items carry it (Python's `str(datetime)`:
 /// `2024-05-01 12:00:00.123000+00:00`), which the default mapping turns
 /// into ISO with `sub(" "; "T")`.
+///
+/// AWS sends epoch seconds as a JSON number (`1714564800.123`, really
+/// `…800.12299990654` as a float) and botocore makes a datetime of it with
+/// `datetime.fromtimestamp`, which rounds to the microsecond: `.123000`.
+/// The SDK split the same float into seconds and truncated nanoseconds;
+/// adding them back gives that float again (what truncation dropped is under
+/// a nanosecond, less than half the float's spacing for any date after
+/// mid-1970), and Python's rounding is then redone on it.
 pub fn python_datetime(t: &aws_smithy_types::DateTime) -> String {
-    let iso = t
+    let (secs, micros) = python_fromtimestamp(t.as_secs_f64());
+    let iso = aws_smithy_types::DateTime::from_secs(secs)
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default();
-    // iso: 2024-05-01T12:00:00Z or 2024-05-01T12:00:00.123Z
-    let body = iso.trim_end_matches('Z');
-    let (secs, frac) = match body.split_once('.') {
-        Some((s, f)) => (s, format!(".{f:0<6}")),
-        None => (body, String::new()),
-    };
-    format!("{}{}+00:00", secs.replacen('T', " ", 1), frac)
+    // iso: 2024-05-01T12:00:00Z (whole seconds)
+    let body = iso.trim_end_matches('Z').replacen('T', " ", 1);
+    if micros == 0 {
+        format!("{body}+00:00")
+    } else {
+        format!("{body}.{micros:06}+00:00")
+    }
+}
+
+/// CPython's `datetime.fromtimestamp` split of a float into seconds and
+/// microseconds (`_PyTime_ObjectToTimeval`, round half to even): the
+/// fraction is scaled to microseconds in floating point, rounded, and a
+/// rounding that reaches a whole second carries into the seconds.
+fn python_fromtimestamp(t: f64) -> (i64, u32) {
+    let whole = t.trunc();
+    let mut micros = ((t - whole) * 1e6).round_ties_even();
+    let mut secs = whole as i64;
+    if micros >= 1e6 {
+        secs += 1;
+        micros -= 1e6;
+    } else if micros < 0.0 {
+        secs -= 1;
+        micros += 1e6;
+    }
+    (secs, micros as u32)
 }
 
 /// The raw item of one account for `AWS::Organizations::Account`.
@@ -289,6 +316,97 @@ mod tests {
         assert_eq!(python_datetime(&t), "2024-05-01 12:00:00+00:00");
         let t = aws_smithy_types::DateTime::from_millis(1_714_564_800_123);
         assert_eq!(python_datetime(&t), "2024-05-01 12:00:00.123000+00:00");
+    }
+
+    /// `(JSON number as AWS sends it, Python's str(datetime))`. The right-hand
+    /// sides were printed on this machine by CPython 3.11 (botocore 1.43's
+    /// `parse_timestamp` gives the same for a float):
+    /// `python3 -c "from datetime import datetime,timezone; print(str(datetime.fromtimestamp(V, timezone.utc)))"`.
+    const PYTHON_JOINED: &[(&str, &str)] = &[
+        // Milliseconds, as Organizations sends them; truncation gave .122999.
+        ("1714564800.123", "2024-05-01 12:00:00.123000+00:00"),
+        ("1714564800.001", "2024-05-01 12:00:00.001000+00:00"),
+        ("1700000000.007", "2023-11-14 22:13:20.007000+00:00"),
+        ("1262304000.001", "2010-01-01 00:00:00.001000+00:00"),
+        ("1714564800.999", "2024-05-01 12:00:00.999000+00:00"),
+        ("1609459199.999", "2020-12-31 23:59:59.999000+00:00"),
+        ("1546300800.256", "2019-01-01 00:00:00.256000+00:00"),
+        ("1714564800.5", "2024-05-01 12:00:00.500000+00:00"),
+        ("1714564800", "2024-05-01 12:00:00+00:00"),
+        // Microseconds, as moto (the emulator) sends them; truncation gave
+        // .744282 and .000000 for the first two.
+        ("1796536960.744283", "2026-12-06 06:02:40.744283+00:00"),
+        ("1714564800.000001", "2024-05-01 12:00:00.000001+00:00"),
+        ("1714564800.123456", "2024-05-01 12:00:00.123456+00:00"),
+        ("1714564800.999999", "2024-05-01 12:00:00.999999+00:00"),
+        // Rounding that carries into the next second.
+        ("1714564799.9999998", "2024-05-01 12:00:00+00:00"),
+        ("1714564800.9999995", "2024-05-01 12:00:01+00:00"),
+        // Exact halves (k/128 is exact in binary): Python rounds half to even.
+        ("1714564800.0078125", "2024-05-01 12:00:00.007812+00:00"),
+        ("1714564800.0234375", "2024-05-01 12:00:00.023438+00:00"),
+    ];
+
+    #[test]
+    fn epoch_floats_round_to_the_microsecond_like_python() {
+        let wrong: Vec<String> = PYTHON_JOINED
+            .iter()
+            .filter_map(|(number, python)| {
+                // What aws-smithy-json does with an epoch-seconds number.
+                let t = aws_smithy_types::DateTime::from_secs_f64(number.parse().unwrap());
+                let ours = python_datetime(&t);
+                (ours != *python).then(|| format!("{number}: {ours}, Python {python}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// The same values through the SDK's own ListAccounts deserializer, from
+    /// a body shaped like Organizations' (awsJson1_1, epoch-seconds numbers).
+    #[tokio::test]
+    async fn list_accounts_joined_timestamps_match_ocean() {
+        let accounts: Vec<String> = PYTHON_JOINED
+            .iter()
+            .enumerate()
+            .map(|(i, (number, _))| {
+                format!(
+                    r#"{{"Id":"{:012}","Name":"m{i}","Status":"ACTIVE","State":"ACTIVE","JoinedMethod":"CREATED","JoinedTimestamp":{number}}}"#,
+                    100_000_000_000u64 + i as u64
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"Accounts":[{}]}}"#, accounts.join(","));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || async move {
+                (
+                    [("content-type", "application/x-amz-json-1.1")],
+                    body.clone(),
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let conf = aws_sdk_organizations::Config::builder()
+            .behavior_version(aws_sdk_organizations::config::BehaviorVersion::latest())
+            .region(aws_sdk_organizations::config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .endpoint_url(format!("http://{addr}"))
+            .build();
+        let org = aws_sdk_organizations::Client::from_conf(conf);
+        let page = org.list_accounts().send().await.unwrap();
+        server.abort();
+        let got: Vec<Value> = page
+            .accounts()
+            .iter()
+            .filter_map(to_org_account)
+            .map(|a| a.json["JoinedTimestamp"].clone())
+            .collect();
+        let want: Vec<Value> = PYTHON_JOINED.iter().map(|(_, p)| json!(p)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
