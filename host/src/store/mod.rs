@@ -22,13 +22,14 @@ mod leases;
 mod tenants;
 
 pub use leases::{Lease, ScheduleRow};
-pub use tenants::{TenantRow, tenant_integration_key};
+pub use tenants::{TenantRow, incarnation_integration_key, tenant_integration_key};
 
 /// Rows per multi-row statement: 7 parameters each stays far below SQLite's (32,766) and
 /// Postgres's (65,535) parameter caps.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Bumped when the schema changes; a database written by a newer Berth is refused.
+/// Bumped when the schema changes in a way older Berths cannot live with; a database written
+/// by a newer Berth is refused. Columns in [`ADDED_COLUMNS`] are not such a change.
 const SCHEMA_VERSION: i64 = 2;
 
 /// Every table and index, oldest version first. Each statement is `IF NOT EXISTS`, so running
@@ -58,7 +59,8 @@ const SCHEMA: &[&str] = &[
         spec TEXT NOT NULL,
         version BIGINT NOT NULL,
         created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL)",
+        updated_at BIGINT NOT NULL,
+        incarnation TEXT NOT NULL DEFAULT '')",
     // `request_seq` counts on-demand requests and `lease_request_seq` is its value when the
     // current lease was granted: comparing them (not clocks of different machines) tells
     // whether a request arrived during a sync.
@@ -75,6 +77,19 @@ const SCHEMA: &[&str] = &[
         lease_request_seq BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS berth_schedule_due ON berth_schedule (due_at)",
 ];
+
+/// Columns added to a table after it was first created: (table, column, the `ALTER TABLE` that
+/// adds it). [`SCHEMA`] creates the table with them; a database whose table predates them gets
+/// them when opened. Each has a default and older Berths never name it, so an older worker can
+/// still run on the database (several workers on one Postgres are upgraded one at a time): a
+/// tenant it creates gets the default.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
+    // What tells two tenants of the same id apart (`tenants::TenantRow::incarnation`); ''
+    // for a tenant created before incarnations, which keeps its state key.
+    "berth_tenant",
+    "incarnation",
+    "ALTER TABLE berth_tenant ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''",
+)];
 
 /// Attempts at creating or upgrading the schema. Several workers starting together on one
 /// Postgres race on `CREATE TABLE IF NOT EXISTS` (it is not atomic across sessions: the loser
@@ -232,6 +247,28 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(sql("create tables"))?;
+        }
+        for (table, column, add) in ADDED_COLUMNS {
+            // Selecting the column is the one probe both databases answer alike; in a savepoint,
+            // because a failed statement spoils a Postgres transaction.
+            let mut probe = sqlx::Acquire::begin(&mut tx)
+                .await
+                .map_err(sql("begin migration"))?;
+            let present = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {column} FROM {table} WHERE 1 = 0"
+            )))
+            .fetch_optional(&mut *probe)
+            .await
+            .is_ok();
+            probe.rollback().await.map_err(sql("migrate"))?;
+            if !present {
+                // Constant schema text. Workers opening together may both get here; the
+                // loser's ALTER fails and its retry finds the column.
+                sqlx::query(AssertSqlSafe(*add))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql(format!("add {table}.{column}")))?;
+            }
         }
         if version != Some(SCHEMA_VERSION) {
             sqlx::query("INSERT INTO berth_schema (version) VALUES ($1)")
@@ -394,17 +431,23 @@ impl Store {
         Ok(())
     }
 
-    /// The most recent syncs of `integration`, newest first.
+    /// The most recent syncs of `integration`, newest first. A tenant's key
+    /// ([`tenant_integration_key`]: whoever knows a tenant by id only, such as the admin API)
+    /// reads the syncs of the tenant's current incarnation, and those kept under the key itself
+    /// (before incarnations), never a deleted incarnation's.
     pub async fn sync_history(
         &self,
         integration: &str,
         limit: i64,
     ) -> Result<Vec<SyncRecord>, StoreError> {
+        let current = self.current_incarnation_key(integration).await?;
         let rows = sqlx::query(
             "SELECT sync_id, started_at, ended_at, status, summary FROM berth_sync
-             WHERE integration = $1 ORDER BY started_at DESC, sync_id DESC LIMIT $2",
+             WHERE integration = $1 OR integration = $2
+             ORDER BY started_at DESC, sync_id DESC LIMIT $3",
         )
         .bind(integration)
+        .bind(current.as_deref().unwrap_or(integration))
         .bind(limit)
         .fetch_all(&self.pool)
         .await
@@ -583,6 +626,59 @@ mod tests {
             .try_get("v")
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_table_from_before_incarnations_gets_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open_sqlite(&path).await.unwrap();
+        // Back to version 2 as it was first released: no incarnation column.
+        for stmt in [
+            "DROP TABLE berth_tenant",
+            "CREATE TABLE berth_tenant (id TEXT PRIMARY KEY, spec TEXT NOT NULL,
+                version BIGINT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+            "INSERT INTO berth_tenant VALUES ('old', '{}', 4, 1, 2)",
+        ] {
+            sqlx::query(stmt).execute(&store.pool).await.unwrap();
+        }
+        store
+            .put_entity_states("tenant:old", &[(skey("bp", "e1", 0), state("h"))])
+            .await
+            .unwrap();
+        store.begin_sync("tenant:old", "s1", 1).await.unwrap();
+        drop(store);
+
+        let store = Store::open_sqlite(&path).await.unwrap();
+        // The tenant keeps its state and history under the key it had.
+        let old = store.tenant("old").await.unwrap().unwrap();
+        assert_eq!((old.version, old.incarnation.as_str()), (4, ""));
+        assert_eq!(old.integration_key(), "tenant:old");
+        assert_eq!(store.entity_states("tenant:old").await.unwrap().len(), 1);
+        assert_eq!(store.sync_history("tenant:old", 5).await.unwrap().len(), 1);
+        let updated = store
+            .put_tenant("old", "[1]", 1_000, Some(4))
+            .await
+            .unwrap();
+        assert_eq!(updated.incarnation, "");
+        let new = store.put_tenant("new", "{}", 1_000, Some(0)).await.unwrap();
+        assert_eq!(new.incarnation.len(), 32);
+        // Opening again finds the column and changes nothing.
+        drop(store);
+        let store = Store::open_sqlite(&path).await.unwrap();
+        assert_eq!(store.tenant("new").await.unwrap(), Some(new));
+        // An older Berth's insert, which names no incarnation, still works.
+        sqlx::query(
+            "INSERT INTO berth_tenant (id, spec, version, created_at, updated_at)
+             VALUES ('older', '{}', 1, 1, 1)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            store.tenant("older").await.unwrap().unwrap().incarnation,
+            ""
+        );
     }
 
     #[test]

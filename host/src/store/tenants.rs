@@ -1,9 +1,16 @@
-//! The hosted runtime's tenants: one row per tenant with its spec and an optimistic-concurrency
-//! version, created and deleted together with its schedule row (see [`super::leases`]).
+//! The hosted runtime's tenants: one row per tenant with its spec, an optimistic-concurrency
+//! version and an incarnation, created and deleted together with its schedule row (see
+//! [`super::leases`]).
 //!
-//! Owns: the `berth_tenant` table, and deleting everything a tenant owns.
-//! Must not touch: the spec's content (opaque text; the caller has already encrypted secrets in
-//! it), nor leases beyond creating and deleting the schedule row.
+//! A tenant id can be deleted and created again, and the second tenant is a stranger to the
+//! first: it gets a fresh random incarnation, and everything kept for a tenant (its entity
+//! states and sync history here, its setup, clients and plugin instances in a worker) is keyed
+//! by the incarnation, never by id and version (versions start again at 1).
+//!
+//! Owns: the `berth_tenant` table, incarnations and the state keys derived from them, and
+//! deleting everything a tenant owns. Must not touch: the spec's content (opaque text; the
+//! caller has already encrypted secrets in it), nor leases beyond creating and deleting the
+//! schedule row.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -22,12 +29,44 @@ pub struct TenantRow {
     pub created_at: i64,
     /// Unix milliseconds.
     pub updated_at: i64,
+    /// Drawn when the id is created (again after a delete: 128 random bits, hex) and kept by
+    /// updates: two tenants that share an id never share an incarnation. Empty for a tenant
+    /// created before incarnations existed (or by such an older Berth).
+    pub incarnation: String,
 }
 
-/// The integration key under which a tenant's entity states and sync history are kept:
-/// `tenant:<id>`. [`Store::delete_tenant`] deletes those rows by this key.
+impl TenantRow {
+    /// The key of this incarnation's entity states and sync history, and its name in a worker
+    /// ([`incarnation_integration_key`]).
+    pub fn integration_key(&self) -> String {
+        incarnation_integration_key(&self.id, &self.incarnation)
+    }
+}
+
+/// The key a tenant is known by from outside (`tenant:<id>`, as the admin API knows it by id):
+/// [`Store::sync_history`] under it reads the current incarnation's syncs. A tenant created
+/// before incarnations keeps its state under it too.
 pub fn tenant_integration_key(tenant: &str) -> String {
     format!("tenant:{tenant}")
+}
+
+/// The key of one incarnation's entity states and sync history: `tenant:<id>/<incarnation>`
+/// (tenant ids have no `/`), or [`tenant_integration_key`] for the empty incarnation of a
+/// tenant from before incarnations.
+pub fn incarnation_integration_key(tenant: &str, incarnation: &str) -> String {
+    if incarnation.is_empty() {
+        tenant_integration_key(tenant)
+    } else {
+        format!("tenant:{tenant}/{incarnation}")
+    }
+}
+
+/// 128 random bits, hex.
+fn new_incarnation() -> String {
+    let mut bits = [0u8; 16];
+    // Incarnations must not repeat; a system without randomness cannot run `berth serve` safely.
+    aws_lc_rs::rand::fill(&mut bits).expect("the system random generator failed");
+    hex::encode(bits)
 }
 
 fn tenant_from_row(row: &AnyRow) -> Result<TenantRow, sqlx::Error> {
@@ -37,15 +76,17 @@ fn tenant_from_row(row: &AnyRow) -> Result<TenantRow, sqlx::Error> {
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        incarnation: row.try_get("incarnation")?,
     })
 }
 
 impl Store {
     /// Insert or replace; `expected_version: Some(v)` fails with [`StoreError::Conflict`] unless
     /// the stored version is v (`Some(0)` = must not exist yet). Version starts at 1 and bumps
-    /// on each put. Creating a tenant also creates its schedule row, due at once, with
-    /// `interval_ms`; an update changes the schedule's `interval_ms` only (a running lease and
-    /// the next due time are kept). `interval_ms` must be positive.
+    /// on each put. Creating a tenant draws its incarnation and creates its schedule row, due
+    /// at once, with `interval_ms`; an update keeps the incarnation and changes the schedule's
+    /// `interval_ms` only (a running lease and the next due time are kept). `interval_ms` must
+    /// be positive.
     pub async fn put_tenant(
         &self,
         id: &str,
@@ -62,40 +103,44 @@ impl Store {
             )));
         }
         let now = now_ms();
+        // Used only if this put creates the tenant.
+        let incarnation = new_incarnation();
         // Each statement below is one conditional write, so a concurrent put cannot slip in
         // between a version check and the write; the transaction only ties the schedule row to
         // the tenant row.
         let mut tx = self.pool.begin().await.map_err(sql("begin"))?;
         let written = match expected_version {
             None => sqlx::query(
-                "INSERT INTO berth_tenant (id, spec, version, created_at, updated_at)
-                 VALUES ($1, $2, 1, $3, $3)
+                "INSERT INTO berth_tenant (id, spec, version, created_at, updated_at, incarnation)
+                 VALUES ($1, $2, 1, $3, $3, $4)
                  ON CONFLICT (id) DO UPDATE SET spec = excluded.spec,
                  version = berth_tenant.version + 1, updated_at = excluded.updated_at
-                 RETURNING id, spec, version, created_at, updated_at",
+                 RETURNING id, spec, version, created_at, updated_at, incarnation",
             )
             .bind(id)
             .bind(spec)
             .bind(now)
+            .bind(&incarnation)
             .fetch_optional(&mut *tx)
             .await
             .map_err(sql(format!("write tenant {id}")))?,
             Some(0) => sqlx::query(
-                "INSERT INTO berth_tenant (id, spec, version, created_at, updated_at)
-                 VALUES ($1, $2, 1, $3, $3)
+                "INSERT INTO berth_tenant (id, spec, version, created_at, updated_at, incarnation)
+                 VALUES ($1, $2, 1, $3, $3, $4)
                  ON CONFLICT (id) DO NOTHING
-                 RETURNING id, spec, version, created_at, updated_at",
+                 RETURNING id, spec, version, created_at, updated_at, incarnation",
             )
             .bind(id)
             .bind(spec)
             .bind(now)
+            .bind(&incarnation)
             .fetch_optional(&mut *tx)
             .await
             .map_err(sql(format!("create tenant {id}")))?,
             Some(v) => sqlx::query(
                 "UPDATE berth_tenant SET spec = $1, version = version + 1, updated_at = $2
                  WHERE id = $3 AND version = $4
-                 RETURNING id, spec, version, created_at, updated_at",
+                 RETURNING id, spec, version, created_at, updated_at, incarnation",
             )
             .bind(spec)
             .bind(now)
@@ -125,6 +170,15 @@ impl Store {
             }));
         };
         let tenant = tenant_from_row(&row).map_err(sql(format!("read tenant {id}")))?;
+        if tenant.version == 1 {
+            // A new tenant starts with no state. Only a sync of a deleted tenant by this id
+            // that wrote on after the deletion (by a Berth from before incarnations, which
+            // kept state under the bare key) can have left any; it must not reach this one's
+            // history.
+            delete_integration_in(&mut tx, &tenant_integration_key(id))
+                .await
+                .map_err(sql(format!("create tenant {id}")))?;
+        }
         // The upsert also restores a schedule row should one ever be missing.
         sqlx::query(
             "INSERT INTO berth_schedule (tenant, due_at, requested_at, interval_ms, lease_worker,
@@ -147,7 +201,8 @@ impl Store {
     /// One tenant, if it exists.
     pub async fn tenant(&self, id: &str) -> Result<Option<TenantRow>, StoreError> {
         sqlx::query(
-            "SELECT id, spec, version, created_at, updated_at FROM berth_tenant WHERE id = $1",
+            "SELECT id, spec, version, created_at, updated_at, incarnation FROM berth_tenant
+             WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -160,11 +215,12 @@ impl Store {
 
     /// Every tenant, ordered by id (byte order, whatever the database's collation).
     pub async fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, spec, version, created_at, updated_at FROM berth_tenant")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(sql("read tenants"))?;
+        let rows = sqlx::query(
+            "SELECT id, spec, version, created_at, updated_at, incarnation FROM berth_tenant",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql("read tenants"))?;
         let mut out = rows
             .iter()
             .map(tenant_from_row)
@@ -174,44 +230,99 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes the tenant, its schedule and lease, and its entity states and sync history: the
-    /// rows of integration key `tenant:<id>` ([`tenant_integration_key`]), the key `berth
-    /// serve` keeps a tenant's state under. `true` if the tenant existed.
+    /// Deletes the tenant, its schedule and lease, and its entity states and sync history (the
+    /// rows of its incarnation's key, [`TenantRow::integration_key`], and of its bare key,
+    /// [`tenant_integration_key`]). `true` if the tenant existed.
     ///
     /// A worker still syncing the tenant finds its lease gone (renew and release return
-    /// `false`); it must stop writing state, which the store cannot prevent.
+    /// `false`); it must stop writing state, which the store cannot prevent. What it writes
+    /// after this goes under a key no later tenant of this id reads; that worker then removes
+    /// it with [`Store::forget_integration`].
     pub async fn delete_tenant(&self, id: &str) -> Result<bool, StoreError> {
-        let key = tenant_integration_key(id);
         let mut tx = self.pool.begin().await.map_err(sql("begin"))?;
-        let existed = sqlx::query("DELETE FROM berth_tenant WHERE id = $1")
+        let deleted = sqlx::query("DELETE FROM berth_tenant WHERE id = $1 RETURNING incarnation")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(sql(format!("delete tenant {id}")))?;
+        let incarnation: Option<String> = deleted
+            .map(|row| row.try_get("incarnation"))
+            .transpose()
+            .map_err(sql(format!("delete tenant {id}")))?;
+        sqlx::query("DELETE FROM berth_schedule WHERE tenant = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(sql(format!("delete tenant {id}")))?
-            .rows_affected()
-            > 0;
-        for (stmt, value) in [
-            ("DELETE FROM berth_schedule WHERE tenant = $1", id),
-            (
-                "DELETE FROM berth_entity_state WHERE integration = $1",
-                key.as_str(),
-            ),
-            (
-                "DELETE FROM berth_sync WHERE integration = $1",
-                key.as_str(),
-            ),
-        ] {
-            sqlx::query(stmt)
-                .bind(value)
-                .execute(&mut *tx)
+            .map_err(sql(format!("delete tenant {id}")))?;
+        let mut keys = vec![tenant_integration_key(id)];
+        if let Some(inc) = incarnation.as_deref().filter(|i| !i.is_empty()) {
+            keys.push(incarnation_integration_key(id, inc));
+        }
+        for key in &keys {
+            delete_integration_in(&mut tx, key)
                 .await
                 .map_err(sql(format!("delete tenant {id}")))?;
         }
         tx.commit()
             .await
             .map_err(sql(format!("commit deletion of tenant {id}")))?;
-        Ok(existed)
+        Ok(incarnation.is_some())
     }
+
+    /// Deletes every entity state and sync record of `integration`: what a sync of a deleted
+    /// tenant wrote after the deletion, under its incarnation's key.
+    pub async fn forget_integration(&self, integration: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin"))?;
+        delete_integration_in(&mut tx, integration)
+            .await
+            .map_err(sql(format!("forget {integration}")))?;
+        tx.commit()
+            .await
+            .map_err(sql(format!("commit forgetting {integration}")))
+    }
+
+    /// For a tenant's bare key ([`tenant_integration_key`]), the key of its current
+    /// incarnation, if that differs; `None` for any other key.
+    pub(super) async fn current_incarnation_key(
+        &self,
+        integration: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(id) = integration
+            .strip_prefix("tenant:")
+            .filter(|id| !id.contains('/'))
+        else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT incarnation FROM berth_tenant WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql(format!("read tenant {id}")))?;
+        let incarnation: Option<String> = row
+            .map(|r| r.try_get("incarnation"))
+            .transpose()
+            .map_err(sql(format!("read tenant {id}")))?;
+        Ok(incarnation
+            .filter(|i| !i.is_empty())
+            .map(|i| incarnation_integration_key(id, &i)))
+    }
+}
+
+/// Deletes the entity states and sync records of `integration`, within `tx`.
+async fn delete_integration_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    integration: &str,
+) -> Result<(), sqlx::Error> {
+    for stmt in [
+        "DELETE FROM berth_entity_state WHERE integration = $1",
+        "DELETE FROM berth_sync WHERE integration = $1",
+    ] {
+        sqlx::query(stmt)
+            .bind(integration)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -259,7 +370,8 @@ mod tests {
             },
             entry: 0,
         };
-        for integration in ["tenant:a", "my-aws"] {
+        let inc_key = store.tenant("a").await.unwrap().unwrap().integration_key();
+        for integration in ["tenant:a", inc_key.as_str(), "my-aws"] {
             store
                 .put_entity_states(integration, &[(key.clone(), state.clone())])
                 .await
@@ -269,9 +381,85 @@ mod tests {
         assert!(store.delete_tenant("a").await.unwrap());
         assert!(!store.delete_tenant("a").await.unwrap());
         assert_eq!(store.schedule("a").await.unwrap(), None);
-        assert!(store.entity_states("tenant:a").await.unwrap().is_empty());
-        assert!(store.sync_history("tenant:a", 5).await.unwrap().is_empty());
+        for key in ["tenant:a", inc_key.as_str()] {
+            assert!(store.entity_states(key).await.unwrap().is_empty());
+            assert!(store.sync_history(key, 5).await.unwrap().is_empty());
+        }
         assert_eq!(store.entity_states("my-aws").await.unwrap().len(), 1);
         assert_eq!(store.sync_history("my-aws", 5).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_created_again_is_another_incarnation() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let first = store.put_tenant("a", "{}", 1_000, Some(0)).await.unwrap();
+        assert_eq!(first.incarnation.len(), 32);
+        assert!(first.incarnation.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(
+            first.integration_key(),
+            format!("tenant:a/{}", first.incarnation)
+        );
+        // Updates, with or without a version check, keep the incarnation.
+        let updated = store.put_tenant("a", "[1]", 1_000, Some(1)).await.unwrap();
+        let upserted = store.put_tenant("a", "[2]", 1_000, None).await.unwrap();
+        assert_eq!(
+            (updated.incarnation.as_str(), upserted.incarnation.as_str()),
+            (first.incarnation.as_str(), first.incarnation.as_str())
+        );
+        assert_eq!(upserted.version, 3);
+        let other = store.put_tenant("b", "{}", 1_000, None).await.unwrap();
+        assert_ne!(other.incarnation, first.incarnation);
+
+        store
+            .begin_sync(&first.integration_key(), "old", 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.sync_history("tenant:a", 5).await.unwrap()[0].sync_id,
+            "old"
+        );
+        assert!(store.delete_tenant("a").await.unwrap());
+        // A sync of the deleted tenant that wrote on after the deletion.
+        store
+            .begin_sync(&first.integration_key(), "late", 2)
+            .await
+            .unwrap();
+        store.begin_sync("tenant:a", "late-bare", 2).await.unwrap();
+
+        for expected in [Some(0), None] {
+            let again = store.put_tenant("a", "{}", 1_000, expected).await.unwrap();
+            assert_eq!(again.version, 1);
+            assert_ne!(again.incarnation, first.incarnation);
+            assert_ne!(again.integration_key(), first.integration_key());
+            store
+                .begin_sync(&again.integration_key(), "new", 3)
+                .await
+                .unwrap();
+            // By id, only the tenant now living under it.
+            let seen: Vec<String> = store
+                .sync_history("tenant:a", 5)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.sync_id)
+                .collect();
+            assert_eq!(seen, ["new"]);
+            assert!(store.delete_tenant("a").await.unwrap());
+        }
+        store
+            .forget_integration(&first.integration_key())
+            .await
+            .unwrap();
+        assert!(
+            store
+                .sync_history(&first.integration_key(), 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Keys of other integrations are read as they are.
+        store.begin_sync("my-aws", "s", 1).await.unwrap();
+        assert_eq!(store.sync_history("my-aws", 5).await.unwrap().len(), 1);
+        assert_eq!(incarnation_integration_key("a", ""), "tenant:a");
     }
 }
