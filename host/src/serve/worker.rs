@@ -9,15 +9,19 @@
 //! past the expiry) abandons the sync before reconciliation, so a tenant is never reconciled
 //! by two workers. Releasing the lease sets the next due time in the same statement: a
 //! request that came in during the sync makes the tenant due again at once (queued, never
-//! dropped); an overrun interval does the same.
+//! dropped); an overrun interval does the same. The loop itself only talks to the store: it
+//! never waits on a tenant's Port or AWS, so no tenant can hold back another's start.
 //!
-//! Within a worker, tenants share the plugin work slots fairly (`crate::fair`), each keeps its
-//! own setup (AWS sessions and rate limiters, Port client, mapping, sandbox limits, plugin
-//! instances keyed by tenant id), and a tenant's failure is recorded against it alone.
+//! Within a worker, tenants share the plugin work slots fairly (`crate::fair`), and each keeps
+//! its own setup (AWS sessions and rate limiters, Port client, mapping, sandbox limits, plugin
+//! instances) and its own task reading its Port's resync request. All of it is keyed by the
+//! tenant's *incarnation* ([`TenantRow::integration_key`]), never by id and version: a tenant
+//! deleted and created again under the same id is a stranger to the first, and gets none of
+//! what was kept for it. A tenant's failure is recorded against it alone.
 //!
-//! Owns: [`Worker`] (the loop, leases and heartbeats, the tenant setup cache, per-tenant run
-//! states for `/metrics`). Must not touch: HTTP (`serve::api`) or what a resync does
-//! (`crate::resync`).
+//! Owns: [`Worker`] (the loop, leases and heartbeats, the per-incarnation setup cache and
+//! Port pollers, per-tenant run states for `/metrics`). Must not touch: HTTP (`serve::api`) or
+//! what a resync does (`crate::resync`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -33,19 +37,38 @@ use crate::limits::Limits;
 use crate::plugin::Registry;
 use crate::resync::Progress;
 use crate::runner::{RunState, Setup, lock, render_metrics};
-use crate::store::{Lease, Store, now_ms};
+use crate::store::{Lease, Store, TenantRow, now_ms};
 
-/// The store key of a tenant's change-detection state and sync history.
+/// The store key the admin API reads a tenant's sync history by; the store resolves it to
+/// the tenant's current incarnation.
 pub use crate::store::tenant_integration_key as integration_key;
 
-/// A tenant's setup, kept between syncs while its document's version is unchanged.
+/// The least time one read of a Port's resync request may take, however often it is polled.
+const MIN_PORT_POLL_BUDGET: Duration = Duration::from_secs(10);
+
+/// A tenant incarnation's setup, kept between syncs while its document's version is unchanged.
 struct Cached {
+    tenant: String,
     version: i64,
     setup: Arc<Setup>,
     last_used: Instant,
-    /// Port's resync-request watermark and when it was last read.
-    watermark: Option<String>,
-    polled: Option<Instant>,
+    /// Reads this incarnation's Port resync request for as long as it is cached.
+    poller: Option<Poller>,
+}
+
+/// Stops its Port poller when dropped, with the cache entry that holds it.
+struct Poller(tokio::task::AbortHandle);
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What `/metrics` shows of a tenant: the run state of its incarnation last synced here.
+struct Runs {
+    key: String,
+    state: RunState,
 }
 
 /// One worker process's scheduling state.
@@ -58,8 +81,11 @@ pub struct Worker {
     policy: TenantPolicy,
     limits: WorkerLimits,
     blueprints: Option<std::path::PathBuf>,
+    /// By incarnation key.
     cache: tokio::sync::Mutex<HashMap<String, Cached>>,
-    states: Mutex<BTreeMap<String, RunState>>,
+    /// By tenant id.
+    states: Mutex<BTreeMap<String, Runs>>,
+    /// By tenant id: at most one sync of an id runs here at a time (see [`Worker::run`]).
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
 }
 
@@ -98,7 +124,7 @@ impl Worker {
         let picked: Vec<(Option<&str>, &RunState)> = states
             .iter()
             .filter(|(t, _)| tenant.is_none_or(|only| only == t.as_str()))
-            .map(|(t, s)| (Some(t.as_str()), s))
+            .map(|(t, r)| (Some(t.as_str()), &r.state))
             .collect();
         render_metrics(&picked)
     }
@@ -120,6 +146,13 @@ impl Worker {
                 match self.store.due_tenants(now_ms(), free as i64).await {
                     Ok(due) => {
                         for row in due {
+                            // Still syncing here: an incarnation since deleted (the new one's
+                            // first lease would carry this worker and the same token as the
+                            // old one's, which the old sync could then renew and release), or
+                            // a lease that expired under a slow store. Its end frees the id.
+                            if lock(&self.running).contains_key(&row.tenant) {
+                                continue;
+                            }
                             let lease = self
                                 .store
                                 .try_lease(&row.tenant, &self.id, now_ms(), self.lease_ttl_ms())
@@ -140,7 +173,6 @@ impl Worker {
                     Err(e) => tracing::warn!("reading due tenants: {e}"),
                 }
             }
-            self.poll_port_requests().await;
             tokio::select! {
                 _ = tokio::time::sleep(self.limits.poll()) => {}
                 _ = stop.changed() => {}
@@ -150,61 +182,112 @@ impl Worker {
             let _ = tx.send(true);
         }
         while tasks.join_next().await.is_some() {}
+        // Stops every Port poller.
+        self.cache.lock().await.clear();
     }
 
-    /// Reads each idle cached tenant's Port resync request (as Ocean's POLLING listener does)
-    /// and marks the tenant due when it moved.
-    async fn poll_port_requests(&self) {
+    /// Starts `key`'s Port poller, unless polling is off.
+    fn spawnpoller(self: &Arc<Self>, tenant: &str, key: &str) -> Option<Poller> {
         if self.limits.port_poll_seconds == 0 {
-            return;
+            return None;
         }
+        let task = tokio::spawn(self.clone().poll_port(tenant.to_string(), key.to_string()));
+        Some(Poller(task.abort_handle()))
+    }
+
+    /// Reads one tenant incarnation's Port resync request every `portPollSeconds` (as Ocean's
+    /// POLLING listener does) while it is idle here, and marks the tenant due when the request
+    /// moved. Each read has its own time budget and this task is the incarnation's alone: a
+    /// Port that is slow or says to come back in minutes delays only its own tenant's polls.
+    /// Ends, forgetting the incarnation, once the tenant is deleted or created anew.
+    async fn poll_port(self: Arc<Self>, tenant: String, key: String) {
         let every = Duration::from_secs(self.limits.port_poll_seconds);
-        let running = self.running();
-        let due: Vec<(String, Arc<Setup>)> = {
-            let cache = self.cache.lock().await;
-            cache
-                .iter()
-                .filter(|(t, c)| {
-                    !running.contains(t) && c.polled.is_none_or(|p| p.elapsed() >= every)
-                })
-                .map(|(t, c)| (t.clone(), c.setup.clone()))
-                .collect()
-        };
-        for (tenant, setup) in due {
-            let seen = match setup.client.resync_request().await {
-                Ok(r) => r.map(|r| r.updated_at),
+        let budget = every.max(MIN_PORT_POLL_BUDGET);
+        // The last answer and the setup version it came through: the first answer through a
+        // new version (perhaps another Port) only sets the watermark.
+        let mut watermark: Option<(i64, Option<String>)> = None;
+        loop {
+            if lock(&self.running).contains_key(&tenant) {
+                // Its sync reads Port anyway; poll once it is done.
+                tokio::time::sleep(self.limits.poll()).await;
+                continue;
+            }
+            match self.store.tenant(&tenant).await {
+                Ok(Some(row)) if row.integration_key() == key => {}
+                Ok(_) => {
+                    tracing::info!(tenant, "tenant deleted; forgetting what was kept for it");
+                    self.forget_incarnation(&tenant, &key).await;
+                    return;
+                }
                 Err(e) => {
-                    tracing::warn!(tenant, "cannot read Port's resync request: {e}");
+                    tracing::warn!(tenant, "cannot read the tenant: {e}");
+                    tokio::time::sleep(every).await;
                     continue;
                 }
-            };
-            let mut cache = self.cache.lock().await;
-            let Some(c) = cache.get_mut(&tenant) else {
-                continue;
-            };
-            let moved = c.polled.is_some() && seen.is_some() && seen != c.watermark;
-            c.polled = Some(Instant::now());
-            c.watermark = seen;
-            drop(cache);
-            if moved {
-                tracing::info!(tenant, "Port asked for a resync");
-                if let Err(e) = self.store.request_sync(&tenant, now_ms()).await {
-                    tracing::warn!(tenant, "recording Port's resync request: {e}");
-                }
             }
+            let Some((version, setup)) = self
+                .cache
+                .lock()
+                .await
+                .get(&key)
+                .map(|c| (c.version, c.setup.clone()))
+            else {
+                return;
+            };
+            match tokio::time::timeout(budget, setup.client.resync_request()).await {
+                Ok(Ok(request)) => {
+                    let seen = request.map(|r| r.updated_at);
+                    let moved = matches!(&watermark, Some((v, w))
+                        if *v == version && seen.is_some() && seen != *w);
+                    watermark = Some((version, seen));
+                    if moved {
+                        tracing::info!(tenant, "Port asked for a resync");
+                        if let Err(e) = self.store.request_sync(&tenant, now_ms()).await {
+                            tracing::warn!(tenant, "recording Port's resync request: {e}");
+                        }
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(tenant, "cannot read Port's resync request: {e}"),
+                Err(_) => tracing::warn!(
+                    tenant,
+                    "Port did not answer its resync request within {budget:?}"
+                ),
+            }
+            drop(setup);
+            tokio::time::sleep(every).await;
         }
     }
 
-    /// The tenant's setup, rebuilt when its document changed.
-    async fn setup(&self, tenant: &str) -> anyhow::Result<Arc<Setup>> {
-        let row = self
-            .store
-            .tenant(tenant)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("tenant {tenant} was deleted"))?;
+    /// Drops what this worker keeps for an incarnation that is no longer the tenant: its
+    /// setup, Port poller, idle plugin instances and run state.
+    async fn forget_incarnation(&self, tenant: &str, key: &str) {
+        let gone = self.cache.lock().await.remove(key);
+        self.release_plugins(key);
+        {
+            let mut states = lock(&self.states);
+            if states.get(tenant).is_some_and(|r| r.key == key) {
+                states.remove(tenant);
+            }
+        }
+        // Last: when called from the incarnation's own poller, this aborts it (at its next
+        // await, after this returns).
+        drop(gone);
+    }
+
+    /// Frees the idle plugin instances kept for an incarnation.
+    fn release_plugins(&self, key: &str) {
+        for plugin in &self.registry.snapshot().plugins {
+            plugin.release(key);
+        }
+    }
+
+    /// The setup of `row`'s incarnation, rebuilt when its document changed.
+    async fn setup(self: &Arc<Self>, row: &TenantRow) -> anyhow::Result<Arc<Setup>> {
+        let tenant = row.id.as_str();
+        let key = row.integration_key();
         {
             let mut cache = self.cache.lock().await;
-            if let Some(c) = cache.get_mut(tenant)
+            if let Some(c) = cache.get_mut(&key)
                 && c.version == row.version
             {
                 c.last_used = Instant::now();
@@ -217,13 +300,15 @@ impl Worker {
         config.worker = Some(self.id.clone());
         let mut limits = Limits::default();
         config.limits.apply(&mut limits);
+        // The incarnation key names the tenant to the plugin host (instances, fair share) and
+        // to the store (entity states, sync history).
         let mut setup = Setup::build(
             config,
             self.registry.clone(),
             self.store.clone(),
             limits,
-            tenant,
-            integration_key(tenant),
+            &key,
+            key.clone(),
             false,
         )
         .await?;
@@ -231,30 +316,65 @@ impl Worker {
         setup.share = Some((self.budget.clone(), doc.weight));
         let setup = Arc::new(setup);
         let mut cache = self.cache.lock().await;
-        let watermark = cache.get(tenant).and_then(|c| c.watermark.clone());
+        // An update keeps the incarnation's poller (and its watermark).
+        let poller = match cache.remove(&key) {
+            Some(mut old) => old.poller.take(),
+            None => self.spawnpoller(tenant, &key),
+        };
+        // `row` is the tenant now: any other incarnation of its id was deleted.
+        let dead: Vec<String> = cache
+            .iter()
+            .filter(|(k, c)| c.tenant == tenant && **k != key)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut released = dead;
+        for k in &released {
+            cache.remove(k);
+        }
         cache.insert(
-            tenant.to_string(),
+            key.clone(),
             Cached {
+                tenant: tenant.to_string(),
                 version: row.version,
                 setup: setup.clone(),
                 last_used: Instant::now(),
-                watermark,
-                polled: None,
+                poller,
             },
         );
         if cache.len() > self.limits.max_cached_tenants {
             // Forget the least recently used setups; they are rebuilt on their next sync.
             let mut by_age: Vec<(Instant, String)> = cache
                 .iter()
-                .map(|(t, c)| (c.last_used, t.clone()))
+                .map(|(k, c)| (c.last_used, k.clone()))
                 .collect();
             by_age.sort();
             let excess = cache.len() - self.limits.max_cached_tenants;
-            for (_, t) in by_age.into_iter().take(excess) {
-                cache.remove(&t);
+            for (_, k) in by_age.into_iter().take(excess) {
+                cache.remove(&k);
+                released.push(k);
             }
         }
+        drop(cache);
+        for k in &released {
+            self.release_plugins(k);
+        }
         Ok(setup)
+    }
+
+    /// `tenant`'s run state, that of incarnation `key` (a new incarnation starts from nothing).
+    fn run_state<R>(&self, tenant: &str, key: &str, f: impl FnOnce(&mut RunState) -> R) -> R {
+        let mut states = lock(&self.states);
+        let runs = states.entry(tenant.to_string()).or_insert_with(|| Runs {
+            key: key.to_string(),
+            state: RunState::default(),
+        });
+        if runs.key != key {
+            *runs = Runs {
+                key: key.to_string(),
+                state: RunState::default(),
+            };
+        }
+        f(&mut runs.state)
     }
 
     /// One leased sync: heartbeat, resync, record, release.
@@ -301,10 +421,61 @@ impl Worker {
                 }
             })
         };
-        lock(&self.states)
-            .entry(tenant.clone())
-            .or_default()
-            .running = true;
+        if let Some(row) = self.leased_incarnation(&lease).await {
+            self.sync_incarnation(&lease, &row, lost_rx).await;
+        }
+        heartbeat.abort();
+        let stopping = *cancel.borrow();
+        if stopping {
+            // Shutting down: the tenant is due again at once, for whichever worker is next.
+            let _ = self.store.request_sync(&tenant, now_ms()).await;
+        }
+        match self.store.release_lease(&lease, now_ms()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(tenant, "the lease had already passed to another worker"),
+            Err(e) => tracing::warn!(tenant, "releasing the lease: {e}"),
+        }
+        lock(&self.running).remove(&tenant);
+    }
+
+    /// The incarnation `lease` was granted for, or `None` (logged) when there is none to sync.
+    async fn leased_incarnation(&self, lease: &Lease) -> Option<TenantRow> {
+        let tenant = lease.tenant.as_str();
+        let row = match self.store.tenant(tenant).await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                tracing::info!(tenant, "deleted before its sync started");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(tenant, "sync not started: cannot read the tenant: {e}");
+                return None;
+            }
+        };
+        // The schedule row (and so the lease) is created and deleted with the tenant row, and
+        // no other incarnation's lease carries this worker and token (`run` waits for this
+        // sync before leasing the id again): still holding it after reading the row means the
+        // row is of the leased incarnation, not of a tenant created since under the same id.
+        match self.renew(lease, now_ms()).await {
+            Ok(false) => {
+                tracing::info!(tenant, "deleted before its sync started");
+                None
+            }
+            // The heartbeat and the fence before reconciliation will tell.
+            Ok(true) | Err(_) => Some(row),
+        }
+    }
+
+    /// Syncs the incarnation `row` under `lease`, and records how it went.
+    async fn sync_incarnation(
+        self: &Arc<Self>,
+        lease: &Lease,
+        row: &TenantRow,
+        lost: watch::Receiver<bool>,
+    ) {
+        let tenant = row.id.as_str();
+        let key = row.integration_key();
+        self.run_state(tenant, &key, |st| st.running = true);
         // Reconciliation only while the lease is still ours, renewed at that moment.
         let fence: crate::resync::Fence = {
             let me = self.clone();
@@ -322,28 +493,25 @@ impl Worker {
                 })
             })
         };
-        let outcome = match self.setup(&tenant).await {
+        let outcome = match self.setup(row).await {
             Ok(setup) => setup
                 .resync(
                     false,
                     Arc::new(Progress::default()),
-                    Some(lost_rx),
+                    Some(lost),
                     Some(fence),
                 )
                 .await
                 .map_err(anyhow::Error::from),
             Err(e) => Err(e),
         };
-        heartbeat.abort();
-        {
-            let mut states = lock(&self.states);
-            let st = states.entry(tenant.clone()).or_default();
+        self.run_state(tenant, &key, |st| {
             st.running = false;
             match &outcome {
                 Ok(report) => st.record(report),
                 Err(_) => *st.resyncs.entry("failed").or_default() += 1,
             }
-        }
+        });
         match &outcome {
             Ok(report) => {
                 tracing::info!(
@@ -355,25 +523,23 @@ impl Worker {
                     "sync finished"
                 );
                 if !report.is_complete() {
-                    log_incomplete(&tenant, report);
+                    log_incomplete(tenant, report);
                 }
             }
             Err(e) => {
                 tracing::error!(tenant, "sync failed: {e:#}");
-                self.record_failure(&tenant, &format!("{e:#}")).await;
+                self.record_failure(&key, &format!("{e:#}")).await;
             }
         }
-        let stopping = *cancel.borrow();
-        if stopping {
-            // Shutting down: the tenant is due again at once, for whichever worker is next.
-            let _ = self.store.request_sync(&tenant, now_ms()).await;
+        // Deleted while it ran: what it wrote since sits under a key no tenant reads.
+        if let Ok(now) = self.store.tenant(tenant).await
+            && now.is_none_or(|r| r.integration_key() != key)
+        {
+            if let Err(e) = self.store.forget_integration(&key).await {
+                tracing::warn!(tenant, "removing a deleted tenant's state: {e}");
+            }
+            self.forget_incarnation(tenant, &key).await;
         }
-        match self.store.release_lease(&lease, now_ms()).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(tenant, "the lease had already passed to another worker"),
-            Err(e) => tracing::warn!(tenant, "releasing the lease: {e}"),
-        }
-        lock(&self.running).remove(&tenant);
     }
 
     fn lease_ttl_ms(&self) -> i64 {
@@ -387,15 +553,14 @@ impl Worker {
             .await
     }
 
-    /// A sync that could not even start still goes into the tenant's history, with why.
-    async fn record_failure(&self, tenant: &str, message: &str) {
-        let key = integration_key(tenant);
+    /// A sync that could not even start still goes into the incarnation's history, with why.
+    async fn record_failure(&self, key: &str, message: &str) {
         let id = format!("failed-{}", now_ms());
         let summary = serde_json::json!({ "error": message }).to_string();
-        if self.store.begin_sync(&key, &id, now_ms()).await.is_ok() {
+        if self.store.begin_sync(key, &id, now_ms()).await.is_ok() {
             let _ = self
                 .store
-                .finish_sync(&key, &id, now_ms(), "failed", &summary)
+                .finish_sync(key, &id, now_ms(), "failed", &summary)
                 .await;
         }
     }
