@@ -107,6 +107,14 @@ impl TenantFixture {
     }
 }
 
+/// The `berth` under test: this build's, or `BERTH_TEST_BIN` (say, an older build, to show
+/// that a new test fails there).
+pub fn berth_binary() -> PathBuf {
+    std::env::var_os("BERTH_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")))
+}
+
 /// A running `berth serve`.
 pub struct Server {
     pub child: std::process::Child,
@@ -163,7 +171,7 @@ impl Server {
             .find_map(|l| l.strip_prefix("listen: "))
             .unwrap()
             .to_string();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+        let mut cmd = std::process::Command::new(berth_binary());
         cmd.args(["serve", "--config"])
             .arg(config)
             .env("BERTH_SECRET_KEY", SECRET_KEY)
