@@ -1,4 +1,4 @@
-//! A local fake of Port's REST API (getport.io), built from `shared/port-api/CONTRACT.md` §9 and
+//! A local fake of Port's REST API (getport.io), built from what Berth and Ocean need of it and
 //! Port's published OpenAPI spec (vendored as `openapi.yaml` next to this crate's manifest).
 //!
 //! Owns: the whole fake server: routes, in-memory state, request validation against the spec,

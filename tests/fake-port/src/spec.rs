@@ -1,5 +1,5 @@
-//! Request validation against Port's published OpenAPI spec (`openapi.yaml`, vendored from
-//! `shared/port-api/openapi.yaml`), so a client that drifts from the real API fails a test.
+//! Request validation against Port's published OpenAPI spec (`openapi.yaml`, vendored in this
+//! crate), so a client that drifts from the real API fails a test.
 //!
 //! Owns: loading the spec once per process, turning OpenAPI 3 schemas into JSON Schema 2020-12
 //! (`nullable: true` becomes a `"null"` type; `$ref`s into `components/schemas` resolve because
