@@ -12,12 +12,15 @@
 //!   - token: {file: /run/secrets/acme-token}
 //!     tenant: acme                      # only tenant `acme`; sees nothing of the others
 //! worker: {maxConcurrentSyncs: 1024, workSlots: 8, leaseSeconds: 30}
-//! tenantPolicy: {allowCustomEndpoints: false}
+//! listener: {headerTimeoutSeconds: 10, bodyTimeoutSeconds: 30,
+//!            tokenRate: {perSecond: 50, burst: 100}, addressRate: {perSecond: 100, burst: 200}}
+//! tenantPolicy: {allowCustomEndpoints: false, maxWeight: 10}
 //! ```
 //!
-//! Owns: parsing and checking this file (errors name the key and line), and every limit and
-//! timeout of the worker in [`WorkerLimits`]. Must not touch: tenants' configs
-//! (`serve::tenants`) or what the settings do.
+//! Owns: parsing and checking this file (errors name the key and line), every limit and
+//! timeout of the worker in [`WorkerLimits`] and of the admin API's listener in
+//! [`ListenerLimits`]. Must not touch: tenants' configs (`serve::tenants`) or what the
+//! settings do.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -116,6 +119,99 @@ impl WorkerLimits {
     }
 }
 
+/// A token bucket: `perSecond` requests on average, `burst` at once after a quiet spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Every limit of the admin API's listener: what an unauthenticated or abusive client can
+/// hold of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerLimits {
+    /// A request's head must arrive within this of the connection opening, or of the previous
+    /// response on a kept-alive connection (hyper starts the same timer when a connection goes
+    /// idle), so it is also the keep-alive idle timeout.
+    #[serde(default = "d_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// A request's whole body must arrive within this once its handler starts reading it
+    /// (bodies are read only after the token is checked).
+    #[serde(default = "d_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// Per bearer token, after it is checked: one tenant's automation cannot starve the
+    /// others' or the operator's calls.
+    #[serde(default = "d_token_rate")]
+    pub token_rate: Rate,
+    /// Per client address (IPv6: per /64), every request, authenticated or not (`/healthz`,
+    /// `/openapi.json`, wrong tokens). Behind a reverse proxy every client shares the
+    /// proxy's address.
+    #[serde(default = "d_address_rate")]
+    pub address_rate: Rate,
+}
+
+fn d_header_timeout() -> u64 {
+    10
+}
+fn d_body_timeout() -> u64 {
+    30
+}
+// High enough that a dashboard or a test polling a handful of tenants several times a
+// second is never refused; low enough that one client cannot monopolise the sealing and
+// the state store behind the API.
+fn d_token_rate() -> Rate {
+    Rate {
+        per_second: 50,
+        burst: 100,
+    }
+}
+fn d_address_rate() -> Rate {
+    Rate {
+        per_second: 100,
+        burst: 200,
+    }
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: d_header_timeout(),
+            body_timeout_seconds: d_body_timeout(),
+            token_rate: d_token_rate(),
+            address_rate: d_address_rate(),
+        }
+    }
+}
+
+impl ListenerLimits {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_seconds)
+    }
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_seconds)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.header_timeout_seconds == 0 || self.body_timeout_seconds == 0 {
+            return Err(
+                "listener.headerTimeoutSeconds and listener.bodyTimeoutSeconds: must be at least 1"
+                    .into(),
+            );
+        }
+        for (key, r) in [
+            ("listener.tokenRate", self.token_rate),
+            ("listener.addressRate", self.address_rate),
+        ] {
+            if r.per_second == 0 || r.burst == 0 {
+                return Err(format!("{key}: perSecond and burst must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The parsed `berth serve` config.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -138,6 +234,8 @@ pub struct ServeConfig {
     pub worker_id: Option<String>,
     #[serde(default)]
     pub worker: WorkerLimits,
+    #[serde(default)]
+    pub listener: ListenerLimits,
     #[serde(default)]
     pub tenant_policy: TenantPolicy,
     #[serde(skip)]
@@ -193,6 +291,8 @@ impl ServeConfig {
                 w.lease_seconds
             )));
         }
+        c.listener.check().map_err(invalid)?;
+        c.tenant_policy.check().map_err(|e| invalid(e.0))?;
         for (i, t) in c.tokens.iter().enumerate() {
             if matches!(t.token, ValueRef::Inline(_) | ValueRef::Secret { .. }) {
                 return Err(invalid(format!(
@@ -285,5 +385,32 @@ mod tests {
         assert!(e.to_string().contains("wroker"), "{e}");
         let e = parse("tokens:\n  - {token: {env: X}, tenant: 'A B'}\n").unwrap_err();
         assert!(e.to_string().contains("tokens[0].tenant"), "{e}");
+    }
+
+    #[test]
+    fn listener_limits_default_and_are_checked() {
+        let c = parse("listen: 127.0.0.1:9000\n").unwrap();
+        assert_eq!(c.listener.header_timeout(), Duration::from_secs(10));
+        assert_eq!(c.listener.body_timeout(), Duration::from_secs(30));
+        let c =
+            parse("listener: {headerTimeoutSeconds: 2, addressRate: {perSecond: 1, burst: 3}}\n")
+                .unwrap();
+        assert_eq!(c.listener.header_timeout_seconds, 2);
+        assert_eq!(
+            c.listener.address_rate,
+            Rate {
+                per_second: 1,
+                burst: 3
+            }
+        );
+        assert_eq!(c.listener.token_rate, d_token_rate());
+        let e = parse("listener: {bodyTimeoutSeconds: 0}\n").unwrap_err();
+        assert!(e.to_string().contains("listener.bodyTimeoutSeconds"), "{e}");
+        let e = parse("listener: {tokenRate: {perSecond: 0, burst: 1}}\n").unwrap_err();
+        assert!(e.to_string().contains("listener.tokenRate"), "{e}");
+        let e = parse("listener: {idle: 3}\n").unwrap_err();
+        assert!(e.to_string().contains("idle"), "{e}");
+        let e = parse("tenantPolicy: {maxWeight: 0}\n").unwrap_err();
+        assert!(e.to_string().contains("tenantPolicy.maxWeight"), "{e}");
     }
 }

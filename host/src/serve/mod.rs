@@ -6,7 +6,7 @@
 //! - [`secrets`]: sealing tenant documents at rest.
 //! - [`tenants`]: a tenant's document, the checks that make it safe to run, redaction.
 //! - [`worker`]: due tenants → leases → syncs, heartbeats, fair share of work slots.
-//! - [`api`]: the authenticated admin API and its OpenAPI document.
+//! - [`api`]: the authenticated, rate-limited admin API, its listener and its OpenAPI document.
 //!
 //! Owns: wiring those together with the shared plugin registry (hot-reloaded for all
 //! tenants) and the graceful stop. Must not touch: what a sync does (`crate::resync`).
@@ -51,6 +51,8 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
         store,
         key,
         policy: config.tenant_policy.clone(),
+        limits: api::RateLimits::new(&config.listener, tokens.len()),
+        body_timeout: config.listener.body_timeout(),
         tokens,
         worker: worker.clone(),
     });
@@ -63,19 +65,26 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
         listener.local_addr()?
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.changed().await;
-            })
-            .await;
-    });
+    let forget = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                state.limits.forget_idle();
+            }
+        })
+    };
+    let server = {
+        let (app, limits, stop) = (api::router(state), config.listener.clone(), stop_rx.clone());
+        tokio::spawn(async move { api::serve_http(listener, app, &limits, stop).await })
+    };
     let work = tokio::spawn(worker.clone().run(stop_rx));
     crate::runner::wait_for_signal().await;
     tracing::warn!("stop requested: abandoning running syncs before reconciliation");
     let _ = stop_tx.send(true);
     let _ = work.await;
     let _ = server.await;
+    forget.abort();
     Ok(())
 }
