@@ -3,8 +3,8 @@
 //!
 //! Owns: parsing and checking the file (unknown keys and bad values are errors naming the key
 //! and the line), resolving secret references (environment variable or file; never inline, so
-//! a secret never sits in a config that is printed, logged or committed) and paths relative to
-//! the file. Must not touch: what the settings do; callers build clients and stores from them.
+//! a secret never sits in a config that is printed, logged or committed: Port's client secret
+//! and AWS static keys alike) and paths relative to the file. Must not touch: what the settings do; callers build clients and stores from them.
 //!
 //! ```yaml
 //! port:
@@ -280,6 +280,15 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // AWS keys are read now, not per sync: the AWS side keeps its
+        // credentials for as long as it runs.
+        if let Some(aws) = &mut c.aws {
+            aws.resolve_file_keys(&c.base_dir)
+                .map_err(|e| ConfigError::Invalid {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
         Ok(c)
     }
 
@@ -311,8 +320,11 @@ impl Config {
         if c.port.concurrency == Some(0) {
             return Err(invalid("port.concurrency: must be at least 1".into()));
         }
+        // The static keys' references are read by the loader (`from_path`, or `berth serve`
+        // with the tenant's secrets), so only their presence is checked here.
         if let Some(aws) = &c.aws {
-            aws.check().map_err(|e| invalid(format!("aws: {e}")))?;
+            aws.check_settings()
+                .map_err(|e| invalid(format!("aws: {e}")))?;
         }
         if let Some(MappingSource::FromPort { from_port: false }) = &c.mapping {
             return Err(invalid(
@@ -548,6 +560,50 @@ mod tests {
             e.contains("port.clientSecret") && !e.contains("hunter2"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn aws_keys_are_read_from_references_and_never_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("aws-secret"), "aws-s3cr3t\n").unwrap();
+        let write = |aws: &str| {
+            let p = dir.path().join("berth.yaml");
+            std::fs::write(&p, format!("{OK}aws:\n  {aws}\n")).unwrap();
+            p
+        };
+        let p = write(
+            "auth: {method: static, accessKeyId: {env: BERTH_TEST_AWS_KEY_ID_SURELY_UNSET}, \
+             secretAccessKey: {file: aws-secret}}",
+        );
+        let e = Config::from_path(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("aws.auth.accessKeyId") && e.contains("BERTH_TEST_AWS_KEY_ID_SURELY_UNSET"),
+            "{e}"
+        );
+        let p = write(
+            "auth: {method: static, accessKeyId: {file: aws-secret}, secretAccessKey: {file: aws-secret}}",
+        );
+        let c = Config::from_path(&p).unwrap();
+        let aws = c.aws.as_ref().unwrap();
+        aws.check().unwrap();
+        assert_eq!(
+            aws.auth.secret_access_key.as_ref().unwrap().expose(),
+            "aws-s3cr3t"
+        );
+        assert!(!format!("{c:?}").contains("aws-s3cr3t"));
+        let p = write(
+            "auth: {method: static, accessKeyId: {file: aws-secret}, secretAccessKey: hunter2}",
+        );
+        let e = Config::from_path(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("aws.auth.secretAccessKey")
+                && e.contains("{file: PATH}")
+                && !e.contains("hunter2"),
+            "{e}"
+        );
+        let p = write("regions: ['x@127.0.0.1:9/']");
+        let e = Config::from_path(&p).unwrap_err().to_string();
+        assert!(e.contains("aws.regions[0]") && !e.contains('\n'), "{e}");
     }
 
     #[test]

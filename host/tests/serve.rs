@@ -52,7 +52,10 @@ async fn three_tenants_each_get_exactly_their_own_catalog() {
         let (st, body) = server.put_tenant(&t.id, &t.document(&w)).await;
         assert_eq!(st, 201, "{body}");
         assert_eq!(body["tenant"]["version"], 1);
-        assert_eq!(body["tenant"]["secrets"], json!(["portSecret"]));
+        assert_eq!(
+            body["tenant"]["secrets"],
+            json!(["awsKeyId", "awsSecret", "portSecret"])
+        );
         assert!(!body.to_string().contains("fake-client-secret"), "{body}");
     }
     for t in &tenants {

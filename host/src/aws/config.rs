@@ -2,10 +2,13 @@
 //! contributes to discovery (kinds, `useGetResourceAPI`, `regionPolicy`).
 //!
 //! Owns: the serde types (camelCase YAML keys as Ocean names them, unknown
-//! keys refused), checks with errors that name the key, the [`RegionPolicy`]
-//! with Ocean's exact precedence, and [`KindPlan`]s read from a
-//! [`MappingFile`]. Must not call AWS or resolve credentials (that is
-//! `credentials`), so the lead can embed [`AwsConfig`] in the sync config.
+//! keys refused), checks with errors that name the key, region names checked
+//! against their partition's pattern (a region ends up in hostnames and
+//! URLs), reading the static keys' references ([`AwsConfig::resolve_keys`]),
+//! the [`RegionPolicy`] with Ocean's exact precedence, and [`KindPlan`]s read
+//! from a [`MappingFile`]. Must not call AWS or turn keys into credentials
+//! (that is `credentials`), so the lead can embed [`AwsConfig`] in the sync
+//! config.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::arn::{Arn, Partition, parse_role_arn};
+use crate::config::{SecretValues, ValueRef};
 use crate::mapping::MappingFile;
 
 /// A configuration that cannot be used.
@@ -21,23 +25,107 @@ use crate::mapping::MappingFile;
 #[error("{0}")]
 pub struct AwsConfigError(pub String);
 
-/// A secret string: never printed, not even by `{:?}`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// An AWS key: where it comes from and, once read, its value. Never printed,
+/// not even by `{:?}` (which shows the reference, or `***`).
+///
+/// A config file names keys as `{env: VAR}` or `{file: PATH}`, a `berth
+/// serve` tenant as `{secret: NAME}`: an inline key would sit in backups,
+/// logs, version control and API responses. Inline values exist only for
+/// configs built in code ([`Secret::new`]: tests, the emulator bench); the
+/// loaders refuse them in YAML and JSON.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    source: ValueRef,
+    value: Option<String>,
+}
 
 impl Secret {
+    /// An inline value (configs built in code).
     pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
+        let s = s.into();
+        Self {
+            source: ValueRef::Inline(s.clone()),
+            value: Some(s),
+        }
     }
+
+    /// The value; empty until read ([`AwsConfig::resolve_keys`]), which
+    /// [`AwsConfig::check`] refuses.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.value.as_deref().unwrap_or_default()
+    }
+
+    /// Where the value comes from.
+    pub fn source(&self) -> &ValueRef {
+        &self.source
+    }
+
+    fn is_resolved(&self) -> bool {
+        self.value.is_some()
+    }
+
+    fn resolve(&mut self, key: &str, base: &Path, secrets: &SecretValues) -> Result<(), String> {
+        if self.value.is_none() {
+            self.value = Some(self.source.resolve(key, base, secrets)?);
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let source = ValueRef::deserialize(d)?;
+        // Kept so that the loaders can name the key when they refuse it.
+        let value = match &source {
+            ValueRef::Inline(v) => Some(v.clone()),
+            _ => None,
+        };
+        Ok(Self { source, value })
     }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
+        match &self.source {
+            ValueRef::Inline(_) => f.write_str("Secret(***)"),
+            r => write!(f, "Secret({r:?})"),
+        }
+    }
+}
+
+/// An access key id: a [`Secret`] whose value may be shown by its first four
+/// characters ([`redact_key`]).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct AccessKeyId(Secret);
+
+impl AccessKeyId {
+    pub fn source(&self) -> &ValueRef {
+        self.0.source()
+    }
+}
+
+impl std::ops::Deref for AccessKeyId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl From<&str> for AccessKeyId {
+    fn from(s: &str) -> Self {
+        Self(Secret::new(s))
+    }
+}
+
+impl fmt::Debug for AccessKeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.0.source, &self.0.value) {
+            (ValueRef::Inline(_), _) | (_, Some(_)) => {
+                write!(f, "AccessKeyId({})", redact_key(self.0.expose()))
+            }
+            (r, None) => write!(f, "AccessKeyId({r:?})"),
+        }
     }
 }
 
@@ -62,11 +150,11 @@ pub enum AuthMethod {
 pub struct AuthConfig {
     #[serde(default)]
     pub method: AuthMethod,
-    /// `static`: the access key id.
-    pub access_key_id: Option<String>,
-    /// `static`: the secret access key.
+    /// `static`: the access key id (`{env}`/`{file}`, or `{secret}` in a tenant).
+    pub access_key_id: Option<AccessKeyId>,
+    /// `static`: the secret access key (`{env}`/`{file}`, or `{secret}` in a tenant).
     pub secret_access_key: Option<Secret>,
-    /// `static`: an optional session token.
+    /// `static`: an optional session token (`{env}`/`{file}`, or `{secret}` in a tenant).
     pub session_token: Option<Secret>,
     /// `webIdentity`: the role to assume (default: `$AWS_ROLE_ARN`).
     pub role_arn: Option<String>,
@@ -80,10 +168,7 @@ impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
             .field("method", &self.method)
-            .field(
-                "access_key_id",
-                &self.access_key_id.as_ref().map(|k| redact_key(k)),
-            )
+            .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &self.secret_access_key)
             .field("session_token", &self.session_token)
             .field("role_arn", &self.role_arn)
@@ -100,6 +185,37 @@ pub fn redact_key(k: &str) -> String {
     format!("{head}***")
 }
 
+impl AuthConfig {
+    /// The static keys that are set, by their YAML key.
+    pub fn key_sources(&self) -> Vec<(&'static str, &ValueRef)> {
+        let mut keys = Vec::new();
+        if let Some(k) = &self.access_key_id {
+            keys.push(("accessKeyId", k.source()));
+        }
+        if let Some(k) = &self.secret_access_key {
+            keys.push(("secretAccessKey", k.source()));
+        }
+        if let Some(k) = &self.session_token {
+            keys.push(("sessionToken", k.source()));
+        }
+        keys
+    }
+
+    fn keys_mut(&mut self) -> Vec<(&'static str, &mut Secret)> {
+        let mut keys = Vec::new();
+        if let Some(k) = &mut self.access_key_id {
+            keys.push(("accessKeyId", &mut k.0));
+        }
+        if let Some(k) = &mut self.secret_access_key {
+            keys.push(("secretAccessKey", k));
+        }
+        if let Some(k) = &mut self.session_token {
+            keys.push(("sessionToken", k));
+        }
+        keys
+    }
+}
+
 /// `regionPolicy`: which regions are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +227,16 @@ pub struct RegionPolicy {
 }
 
 impl RegionPolicy {
+    /// Every region named, with its key under `at`.
+    fn named<'a>(&'a self, at: &'a str) -> impl Iterator<Item = (String, &'a String)> + 'a {
+        let list = |name: &'a str, l: &'a [String]| {
+            l.iter()
+                .enumerate()
+                .map(move |(i, r)| (format!("{at}.{name}[{i}]"), r))
+        };
+        list("allow", &self.allow).chain(list("deny", &self.deny))
+    }
+
     /// Ocean's `is_region_allowed`, in its exact order: both lists empty →
     /// allowed; in `deny` → denied; in `allow` → allowed; only `deny` set →
     /// the rest allowed; only `allow` set → the rest denied; otherwise denied.
@@ -126,6 +252,57 @@ impl RegionPolicy {
         }
         !self.deny.is_empty() && self.allow.is_empty()
     }
+}
+
+/// The region names of `partition`: the SDK's partition data
+/// (`regionRegex` in its `partitions.json`, which the SDK keeps private),
+/// with `\w+` narrowed to lowercase letters and digits. A region becomes
+/// part of hostnames, URLs and signatures, so anything else is refused.
+fn region_prefixes(partition: Partition) -> &'static [&'static str] {
+    match partition {
+        // ^(us|eu|ap|sa|ca|me|af|il|mx)\-\w+\-\d+$
+        Partition::Aws => &["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"],
+        // ^us\-gov\-\w+\-\d+$
+        Partition::AwsUsGov => &["us-gov"],
+        // ^cn\-\w+\-\d+$
+        Partition::AwsCn => &["cn"],
+        // ^eusc\-(de)\-\w+\-\d+$
+        Partition::AwsEusc => &["eusc-de"],
+    }
+}
+
+/// Whether `region` is a region name of `partition` (e.g. `eu-central-2`
+/// in `aws`, `us-gov-west-1` in `aws-us-gov`).
+pub fn is_region_of(partition: Partition, region: &str) -> bool {
+    region_prefixes(partition).iter().any(|p| {
+        let Some(rest) = region.strip_prefix(p).and_then(|r| r.strip_prefix('-')) else {
+            return false;
+        };
+        let Some((word, number)) = rest.split_once('-') else {
+            return false;
+        };
+        !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// One error naming `key` when `region` is no region of `partitions`.
+fn check_region(key: &str, region: &str, partitions: &[Partition]) -> Result<(), AwsConfigError> {
+    if partitions.iter().any(|p| is_region_of(*p, region)) {
+        return Ok(());
+    }
+    let of = match partitions {
+        [p] => format!(
+            "a region of the {p} partition (like {})",
+            p.default_region()
+        ),
+        _ => "an AWS region name (like us-east-1)".into(),
+    };
+    Err(AwsConfigError(format!("{key}: {region:?} is not {of}")))
 }
 
 /// The `aws:` section.
@@ -204,12 +381,18 @@ pub enum AccountSource {
 
 impl AwsConfig {
     /// Parse a YAML document with an `aws:` key (other top-level keys belong
-    /// to other parts of Berth and are left alone).
+    /// to other parts of Berth and are left alone); key files are read
+    /// relative to the working directory.
     pub fn from_yaml(text: &str, source_name: &str) -> Result<Self, AwsConfigError> {
+        Self::from_yaml_in(text, source_name, Path::new(""))
+    }
+
+    fn from_yaml_in(text: &str, source_name: &str, base: &Path) -> Result<Self, AwsConfigError> {
         #[derive(Deserialize)]
         struct Doc {
             aws: Option<AwsConfig>,
         }
+        let in_source = |e: AwsConfigError| AwsConfigError(format!("{source_name}: {e}"));
         let doc: Doc = serde_norway::from_str(text).map_err(|e| {
             let at = e
                 .location()
@@ -217,36 +400,109 @@ impl AwsConfig {
                 .unwrap_or_default();
             AwsConfigError(format!("{source_name}: {at}{e}"))
         })?;
-        let cfg = doc
+        let mut cfg = doc
             .aws
             .ok_or_else(|| AwsConfigError(format!("{source_name}: no `aws:` section")))?;
-        cfg.check()
-            .map_err(|e| AwsConfigError(format!("{source_name}: {e}")))?;
+        cfg.check_settings().map_err(in_source)?;
+        cfg.resolve_file_keys(base).map_err(in_source)?;
         Ok(cfg)
     }
 
     pub fn from_path(path: &Path) -> Result<Self, AwsConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| AwsConfigError(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_yaml(&text, &path.display().to_string())
+        let base = path.parent().unwrap_or(Path::new(""));
+        Self::from_yaml_in(&text, &path.display().to_string(), base)
     }
 
-    /// Everything that can be checked without calling AWS.
+    /// Reads the static keys of a config file: `{env: VAR}` or `{file: PATH}`
+    /// (relative to `base`, the file's directory); an inline key or a
+    /// `{secret}` (a `berth serve` tenant's) is refused with its key named.
+    pub fn resolve_file_keys(&mut self, base: &Path) -> Result<(), AwsConfigError> {
+        for (key, source) in self.auth.key_sources() {
+            if matches!(source, ValueRef::Inline(_) | ValueRef::Secret { .. }) {
+                return Err(AwsConfigError(format!(
+                    "aws.auth.{key}: write it as {{env: VARIABLE}} or {{file: PATH}}; an inline \
+                     key ends up in backups, logs and version control"
+                )));
+            }
+        }
+        self.resolve_keys(base, &SecretValues::default())
+    }
+
+    /// Reads the static keys' references (`{file}` relative to `base`,
+    /// `{secret}` from `secrets`); which kinds of reference are acceptable is
+    /// the loader's decision. Errors name the key, never a value.
+    pub fn resolve_keys(
+        &mut self,
+        base: &Path,
+        secrets: &SecretValues,
+    ) -> Result<(), AwsConfigError> {
+        for (key, k) in self.auth.keys_mut() {
+            k.resolve(&format!("aws.auth.{key}"), base, secrets)
+                .map_err(AwsConfigError)?;
+        }
+        Ok(())
+    }
+
+    /// Everything that can be checked without calling AWS, including that
+    /// the static keys have been read.
     pub fn check(&self) -> Result<(), AwsConfigError> {
+        self.check_settings()?;
+        let a = &self.auth;
+        let keys = [
+            ("accessKeyId", a.access_key_id.as_ref().map(|k| &k.0)),
+            ("secretAccessKey", a.secret_access_key.as_ref()),
+            ("sessionToken", a.session_token.as_ref()),
+        ];
+        for (key, k) in keys {
+            if let Some(k) = k
+                && !k.is_resolved()
+            {
+                return Err(AwsConfigError(format!(
+                    "aws.auth.{key}: {:?} was not read (load the config through Config or \
+                     AwsConfig::from_path)",
+                    k.source
+                )));
+            }
+        }
+        if a.method == AuthMethod::Static
+            && (a.access_key_id.as_deref().is_none_or(str::is_empty)
+                || a.secret_access_key
+                    .as_ref()
+                    .is_none_or(|s| s.expose().is_empty()))
+        {
+            return Err(AwsConfigError(
+                "aws.auth: `method: static` needs accessKeyId and secretAccessKey".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`AwsConfig::check`] before the static keys are read (a config just
+    /// parsed): their references count as present.
+    pub fn check_settings(&self) -> Result<(), AwsConfigError> {
         let e = |m: String| Err(AwsConfigError(m));
         let a = &self.auth;
+        let keys_set =
+            a.access_key_id.is_some() || a.secret_access_key.is_some() || a.session_token.is_some();
         match a.method {
-            AuthMethod::Default => {
-                if a.access_key_id.is_some() || a.secret_access_key.is_some() {
-                    return e(
-                        "aws.auth: accessKeyId/secretAccessKey are only used with `method: static`"
-                            .into(),
-                    );
-                }
+            AuthMethod::Default | AuthMethod::WebIdentity if keys_set => {
+                return e(
+                    "aws.auth: accessKeyId/secretAccessKey/sessionToken are only used with \
+                     `method: static`"
+                        .into(),
+                );
             }
+            AuthMethod::Default => {}
             AuthMethod::Static => {
-                if a.access_key_id.as_deref().is_none_or(str::is_empty)
-                    || a.secret_access_key.as_ref().is_none_or(|s| s.0.is_empty())
+                let inline_empty = |s: &ValueRef| matches!(s, ValueRef::Inline(v) if v.is_empty());
+                if a.access_key_id
+                    .as_ref()
+                    .is_none_or(|k| inline_empty(k.source()))
+                    || a.secret_access_key
+                        .as_ref()
+                        .is_none_or(|k| inline_empty(k.source()))
                 {
                     return e(
                         "aws.auth: `method: static` needs accessKeyId and secretAccessKey".into(),
@@ -257,12 +513,6 @@ impl AwsConfig {
                 if let Some(r) = &a.role_arn {
                     parse_role_arn(r)
                         .map_err(|x| AwsConfigError(format!("aws.auth.roleArn: {x}")))?;
-                }
-                if a.access_key_id.is_some() || a.secret_access_key.is_some() {
-                    return e(
-                        "aws.auth: accessKeyId/secretAccessKey are only used with `method: static`"
-                            .into(),
-                    );
                 }
             }
         }
@@ -335,6 +585,16 @@ impl AwsConfig {
             return e(format!(
                 "aws.endpointUrl: {u:?} must start with http:// or https://"
             ));
+        }
+        let partition = self.partition();
+        let named = self
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("aws.regions[{i}]"), r));
+        let policy = self.region_policy.named("aws.regionPolicy");
+        for (key, region) in named.chain(policy) {
+            check_region(&key, region, &[partition])?;
         }
         Ok(())
     }
@@ -411,9 +671,16 @@ pub fn kinds_from_mapping(mapping: &MappingFile) -> Result<Vec<KindPlan>, AwsCon
             .map_err(|e| AwsConfigError(format!("resources[{}]: {e}", r.index)))?;
         let policy = match entry.pointer("/selector/regionPolicy") {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(RegionPolicy::deserialize(v).map_err(|e| {
-                AwsConfigError(format!("resources[{}].selector.regionPolicy: {e}", r.index))
-            })?),
+            Some(v) => {
+                let at = format!("resources[{}].selector.regionPolicy", r.index);
+                let pol = RegionPolicy::deserialize(v)
+                    .map_err(|e| AwsConfigError(format!("{at}: {e}")))?;
+                // A mapping may serve tenants of any partition.
+                for (key, region) in pol.named(&at) {
+                    check_region(&key, region, &Partition::ALL)?;
+                }
+                Some(pol)
+            }
         };
         let p = plans.entry(r.kind.clone()).or_insert_with(|| {
             order.push(r.kind.clone());
@@ -542,17 +809,169 @@ aws:
 
     #[test]
     fn secrets_are_not_printed() {
-        let c = AwsConfig::from_yaml(
-            "aws: {auth: {method: static, accessKeyId: AKIAEXAMPLEKEY, secretAccessKey: s3cr3t-value, sessionToken: tok-value}}",
-            "c.yaml",
+        let dir = tempfile::tempdir().unwrap();
+        for (f, v) in [
+            ("id", "AKIAEXAMPLEKEY"),
+            ("secret", "s3cr3t-value"),
+            ("token", "tok-value"),
+        ] {
+            std::fs::write(dir.path().join(f), format!("{v}\n")).unwrap();
+        }
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "aws: {auth: {method: static, accessKeyId: {file: id}, secretAccessKey: {file: secret}, \
+             sessionToken: {file: token}}}",
         )
         .unwrap();
+        let c = AwsConfig::from_path(&path).unwrap();
+        c.check().unwrap();
+        assert_eq!(
+            c.auth.secret_access_key.as_ref().unwrap().expose(),
+            "s3cr3t-value"
+        );
+        assert_eq!(c.auth.access_key_id.as_deref(), Some("AKIAEXAMPLEKEY"));
         let dbg = format!("{c:?}");
         assert!(
             !dbg.contains("s3cr3t-value") && !dbg.contains("tok-value"),
             "{dbg}"
         );
-        assert!(!dbg.contains("AKIAEXAMPLEKEY"), "{dbg}");
+        assert!(
+            !dbg.contains("AKIAEXAMPLEKEY") && dbg.contains("AKIA***"),
+            "{dbg}"
+        );
+        let inline = AuthConfig {
+            method: AuthMethod::Static,
+            access_key_id: Some("AKIAEXAMPLEKEY".into()),
+            secret_access_key: Some(Secret::new("s3cr3t-value")),
+            session_token: Some(Secret::new("tok-value")),
+            ..AuthConfig::default()
+        };
+        let dbg = format!("{inline:?}");
+        assert!(
+            !dbg.contains("s3cr3t-value") && !dbg.contains("tok-value") && !dbg.contains("EXAMPLE"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn static_keys_come_only_by_reference() {
+        for (auth, key) in [
+            (
+                "{method: static, accessKeyId: AKIAX, secretAccessKey: {env: S}}",
+                "aws.auth.accessKeyId",
+            ),
+            (
+                "{method: static, accessKeyId: {env: A}, secretAccessKey: hunter2}",
+                "aws.auth.secretAccessKey",
+            ),
+            (
+                "{method: static, accessKeyId: {env: A}, secretAccessKey: {env: S}, sessionToken: t0k}",
+                "aws.auth.sessionToken",
+            ),
+            (
+                "{method: static, accessKeyId: {env: A}, secretAccessKey: {secret: aws}}",
+                "aws.auth.secretAccessKey",
+            ),
+        ] {
+            let e = AwsConfig::from_yaml(&format!("aws:\n  auth: {auth}\n"), "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("{env: VARIABLE}"), "{e}");
+            assert!(
+                !e.contains("hunter2") && !e.contains("t0k") && !e.contains('\n'),
+                "{e}"
+            );
+        }
+        let e = AwsConfig::from_yaml(
+            "aws: {auth: {method: static, accessKeyId: {env: BERTH_TEST_UNSET_A}, \
+             secretAccessKey: {env: BERTH_TEST_UNSET_S}}}",
+            "c.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("aws.auth.accessKeyId") && e.contains("BERTH_TEST_UNSET_A"),
+            "{e}"
+        );
+        // A reference nobody read is not silently an empty key.
+        let parsed: AwsConfig = serde_norway::from_str(
+            "auth: {method: static, accessKeyId: {env: A}, secretAccessKey: {env: S}}",
+        )
+        .unwrap();
+        parsed.check_settings().unwrap();
+        let e = parsed.check().unwrap_err().to_string();
+        assert!(e.contains("aws.auth.accessKeyId"), "{e}");
+    }
+
+    #[test]
+    fn regions_must_be_region_names_of_the_partition() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "ap-southeast-7",
+            "il-central-1",
+            "mx-central-1",
+        ] {
+            assert!(is_region_of(Partition::Aws, ok), "{ok}");
+        }
+        assert!(is_region_of(Partition::AwsUsGov, "us-gov-west-1"));
+        assert!(is_region_of(Partition::AwsCn, "cn-north-1"));
+        assert!(is_region_of(Partition::AwsEusc, "eusc-de-east-1"));
+        for bad in [
+            "x@127.0.0.1:9/",
+            "us-east-1.evil.com",
+            "us-east-1/",
+            "us-east-1@h",
+            "us-gov-west-1",
+            "cn-north-1",
+            "US-EAST-1",
+            "us-east-",
+            "us--1",
+            "us-east-1a",
+            "",
+        ] {
+            assert!(!is_region_of(Partition::Aws, bad), "{bad}");
+        }
+        assert!(!is_region_of(Partition::AwsUsGov, "us-east-1"));
+        for (yaml, key) in [
+            (
+                "aws: {regions: [us-east-1, 'x@127.0.0.1:9/']}",
+                "aws.regions[1]",
+            ),
+            (
+                "aws: {regionPolicy: {allow: [eu-west-1], deny: ['h:1/']}}",
+                "aws.regionPolicy.deny[0]",
+            ),
+            (
+                "aws: {regionPolicy: {allow: ['eu-west-1.x.io']}}",
+                "aws.regionPolicy.allow[0]",
+            ),
+            (
+                "aws: {partition: aws-cn, regions: [us-east-1]}",
+                "aws.regions[0]: \"us-east-1\" is not a region of the aws-cn partition",
+            ),
+        ] {
+            let e = AwsConfig::from_yaml(yaml, "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{yaml}: {e}");
+        }
+        let m = MappingFile::parse(
+            r#"
+resources:
+- kind: AWS::S3::Bucket
+  selector: {query: 'true', regionPolicy: {allow: [cn-north-1, 'x@127.0.0.1:9/']}}
+  port: {entity: {mappings: {identifier: .Identifier, blueprint: '"b"'}}}
+"#,
+            "m.yaml",
+        )
+        .unwrap();
+        let e = kinds_from_mapping(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("resources[0].selector.regionPolicy.allow[1]"),
+            "{e}"
+        );
     }
 
     #[test]

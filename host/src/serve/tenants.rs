@@ -299,7 +299,31 @@ impl StoredTenant {
         }
         use crate::aws::config::AuthMethod;
         match aws.auth.method {
-            AuthMethod::Static => {}
+            AuthMethod::Static => {
+                // The keys come only from the tenant's sealed secrets: never inline (the
+                // document is shown by the API), never the worker's environment or files.
+                for (key, source) in aws.auth.key_sources() {
+                    match source {
+                        ValueRef::Secret { secret } if !self.secrets.contains_key(secret) => {
+                            return Err(bad(format!(
+                                "config.aws.auth.{key}: no secret named {secret:?} in `secrets`"
+                            )));
+                        }
+                        ValueRef::Secret { .. } => {}
+                        _ => {
+                            return Err(bad(format!(
+                                "config.aws.auth.{key}: write it as {{secret: NAME}} and send the \
+                                 value in `secrets`"
+                            )));
+                        }
+                    }
+                }
+                let secrets = SecretValues::new(self.secrets.clone());
+                if let Some(aws) = c.aws.as_mut() {
+                    aws.resolve_keys(std::path::Path::new(""), &secrets)
+                        .map_err(|e| bad(format!("config.{e}")))?;
+                }
+            }
             AuthMethod::Default if policy.allow_host_credentials => {
                 if aws.external_id.is_some() {
                     return Err(bad(

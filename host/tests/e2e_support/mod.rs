@@ -79,6 +79,7 @@ pub async fn world_with(tail: &str) -> World {
     let (_a, port) = berth_fake_port::spawn(Config::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("port-secret"), "fake-client-secret").unwrap();
+    std::fs::write(dir.path().join("aws-key"), "testing").unwrap();
     let config = dir.path().join("berth.yaml");
     let yaml = format!(
         r#"port:
@@ -87,7 +88,7 @@ pub async fn world_with(tail: &str) -> World {
   baseUrl: {port}
   integration: {{identifier: berth-e2e}}
 aws:
-  auth: {{method: static, accessKeyId: testing, secretAccessKey: testing}}
+  auth: {{method: static, accessKeyId: {{file: aws-key}}, secretAccessKey: {{file: aws-key}}}}
   orgRoleArn: arn:aws:iam::123456789012:role/BerthOrgReader
   accountRoleName: BerthReadOnly
   externalId: berth-test-external-id

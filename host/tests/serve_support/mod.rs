@@ -53,7 +53,8 @@ impl TenantFixture {
             format!(
                 "port:\n  clientId: {{env: BERTH_TEST_PORT_ID}}\n  clientSecret: {{file: port-secret}}\n  \
                  baseUrl: {}\n  integration: {{identifier: berth-{id}}}\n\
-                 aws:\n  auth: {{method: static, accessKeyId: testing, secretAccessKey: testing}}\n  \
+                 aws:\n  auth: {{method: static, accessKeyId: {{file: aws-key}}, \
+                 secretAccessKey: {{file: aws-key}}}}\n  \
                  accountRoleArns: [arn:aws:iam::{account}:role/BerthReadOnly]\n  \
                  externalId: berth-test-external-id\n  endpointUrl: {}\n",
                 port.base_url(),
@@ -62,6 +63,7 @@ impl TenantFixture {
         )
         .unwrap();
         std::fs::write(dir.join("port-secret"), "fake-client-secret").unwrap();
+        std::fs::write(dir.join("aws-key"), "testing").unwrap();
         Self {
             id: id.into(),
             account: account.into(),
@@ -94,7 +96,8 @@ impl TenantFixture {
                     "integration": {"identifier": format!("berth-{}", self.id)},
                 },
                 "aws": {
-                    "auth": {"method": "static", "accessKeyId": "testing", "secretAccessKey": "testing"},
+                    "auth": {"method": "static", "accessKeyId": {"secret": "awsKeyId"},
+                             "secretAccessKey": {"secret": "awsSecret"}},
                     "accountRoleArns": [format!("arn:aws:iam::{}:role/BerthReadOnly", self.account)],
                     "externalId": "berth-test-external-id",
                     "endpointUrl": w.emu.endpoint,
@@ -102,7 +105,8 @@ impl TenantFixture {
                 "mapping": tenant_mapping(),
                 "schedule": {"intervalMinutes": 60},
             },
-            "secrets": {"portSecret": "fake-client-secret"},
+            "secrets": {"portSecret": "fake-client-secret", "awsKeyId": "testing",
+                        "awsSecret": "testing"},
         })
     }
 }

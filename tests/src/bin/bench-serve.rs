@@ -92,14 +92,21 @@ fn document(
         config: json!({
             "port": {"clientId": "fake-client-id", "clientSecret": {"secret": "port"},
                      "baseUrl": port.base_url(), "integration": {"identifier": format!("berth-{id}")}},
-            "aws": {"auth": {"method": "static", "accessKeyId": "testing", "secretAccessKey": "testing"},
+            "aws": {"auth": {"method": "static", "accessKeyId": {"secret": "awsKeyId"},
+                             "secretAccessKey": {"secret": "awsSecret"}},
                     "accountRoleArns": arns, "externalId": "berth-test-external-id",
                     "regions": regions, "endpointUrl": endpoint},
             "mapping": mapping,
             "schedule": {"intervalMinutes": 600},
             "limits": {"pluginTimeoutMs": 1500},
         }),
-        secrets: [("port".to_string(), Some("fake-client-secret".to_string()))].into(),
+        secrets: [
+            ("port", "fake-client-secret"),
+            ("awsKeyId", "testing"),
+            ("awsSecret", "testing"),
+        ]
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .into(),
         weight: None,
         plugins,
     }

@@ -77,13 +77,14 @@ async fn one(size: usize) -> anyhow::Result<()> {
     let (_addr, port) = berth_fake_port::spawn(Config::default()).await?;
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("secret"), "fake-client-secret")?;
+    std::fs::write(dir.path().join("aws-key"), "testing")?;
     let config = dir.path().join("berth.yaml");
     std::fs::write(
         &config,
         format!(
             "port:\n  clientId: {{env: BENCH_PORT_ID}}\n  clientSecret: {{file: secret}}\n  \
              baseUrl: {}\n  integration: {{identifier: bench}}\n\
-             aws:\n  auth: {{method: static, accessKeyId: testing, secretAccessKey: testing}}\n  \
+             aws:\n  auth: {{method: static, accessKeyId: {{file: aws-key}}, secretAccessKey: {{file: aws-key}}}}\n  \
              orgRoleArn: arn:aws:iam::123456789012:role/BerthOrgReader\n  \
              accountRoleName: BerthReadOnly\n  externalId: berth-test-external-id\n  \
              endpointUrl: {}\n\
