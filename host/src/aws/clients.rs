@@ -5,6 +5,11 @@
 //! `call.rs`, where the adaptive limiter sees every throttle, and
 //! credentials are cached and refreshed in `credentials.rs`.
 //!
+//! **No redirects**, anywhere: the SDK's HTTP client never follows them, and
+//! the reqwest client made here does not either, so every request goes to
+//! the endpoint the SDK's rules resolved (an answer cannot send Berth, with
+//! signed headers, to another host or from https to plain http).
+//!
 //! Owns: [`ClientFactory`]. Must not make calls.
 
 use std::sync::Arc;
@@ -109,13 +114,18 @@ impl ClientFactory {
         aws_sdk_cloudcontrol::Client::new(&self.sdk_config(region, Some(creds)))
     }
 
-    /// A plain HTTP client for the few calls made without an SDK crate
-    /// (`s3.rs`), with the same timeouts.
+    /// A plain HTTP client for the few calls made without an SDK client
+    /// (`s3.rs`), with the same timeouts. S3 answers a bucket in another
+    /// region with a 3xx naming it, which `s3.rs` reads: it is an answer,
+    /// never a request to follow.
     pub fn reqwest(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .connect_timeout(self.limits.connect_timeout)
             .timeout(self.limits.call_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default()
+            // Not `unwrap_or_default()`: the default client follows redirects.
+            // Building fails only when the TLS backend cannot start.
+            .expect("the TLS backend starts")
     }
 }

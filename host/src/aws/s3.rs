@@ -5,37 +5,97 @@
 //! account and region; `GetBucketLocation` is the per-bucket fallback for a
 //! bucket none of those lists has (created meanwhile, or homed elsewhere).
 //!
-//! Plain SigV4-signed GETs through reqwest instead of aws-sdk-s3 (minutes of
-//! compile time for two calls). Owns the requests, signing and the answers'
+//! Plain SigV4-signed GETs through reqwest rather than the aws-sdk-s3 client.
+//! Their URLs come only from aws-sdk-s3's endpoint resolver (the endpoint
+//! rules refuse a region that is not a DNS label and percent-encode the
+//! bucket), never from formatting config values into a string: a region
+//! like `x@host:443/` must not turn into a request to `host`. The reqwest
+//! client follows no redirects (`ClientFactory::reqwest`); S3's own 3xx
+//! answers are read here. Owns the URLs, requests, signing and the answers'
 //! parsing. Must not pace or retry (callers go through `Caller`).
 
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
+use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use aws_sigv4::http_request::{
     PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use reqwest::Url;
 
 use super::arn::Partition;
 use super::call::{CallError, ErrorClass, class_of};
+use super::config::is_region_of;
 
 pub const API: &str = "s3:GetBucketLocation";
 pub const LIST_API: &str = "s3:ListBuckets";
 
-fn base_url(endpoint_url: Option<&str>, partition: Partition, region: &str) -> String {
-    match endpoint_url {
-        Some(e) => e.trim_end_matches('/').to_string(),
-        None => format!("https://s3.{region}.{}", partition.dns_suffix()),
+/// The URL S3's endpoint rules give for a request in `region` (to `bucket`,
+/// path-style, when given): the operator's `endpoint_url` (the emulator) or
+/// the regional endpoint of the region's partition.
+pub async fn endpoint(
+    api: &'static str,
+    endpoint_url: Option<&str>,
+    region: &str,
+    bucket: Option<&str>,
+) -> Result<Url, CallError> {
+    let fatal = |code: &str, m: String| CallError::new(ErrorClass::Fatal, api, code, m);
+    // The rules refuse a region that is not a host label but accept dotted
+    // ones (`us-east-1.x` stays under the partition's domain); only region
+    // names are asked for here.
+    if !Partition::ALL.iter().any(|p| is_region_of(*p, region)) {
+        return Err(fatal(
+            "InvalidRegion",
+            format!("{region:.64?} is not an AWS region name"),
+        ));
     }
+    if let Some(b) = bucket
+        && !is_bucket_name(b)
+    {
+        return Err(fatal(
+            "InvalidBucketName",
+            format!("{b:?} is not an S3 bucket name"),
+        ));
+    }
+    let params = Params::builder()
+        .region(region)
+        .use_fips(false)
+        .use_dual_stack(false)
+        .accelerate(false)
+        // Path-style: bucket names with dots keep a valid certificate, and
+        // the emulator is one address for every bucket.
+        .force_path_style(true)
+        .set_endpoint(endpoint_url.map(str::to_string))
+        .set_bucket(bucket.map(str::to_string))
+        .build()
+        .map_err(|e| fatal("Endpoint", e.to_string()))?;
+    let resolved = ResolveEndpoint::resolve_endpoint(&DefaultResolver::new(), &params)
+        .await
+        .map_err(|e| {
+            fatal(
+                "Endpoint",
+                format!("no S3 endpoint for region {region:?}: {e}"),
+            )
+        })?;
+    Url::parse(resolved.url())
+        .map_err(|e| fatal("Endpoint", format!("S3 endpoint {}: {e}", resolved.url())))
+}
+
+/// Bucket names as S3 has allowed them (legacy names included: upper case
+/// and underscores); nothing that could read as a path, query, port or ARN.
+fn is_bucket_name(b: &str) -> bool {
+    (1..=255).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
 }
 
 /// A SigV4-signed GET; the status, the `x-amz-bucket-region` header and the body.
 async fn signed_get(
     api: &'static str,
     http: &reqwest::Client,
-    url: &str,
+    url: &Url,
     region: &str,
     creds: &Credentials,
 ) -> Result<(u16, Option<String>, String), CallError> {
@@ -52,15 +112,21 @@ async fn signed_get(
         .build()
         .map_err(|e| err(ErrorClass::Fatal, "Signing", e.to_string()))?
         .into();
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_default()
-        .to_string();
+    // The Host header reqwest sends: the port only when not the scheme's default.
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => {
+            return Err(err(
+                ErrorClass::Fatal,
+                "Endpoint",
+                format!("no host in {url}"),
+            ));
+        }
+    };
     let signable = SignableRequest::new(
         "GET",
-        url,
+        url.as_str(),
         std::iter::once(("host", host.as_str())),
         SignableBody::Bytes(&[]),
     )
@@ -68,7 +134,7 @@ async fn signed_get(
     let (instructions, _) = sign(signable, &params)
         .map_err(|e| err(ErrorClass::Fatal, "Signing", e.to_string()))?
         .into_parts();
-    let mut req = http.get(url);
+    let mut req = http.get(url.clone());
     for (name, value) in instructions.headers() {
         req = req.header(name, value);
     }
@@ -109,28 +175,28 @@ pub async fn bucket_region(
     bucket: &str,
 ) -> Result<String, CallError> {
     let region = partition.default_region();
-    let url = format!(
-        "{}/{bucket}?location",
-        base_url(endpoint_url, partition, region)
-    );
+    let mut url = endpoint(API, endpoint_url, region, Some(bucket)).await?;
+    url.set_query(Some("location"));
     let (status, home, body) = signed_get(API, http, &url, region, creds).await?;
-    // A redirect names the region in a header; that is the answer.
-    if let Some(r) = home
+    let bad = |m: String| CallError::new(ErrorClass::Fatal, API, "BadResponse", m);
+    let found = if let Some(r) = home
         && (300..400).contains(&status)
     {
-        return Ok(r);
+        // A redirect names the region in a header; that is the answer.
+        r
+    } else if status == 200 {
+        parse_location(&body, partition)
+            .ok_or_else(|| bad(format!("unexpected GetBucketLocation answer: {body:.200}")))?
+    } else {
+        return Err(error_answer(API, status, &body));
+    };
+    // The answer becomes part of hostnames too (Cloud Control in that region).
+    if !is_region_of(partition, &found) {
+        return Err(bad(format!(
+            "GetBucketLocation named {found:.64?}, not a region of the {partition} partition"
+        )));
     }
-    if status == 200 {
-        return parse_location(&body, partition).ok_or_else(|| {
-            CallError::new(
-                ErrorClass::Fatal,
-                API,
-                "BadResponse",
-                format!("unexpected GetBucketLocation answer: {body:.200}"),
-            )
-        });
-    }
-    Err(error_answer(API, status, &body))
+    Ok(found)
 }
 
 /// The names of the account's buckets homed in `region` (`ListBuckets`
@@ -142,15 +208,29 @@ pub async fn buckets_in_region(
     creds: &Credentials,
     region: &str,
 ) -> Result<Vec<String>, CallError> {
-    let base = base_url(endpoint_url, partition, region);
+    if !is_region_of(partition, region) {
+        return Err(CallError::new(
+            ErrorClass::Fatal,
+            LIST_API,
+            "InvalidRegion",
+            format!("{region:.64?} is not a region of the {partition} partition"),
+        ));
+    }
+    let mut base = endpoint(LIST_API, endpoint_url, region, None).await?;
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
     let mut names = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut url = format!("{base}/?bucket-region={region}");
+        let mut query = format!("bucket-region={}", percent_encode(region));
         if let Some(t) = &token {
-            url.push_str("&continuation-token=");
-            url.push_str(&percent_encode(t));
+            query.push_str("&continuation-token=");
+            query.push_str(&percent_encode(t));
         }
+        let mut url = base.clone();
+        url.set_query(Some(&query));
         let (status, _, body) = signed_get(LIST_API, http, &url, region, creds).await?;
         if status != 200 {
             return Err(error_answer(LIST_API, status, &body));
@@ -253,5 +333,43 @@ mod tests {
         assert_eq!(xml_text(l, "ContinuationToken").as_deref(), Some("t/1="));
         assert_eq!(percent_encode("t/1="), "t%2F1%3D");
         assert_eq!(xml_text(e, "Code").as_deref(), Some("AccessDenied"));
+    }
+
+    #[tokio::test]
+    async fn urls_come_from_the_endpoint_rules() {
+        let url = |e: Option<&'static str>, r: &'static str, b: Option<&'static str>| async move {
+            endpoint(API, e, r, b).await.map(|u| u.to_string())
+        };
+        assert_eq!(
+            url(None, "eu-west-1", None).await.unwrap(),
+            "https://s3.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            url(None, "us-east-1", Some("a.b-c")).await.unwrap(),
+            "https://s3.us-east-1.amazonaws.com/a.b-c"
+        );
+        assert_eq!(
+            url(None, "cn-north-1", Some("b")).await.unwrap(),
+            "https://s3.cn-north-1.amazonaws.com.cn/b"
+        );
+        assert_eq!(
+            url(Some("http://127.0.0.1:5000"), "eu-west-1", Some("b"))
+                .await
+                .unwrap(),
+            "http://127.0.0.1:5000/b"
+        );
+        assert_eq!(
+            url(Some("http://127.0.0.1:5000/"), "eu-west-1", None)
+                .await
+                .unwrap(),
+            "http://127.0.0.1:5000/"
+        );
+        // Neither a region nor a bucket can name another host.
+        for r in ["x@127.0.0.1:9/", "us-east-1.evil.example", "a/b"] {
+            assert!(url(None, r, None).await.is_err(), "{r}");
+        }
+        for b in ["x@127.0.0.1:9", "a/../b", "arn:aws:s3:::b", "b?x", ""] {
+            assert!(url(None, "us-east-1", Some(b)).await.is_err(), "{b}");
+        }
     }
 }

@@ -241,6 +241,9 @@ impl PortClient {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .default_headers(headers)
+            // Port answers in place; a redirect would carry the bearer token or the client
+            // secret (a 307/308 resends the body) to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| PortError::Config(format!("HTTP client: {e}")))?;
         let user_agent_header = config.user_agent.to_string();
