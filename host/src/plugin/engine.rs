@@ -111,6 +111,12 @@ impl PluginEngine {
         self.idle.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The wasmtime engine, e.g. to compile a component and read its imports
+    /// ([`super::instance::component_imports`]).
+    pub fn wasmtime(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Whether instances come from the pooling allocator.
     pub fn pooling(&self) -> bool {
         self.pooling

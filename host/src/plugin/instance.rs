@@ -17,7 +17,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::cache::{AotCache, content_hash};
 use super::engine::PluginEngine;
-use super::host::{HostState, MemoryLimitExceeded};
+use super::host::{HostState, MemoryLimitExceeded, WASI_IMPORTS, add_wasi_to_linker};
 use super::v0_1_0 as v1;
 use super::{PluginError, PluginInfo, Tenant};
 use crate::lookup::{Offline, Scope};
@@ -102,6 +102,43 @@ fn api_version(
     ))
 }
 
+/// Every interface a plugin may import, unversioned: [`WASI_IMPORTS`] and
+/// Berth's own.
+pub fn allowed_imports() -> impl Iterator<Item = &'static str> {
+    WASI_IMPORTS.iter().chain(v1::BERTH_IMPORTS).copied()
+}
+
+/// The component's imports, as named in it (`wasi:cli/stdout@0.2.6`).
+pub fn component_imports(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Refuses, naming it, the first import outside [`allowed_imports`]: the
+/// linker would refuse it too, but in terms of its own.
+fn check_imports(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Result<(), String> {
+    for name in component_imports(engine, component) {
+        let interface = name.split('@').next().unwrap_or_default();
+        if !allowed_imports().any(|a| a == interface) {
+            return Err(format!(
+                "it imports `{name}`, which plugins do not get: they have no filesystem, \
+                 sockets, environment or stdio, and import only berth:plugin's log and cloud \
+                 and the parts of WASI listed in README \"The sandbox\""
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn show((a, b, c): (u64, u64, u64)) -> String {
     format!("{a}.{b}.{c}")
 }
@@ -143,9 +180,9 @@ impl LoadedPlugin {
             )));
         }
 
+        check_imports(&engine.engine, &component).map_err(load_err)?;
         let mut linker = Linker::<HostState>::new(&engine.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| load_err(format!("{e:#}")))?;
+        add_wasi_to_linker(&mut linker).map_err(|e| load_err(format!("{e:#}")))?;
         v1::add_to_linker(&mut linker).map_err(|e| load_err(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)

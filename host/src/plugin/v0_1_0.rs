@@ -22,6 +22,14 @@ pub use self::berth::plugin::types;
 pub const MIN_VERSION: (u64, u64, u64) = (0, 1, 0);
 pub const MAX_VERSION: (u64, u64, u64) = (0, 1, 0);
 
+/// The interfaces of this API a plugin may import (unversioned; the linker
+/// matches the version): `log`, `cloud`, and `types` for their records.
+pub const BERTH_IMPORTS: &[&str] = &[
+    "berth:plugin/types",
+    "berth:plugin/log",
+    "berth:plugin/cloud",
+];
+
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
     berth::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     berth::plugin::cloud::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
