@@ -87,15 +87,15 @@ async fn web_identity_chains_to_org_and_member_roles_and_refreshes() {
     for a in report.accounts.iter().filter(|a| a.account_id != MGMT) {
         assert!(a.error.is_none(), "{a:?}");
     }
-    assert!(report.scopes.iter().all(|s| s.key.account_id != MGMT));
-    assert!(
-        report
-            .scopes
-            .iter()
-            .all(|s| s.status == berth::aws::ScopeStatus::Complete),
-        "{}",
-        report.render()
-    );
+    // The management account is one account-wide scope, denied; every member scope completed.
+    for s in &report.scopes {
+        if s.key.account_id == MGMT {
+            assert_eq!((s.key.region.as_str(), s.key.kind.as_str()), ("*", "*"));
+            assert_eq!(s.status.label(), "denied", "{}", report.render());
+        } else {
+            assert_eq!(s.status, berth::aws::ScopeStatus::Complete, "{}", report.render());
+        }
+    }
     assert!(!report.is_complete(), "an account is incomplete");
     assert_eq!(keys(&items), seeded(&seed));
 
@@ -148,7 +148,20 @@ async fn assume_role_needs_the_right_external_id() {
             .as_deref()
             .unwrap_or_else(|| panic!("{wrong:?} must be refused"));
         assert!(e.contains("AccessDenied") && e.contains(&role), "{e}");
-        assert!(items.is_empty() && report.scopes.is_empty());
+        // The refused account is one account-wide scope, denied: nothing of it may go.
+        assert!(items.is_empty());
+        let scopes: Vec<(String, String, String, &str)> = report
+            .scopes
+            .iter()
+            .map(|s| {
+                let k = &s.key;
+                (k.account_id.clone(), k.region.clone(), k.kind.clone(), s.status.label())
+            })
+            .collect();
+        assert_eq!(
+            scopes,
+            vec![(member.clone(), "*".into(), "*".into(), "denied")]
+        );
         assert!(!report.is_complete());
     }
     let (_t, sync) = tenant_sync(cfg(Some(EXTERNAL_ID)), limits()).await;

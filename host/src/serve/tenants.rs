@@ -492,7 +492,14 @@ mod tests {
             None,
             TenantDoc {
                 config,
-                secrets: [("portSecret".to_string(), Some("s3cr3t-value".to_string()))].into(),
+                secrets: [
+                    ("portSecret", "s3cr3t-value"),
+                    ("awsKeyId", "AKIA"),
+                    ("awsSecret", "aws-secret"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect(),
                 weight: None,
                 plugins: None,
             },
@@ -503,7 +510,8 @@ mod tests {
         json!({
             "port": {"clientId": "id", "clientSecret": {"secret": "portSecret"},
                      "integration": {"identifier": "acme-aws"}},
-            "aws": {"auth": {"method": "static", "accessKeyId": "AKIA", "secretAccessKey": "aws-secret"}},
+            "aws": {"auth": {"method": "static", "accessKeyId": {"secret": "awsKeyId"},
+                             "secretAccessKey": {"secret": "awsSecret"}}},
             "mapping": {"resources": []}
         })
     }
