@@ -527,7 +527,23 @@ impl AwsSync {
             )
             .await
             {
-                Ok(r) => r,
+                Ok(r) => {
+                    // Region names become endpoint host names: an answer that is not a region
+                    // of the partition is not read (and, being unread, keeps its entities).
+                    let (ok, odd): (Vec<String>, Vec<String>) = r
+                        .into_iter()
+                        .partition(|r| super::config::is_region_of(partition, r));
+                    if !odd.is_empty() {
+                        let why = format!(
+                            "ListRegions named regions that are not regions of the {} partition: {}",
+                            partition.as_str(),
+                            odd.join(", ")
+                        );
+                        ctx.notes.push(why.clone());
+                        ctx.regions_unknown = Some(why);
+                    }
+                    ok
+                }
                 Err(e) => {
                     ctx.notes.push(format!(
                         "cannot list enabled regions ({e}); reading the regions that need no opt-in"
