@@ -93,7 +93,12 @@ async fn web_identity_chains_to_org_and_member_roles_and_refreshes() {
             assert_eq!((s.key.region.as_str(), s.key.kind.as_str()), ("*", "*"));
             assert_eq!(s.status.label(), "denied", "{}", report.render());
         } else {
-            assert_eq!(s.status, berth::aws::ScopeStatus::Complete, "{}", report.render());
+            assert_eq!(
+                s.status,
+                berth::aws::ScopeStatus::Complete,
+                "{}",
+                report.render()
+            );
         }
     }
     assert!(!report.is_complete(), "an account is incomplete");
@@ -155,7 +160,12 @@ async fn assume_role_needs_the_right_external_id() {
             .iter()
             .map(|s| {
                 let k = &s.key;
-                (k.account_id.clone(), k.region.clone(), k.kind.clone(), s.status.label())
+                (
+                    k.account_id.clone(),
+                    k.region.clone(),
+                    k.kind.clone(),
+                    s.status.label(),
+                )
             })
             .collect();
         assert_eq!(
