@@ -172,13 +172,11 @@ struct Truth {
     kind: usize,
 }
 
-fn scope_index(c: &Case, a: usize, r: usize, k: usize) -> usize {
-    let _ = c;
+fn scope_index(a: usize, r: usize, k: usize) -> usize {
     (a * REGIONS.len() + r) * KINDS.len() + k
 }
 
-fn entities(c: &Case, a: usize, r: usize, k: usize, count: u8, start: u8) -> Vec<Truth> {
-    let _ = c;
+fn entities(a: usize, r: usize, k: usize, count: u8, start: u8) -> Vec<Truth> {
     (start..start + count)
         .map(|i| Truth {
             key: EntityKey {
@@ -207,15 +205,15 @@ fn run(c: &Case) -> Outcome {
     for a in 0..c.accounts {
         for r in 0..REGIONS.len() {
             for k in 0..KINDS.len() {
-                let i = scope_index(c, a, r, k);
-                let b = entities(c, a, r, k, c.before[i], 0);
+                let i = scope_index(a, r, k);
+                let b = entities(a, r, k, c.before[i], 0);
                 before.extend(b.iter().cloned());
                 if matches!(c.account_faults[a], AccountFault::LeftOrganization) {
                     continue;
                 }
                 let gone = c.removed[i].min(c.before[i]) as usize;
                 now.extend(b.into_iter().skip(gone));
-                now.extend(entities(c, a, r, k, c.added[i], 10));
+                now.extend(entities(a, r, k, c.added[i], 10));
             }
         }
     }
@@ -287,7 +285,7 @@ fn run(c: &Case) -> Outcome {
                 if !reached(r, k) {
                     continue;
                 }
-                let i = scope_index(c, a, r, k);
+                let i = scope_index(a, r, k);
                 let key = ScopeKey::new(&id, *region, *kind);
                 let current: Vec<&Truth> = now.iter().filter(|t| t.scope == key).collect();
                 let emitted: Vec<&Truth> = match c.scope_faults[i] {
