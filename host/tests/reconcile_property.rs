@@ -303,9 +303,12 @@ fn run(c: &Case) -> Outcome {
                     _ => ScopeStatus::Complete,
                 };
                 book.set(&key, status);
+                // An account that could not be enumerated proves nothing gone, not even in
+                // the scopes it did read.
+                let account_whole = matches!(c.account_faults[a], AccountFault::None);
                 if matches!(c.scope_faults[i], ScopeFault::EntityFailed) {
                     failed_scopes.insert(key.to_text());
-                } else if status == ScopeStatus::Complete {
+                } else if status == ScopeStatus::Complete && account_whole {
                     proven.insert(key.to_text());
                 }
                 // A resource entry that fails produces no entity at all.

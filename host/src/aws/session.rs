@@ -344,7 +344,7 @@ pub struct AccountCtx {
     pub denied: bool,
     /// Set when the account's enabled regions could not be listed: `regions` is then only
     /// the partition's regions that need no opt-in, so the account may hold entities in
-    /// regions this sync does not read (they, and entities of no known scope, are kept).
+    /// regions this sync does not read, so nothing of the account is deleted.
     pub regions_unknown: Option<String>,
     pub notes: Vec<String>,
     creds: Arc<CachedCredentials>,

@@ -5,8 +5,9 @@
 //! A failure that happens before discovery knows which scopes it would have read is a
 //! *wildcard* scope: `account/*/*` (the account's role could not be assumed, its regions could
 //! not be listed, its discovery task panicked) or `account/*/kind` (a global kind's task
-//! panicked). A wildcard answers for every scope of its account (and kind) that this sync has
-//! no exact record of, so an entity last seen there is kept; and since it is not complete, an
+//! panicked). A wildcard that did not complete covers every scope of its account (and kind),
+//! also those this sync read completely: what an account could not enumerate may be anywhere in
+//! it, so nothing of that account (and kind) is deleted; and since it is not complete, an
 //! entity of no known scope is kept too.
 //!
 //! Owns: [`ScopeKey`] and its text form (kept in the state store), [`ScopeStatus`] and the
@@ -117,17 +118,22 @@ impl ScopeBook {
         }
     }
 
-    /// The status of a scope by its text form: its own record, else the wildcard that covers
-    /// it (`account/*/kind`, then `account/*/*`); `None` when this sync did not cover it.
+    /// The status of a scope by its text form: an incomplete wildcard that covers it
+    /// (`account/*/kind`, `account/*/*`) wins over its own record; `None` when this sync did
+    /// not cover it.
     pub fn status_of(&self, text: &str) -> Option<ScopeStatus> {
-        if let Some((_, s)) = self.scopes.get(text) {
-            return Some(*s);
-        }
+        let own = self.scopes.get(text).map(|(_, s)| *s);
         let mut parts = text.splitn(3, '/');
-        let (account, _region, kind) = (parts.next()?, parts.next()?, parts.next()?);
-        [format!("{account}/*/{kind}"), format!("{account}/*/*")]
+        let (Some(account), Some(_region), Some(kind)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return own;
+        };
+        let wildcard = [format!("{account}/*/{kind}"), format!("{account}/*/*")]
             .iter()
-            .find_map(|w| self.scopes.get(w).map(|(_, s)| *s))
+            .filter(|w| w.as_str() != text)
+            .filter_map(|w| self.scopes.get(w).map(|(_, s)| *s))
+            .find(|s| *s != ScopeStatus::Complete);
+        wildcard.or(own)
     }
 
     /// True when the sync covered at least one scope and every one completed.
@@ -177,15 +183,18 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_answer_only_for_scopes_without_a_record() {
+    fn incomplete_wildcards_cover_every_scope_of_their_account() {
         let mut b = ScopeBook::default();
         let read = ScopeKey::new("1", "us-east-1", "K");
         b.note(&read);
         b.set(&ScopeKey::account_wide("1"), ScopeStatus::Failed);
         b.set(&ScopeKey::kind_wide("2", "G"), ScopeStatus::Denied);
-        // A region that was read completely stays complete; one that was not is failed.
-        assert_eq!(b.status_of(&read.to_text()), Some(ScopeStatus::Complete));
+        // Even a region that was read completely: the account's resources may be anywhere.
+        assert_eq!(b.status_of(&read.to_text()), Some(ScopeStatus::Failed));
         assert_eq!(b.status_of("1/af-south-1/K"), Some(ScopeStatus::Failed));
+        let other = ScopeKey::new("3", "us-east-1", "K");
+        b.note(&other);
+        assert_eq!(b.status_of(&other.to_text()), Some(ScopeStatus::Complete));
         assert_eq!(b.status_of("2/eu-west-1/G"), Some(ScopeStatus::Denied));
         assert_eq!(b.status_of("2/eu-west-1/K"), None);
         assert_eq!(b.status_of("3/eu-west-1/K"), None);
