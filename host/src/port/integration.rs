@@ -3,7 +3,7 @@
 //! Owns: reading (and creating when missing) the integration, `resyncState` updates at the start
 //! and end of a resync, the per-kind sync metrics Ocean posts to the ingest URL Port hands out
 //! (`metricAttributes.ingestUrl`), and reading the resync-request watermark. Bodies follow
-//! `shared/port-api/CONTRACT.md` §6 and Ocean's field names (including `intervalInMinuets`).
+//! `docs/port-api.md` and Ocean's field names (including `intervalInMinuets`).
 //! Must not touch: what the numbers are; `sync::metrics` computes them.
 
 use reqwest::Method;

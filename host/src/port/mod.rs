@@ -1,4 +1,4 @@
-//! Berth's client of Port's REST API (getport.io), as `shared/port-api/CONTRACT.md` describes it.
+//! Berth's client of Port's REST API (getport.io), as `docs/port-api.md` describes it.
 //!
 //! Owns: talking to Port over HTTP: credentials and access tokens ([`auth`]), the one retry
 //! policy and shared request budget ([`retry`]), the client with its calls ([`client`]), and

@@ -14,7 +14,7 @@ use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// `x-ratelimit-reset` values above this are an epoch second, smaller ones a delta in seconds
-/// (Ocean's `_parse_retry_header` threshold, see `shared/port-api/CONTRACT.md` §10).
+/// (Ocean's threshold, see `docs/port-api.md`).
 pub const EPOCH_THRESHOLD: f64 = 10_000.0;
 
 /// How often and how long to retry. `Default` is Ocean's: 10 attempts, 0.3 s · 2^n, capped at

@@ -1,6 +1,6 @@
 //! The mapping engine: one `resources[]` entry of Port's mapping, compiled
 //! once and applied to raw items with Ocean's semantics
-//! (`shared/research/ocean.md` §1.1).
+//! (`docs/ocean-mapping.md`).
 //!
 //! Owns: the resource-entry model, compiling every JQ field (native fast path
 //! first, jaq otherwise), the selector, `itemsToParse`, search-query objects,
