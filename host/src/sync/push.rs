@@ -387,14 +387,14 @@ impl Pusher {
                 account != "*" && !known.contains(account)
             })
             .collect();
-        for scope in retired {
-            let mut parts = scope.splitn(3, '/');
-            let (Some(a), Some(r), Some(k)) = (parts.next(), parts.next(), parts.next()) else {
-                continue;
-            };
-            tracing::info!("account {a} is no longer part of the sync: its {k} entities in {r} go");
-            self.scopes
-                .set(&ScopeKey::new(a, r, k), ScopeStatus::Complete);
+        for key in retired.iter().filter_map(|s| ScopeKey::from_text(s)) {
+            tracing::info!(
+                "account {} is no longer part of the sync: its {} entities in {} go",
+                key.account,
+                key.kind,
+                key.region
+            );
+            self.scopes.set(&key, ScopeStatus::Complete);
         }
     }
 
@@ -982,12 +982,12 @@ impl Pusher {
             .filter(|s| !listed.contains(*s))
             .collect();
         failed.sort();
-        for text in failed {
-            let mut p = text.splitn(3, '/');
-            if let (Some(a), Some(r), Some(k)) = (p.next(), p.next(), p.next()) {
-                incomplete.push((ScopeKey::new(a, r, k), ScopeStatus::Failed));
-            }
-        }
+        incomplete.extend(
+            failed
+                .into_iter()
+                .filter_map(|t| ScopeKey::from_text(t))
+                .map(|k| (k, ScopeStatus::Failed)),
+        );
         let clean = load_failed == 0
             && delete_failed == 0
             && incomplete.is_empty()

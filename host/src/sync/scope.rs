@@ -60,6 +60,12 @@ impl ScopeKey {
     pub fn to_text(&self) -> String {
         format!("{}/{}/{}", self.account, self.region, self.kind)
     }
+
+    /// Reads back [`ScopeKey::to_text`]; `None` for text not of that form.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, '/');
+        Some(Self::new(parts.next()?, parts.next()?, parts.next()?))
+    }
 }
 
 impl fmt::Display for ScopeKey {
@@ -123,12 +129,15 @@ impl ScopeBook {
     /// not cover it.
     pub fn status_of(&self, text: &str) -> Option<ScopeStatus> {
         let own = self.scopes.get(text).map(|(_, s)| *s);
-        let mut parts = text.splitn(3, '/');
-        let (Some(account), Some(_region), Some(kind)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let Some(key) = ScopeKey::from_text(text) else {
             return own;
         };
-        let wildcard = [format!("{account}/*/{kind}"), format!("{account}/*/*")]
+        let covering = [
+            ScopeKey::kind_wide(&key.account, &key.kind),
+            ScopeKey::account_wide(&key.account),
+        ]
+        .map(|w| w.to_text());
+        let wildcard = covering
             .iter()
             .filter(|w| w.as_str() != text)
             .filter_map(|w| self.scopes.get(w).map(|(_, s)| *s))
@@ -180,6 +189,8 @@ mod tests {
         assert!(!b.all_complete());
         assert!(!ScopeBook::default().all_complete());
         assert_eq!(k.to_text(), "1/eu-west-1/AWS::S3::Bucket");
+        assert_eq!(ScopeKey::from_text(&k.to_text()), Some(k));
+        assert_eq!(ScopeKey::from_text("1/eu-west-1"), None);
     }
 
     #[test]
