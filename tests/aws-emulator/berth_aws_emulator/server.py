@@ -5,8 +5,8 @@ Every request goes through `EmulatorApp`:
   /moto-api/*               moto's own API, passed through untouched
   anything else             identified (service, action, account, region),
                             counted, fault-injected, then answered by the shim
-                            (Cloud Control, account regions, STS trust checks)
-                            or by moto.
+                            (Cloud Control, account regions, STS trust checks,
+                            web-identity token verification) or by moto.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
-from . import __version__, cloudcontrol, regions, trust
+from . import __version__, cloudcontrol, regions, trust, webidentity
 from .errors import Response, denied_code, error_response, server_error_code, throttle_code
 from .faults import ConfigError, Decision, FaultEngine, Stats
 from .identity import RequestInfo, parse_request
@@ -47,6 +47,7 @@ class EmulatorApp:
         self.regions = regions.RegionConfig()
         self.trust = trust.TrustConfig()
         self.sessions = trust.Sessions()
+        self.web_identity = webidentity.WebIdentity()
         self.cc_config = cloudcontrol.CONFIG
 
     # ------------------------------------------------------------------ WSGI entry
@@ -80,11 +81,20 @@ class EmulatorApp:
                 resp = self._fault_response(info, decision)
                 status = resp[0]
                 return self._send(start_response, resp)
+            rewrite: Callable[[bytes], bytes] | None = None
+            if info.service == "sts" and info.action == "AssumeRoleWithWebIdentity":
+                try:
+                    rewrite = self.web_identity.verify(info, self.trust).decorate
+                except webidentity.Refused as r:
+                    log.info("AssumeRoleWithWebIdentity refused (%s): %s", r.reason, r.message)
+                    resp = error_response(info, r.code, r.message, r.status)
+                    status = resp[0]
+                    return self._send(start_response, resp)
             resp = self._shim(info)
             if resp is not None:
                 status = resp[0]
                 return self._send(start_response, resp)
-            status, body = self._call_moto(environ, start_response, info)
+            status, body = self._call_moto(environ, start_response, info, rewrite)
             return body
         except Exception as e:  # never let the shim crash a request
             log.error("shim error: %s\n%s", e, traceback.format_exc())
@@ -94,7 +104,10 @@ class EmulatorApp:
         finally:
             self.stats.record(info, status, decision.fault, decision.latency_s)
 
-    def _call_moto(self, environ: dict[str, Any], start_response: Callable, info: RequestInfo) -> tuple[int, Iterable[bytes]]:
+    def _call_moto(self, environ: dict[str, Any], start_response: Callable, info: RequestInfo,
+                   rewrite: Callable[[bytes], bytes] | None = None) -> tuple[int, Iterable[bytes]]:
+        """Lets moto answer; STS credential answers are buffered so the issued keys'
+        expiry is recorded (and `rewrite` can complete the answer)."""
         buffer = info.service == "sts" and info.action in trust.CREDENTIAL_ACTIONS
         captured: dict[str, Any] = {}
 
@@ -124,6 +137,8 @@ class EmulatorApp:
                 body.close()
         if status == 200:
             data = self.sessions.issued(data)
+            if rewrite is not None:
+                data = rewrite(data)
         headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(data))))
         start_response(captured.get("line", "200 OK"), headers)
@@ -153,6 +168,10 @@ class EmulatorApp:
             if msg:
                 code, status = denied_code("sts")
                 return error_response(info, code, msg, status)
+        if info.service == "iam" and info.action == "CreateOpenIDConnectProvider":
+            problem = webidentity.provider_url_problem(str(info.params.get("Url") or ""))
+            if problem:
+                return error_response(info, "InvalidInput", problem, 400)
         return None
 
     def _fault_response(self, info: RequestInfo, d: Decision) -> Response:
@@ -204,13 +223,14 @@ class EmulatorApp:
                 return _admin_json(self.faults.describe())
         if path == "/_berth/stats":
             if method == "GET":
-                return _admin_json(self.stats.snapshot())
+                return _admin_json(self._stats())
             if method == "DELETE":
                 with self.stats.lock:
                     in_flight = self.stats.in_flight
                     self.stats.reset()
                     self.stats.in_flight = in_flight
-                return _admin_json(self.stats.snapshot())
+                self.web_identity.reset_stats()
+                return _admin_json(self._stats())
         if path == "/_berth/config":
             if method == "GET":
                 return _admin_json(self._config())
@@ -218,6 +238,7 @@ class EmulatorApp:
                 self.cc_config.reset()
                 self.trust.reset()
                 self.sessions.reset()
+                self.web_identity.reset()
                 return _admin_json(self._config())
             if method in ("POST", "PUT"):
                 if not isinstance(body, dict):
@@ -227,7 +248,9 @@ class EmulatorApp:
                 if "trust" in body:
                     self.trust.update(dict(body["trust"]))
                 if "sts" in body:
-                    self.sessions.update(dict(body["sts"]))
+                    sts = dict(body["sts"])
+                    self.web_identity.update(sts)
+                    self.sessions.update(sts)
                 return _admin_json(self._config())
         if path == "/_berth/regions":
             if method == "GET":
@@ -251,13 +274,20 @@ class EmulatorApp:
             self.trust.reset()
             self.sessions.reset()
             self.sessions.expiry.clear()
+            self.web_identity.reset()
+            self.web_identity.clear()
             return _admin_json({"reset": True})
         return _admin_json({"error": f"no admin route {method} {path}"}, 404)
 
     def _config(self) -> dict[str, Any]:
         out = self.cc_config.describe()
         out["trust"] = self.trust.describe()
-        out["sts"] = self.sessions.describe()
+        out["sts"] = {**self.sessions.describe(), **self.web_identity.describe()}
+        return out
+
+    def _stats(self) -> dict[str, Any]:
+        out = self.stats.snapshot()
+        out["web_identity"] = self.web_identity.stats()
         return out
 
 

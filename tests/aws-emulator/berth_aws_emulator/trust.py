@@ -1,12 +1,17 @@
-"""STS AssumeRole trust-policy evaluation (moto itself accepts any role ARN).
+"""STS trust-policy evaluation (moto itself accepts any role ARN).
 
-When the target role exists in moto's IAM (in the role's account), its trust
-policy is evaluated for the caller: principal (account root / account id /
-role or user ARN / "*"), `sts:AssumeRole` action, and the conditions
-`sts:ExternalId`, `sts:RoleSessionName`, `aws:PrincipalAccount`
+AssumeRole: when the target role exists in moto's IAM (in the role's
+account), its trust policy is evaluated for the caller: principal (account
+root / account id / role or user ARN / "*"), `sts:AssumeRole` action, and the
+conditions `sts:ExternalId`, `sts:RoleSessionName`, `aws:PrincipalAccount`
 (StringEquals / StringLike / StringNotEquals / StringNotLike). Explicit Deny
 wins. Roles that do not exist are allowed (moto's behaviour) unless
 `require_existing_role` is set.
+
+AssumeRoleWithWebIdentity (`check_web_identity_trust`, called by
+`webidentity` once the token is verified): the same evaluation with a
+`Federated` principal (the OIDC provider ARN) and the `<issuer>:sub` /
+`<issuer>:aud` / `<issuer>:amr` condition keys, which are always evaluated.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import threading
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from .identity import RequestInfo
@@ -124,7 +129,10 @@ def _action_matches(action: Any, wanted: str) -> bool:
     return any(fnmatch.fnmatchcase(wanted.lower(), str(a).lower()) for a in _as_list(action))
 
 
-def _conditions_hold(cond: Any, context: dict[str, str | None]) -> bool:
+def _conditions_hold(cond: Any, context: dict[str, str | None], required: frozenset[str] = frozenset()) -> bool:
+    """True when every condition holds. Keys not in `context` are not modelled
+    and count as satisfied; keys in `required` (lower case) are always
+    evaluated, so an operator the emulator does not know fails them."""
     if not cond:
         return True
     if not isinstance(cond, dict):
@@ -132,7 +140,10 @@ def _conditions_hold(cond: Any, context: dict[str, str | None]) -> bool:
     for op, clauses in cond.items():
         if not isinstance(clauses, dict):
             return False
-        base = op.replace("IfExists", "")
+        # single-valued keys: ForAnyValue behaves like the plain operator, ForAllValues too
+        # except that an absent key satisfies it
+        qualifier, _, bare = op.rpartition(":")
+        base = bare.replace("IfExists", "")
         for key, expected in clauses.items():
             k = key.lower()
             if k not in context:
@@ -140,7 +151,7 @@ def _conditions_hold(cond: Any, context: dict[str, str | None]) -> bool:
             actual = context[k]
             values = [str(e) for e in _as_list(expected)]
             if actual is None:
-                if op.endswith("IfExists") or base.startswith("StringNot"):
+                if bare.endswith("IfExists") or base.startswith("StringNot") or qualifier == "ForAllValues":
                     continue
                 return False
             if base == "StringEquals":
@@ -153,11 +164,46 @@ def _conditions_hold(cond: Any, context: dict[str, str | None]) -> bool:
                 ok = actual not in values
             elif base == "StringNotLike":
                 ok = not any(fnmatch.fnmatchcase(actual, v) for v in values)
+            elif k in required:
+                ok = False  # an operator the emulator cannot evaluate never grants on a required key
             else:
                 continue
             if not ok:
                 return False
     return True
+
+
+def _role_policy(role: Any) -> dict[str, Any] | None:
+    """The role's trust policy as a dict (moto may keep it URL-encoded), or None if unreadable."""
+    doc = role.assume_role_policy_document
+    try:
+        policy = json.loads(doc) if isinstance(doc, str) else doc
+    except ValueError:
+        try:
+            policy = json.loads(unquote(doc))
+        except ValueError:
+            return None
+    return policy if isinstance(policy, dict) else None
+
+
+def _evaluate(policy: dict[str, Any], action: str, principal_ok: Callable[[Any], bool],
+              context: dict[str, str | None], required: frozenset[str] = frozenset()) -> bool:
+    """True when some statement allows and none denies (explicit Deny wins)."""
+    allowed = False
+    for st in _as_list(policy.get("Statement")):
+        if not isinstance(st, dict):
+            continue
+        if not _action_matches(st.get("Action"), action):
+            continue
+        if not principal_ok(st.get("Principal")):
+            continue
+        if not _conditions_hold(st.get("Condition"), context, required):
+            continue
+        if st.get("Effect") == "Deny":
+            return False
+        if st.get("Effect") == "Allow":
+            allowed = True
+    return allowed
 
 
 def check_assume_role(info: RequestInfo, cfg: TrustConfig) -> str | None:
@@ -175,34 +221,49 @@ def check_assume_role(info: RequestInfo, cfg: TrustConfig) -> str | None:
     role = _find_role(role_arn)
     if role is None:
         return denied if cfg.require_existing_role else None
-    doc = role.assume_role_policy_document
-    try:
-        policy = json.loads(doc) if isinstance(doc, str) else doc
-    except ValueError:
-        try:
-            policy = json.loads(unquote(doc))
-        except ValueError:
-            return denied
+    policy = _role_policy(role)
+    if policy is None:
+        return denied
     context = {
         "sts:externalid": params.get("ExternalId"),
         "sts:rolesessionname": params.get("RoleSessionName"),
         "aws:principalaccount": caller["account"],
     }
-    allowed = False
-    for st in _as_list((policy or {}).get("Statement")):
-        if not isinstance(st, dict):
-            continue
-        if not _action_matches(st.get("Action"), "sts:AssumeRole"):
-            continue
-        if not _principal_matches(st.get("Principal"), caller):
-            continue
-        if not _conditions_hold(st.get("Condition"), context):
-            continue
-        if st.get("Effect") == "Deny":
-            return denied
-        if st.get("Effect") == "Allow":
-            allowed = True
-    return None if allowed else denied
+    ok = _evaluate(policy, "sts:AssumeRole", lambda p: _principal_matches(p, caller), context)
+    return None if ok else denied
+
+
+WEB_IDENTITY_DENIED = "Not authorized to perform sts:AssumeRoleWithWebIdentity"
+
+
+def _federated_matches(principal: Any, provider_arn: str) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    return any(str(p) == provider_arn for p in _as_list(principal.get("Federated")))
+
+
+def check_web_identity_trust(role: Any, provider_arn: str, issuer_key: str, subject: str, audience: str,
+                             session_name: str | None) -> str | None:
+    """AccessDenied message, or None when the role's trust policy lets this verified
+    token in. `issuer_key` is the issuer URL without its scheme (the condition-key
+    prefix, e.g. `127.0.0.1:41234`); `audience` is the aud value that matched a
+    client id of the provider."""
+    policy = _role_policy(role)
+    if policy is None:
+        return WEB_IDENTITY_DENIED
+    prefix = issuer_key.lower()
+    context: dict[str, str | None] = {
+        f"{prefix}:sub": subject,
+        f"{prefix}:aud": audience,
+        f"{prefix}:amr": None,
+        "sts:rolesessionname": session_name,
+    }
+    required = frozenset({f"{prefix}:sub", f"{prefix}:aud"})
+    ok = _evaluate(policy, "sts:AssumeRoleWithWebIdentity", lambda p: _federated_matches(p, provider_arn),
+                   context, required)
+    return None if ok else WEB_IDENTITY_DENIED
 
 
 # --------------------------------------------------------------------------- session expiry

@@ -1,12 +1,10 @@
-"""Organizations, STS (AssumeRole with ExternalId, web identity, chains) and regions."""
+"""Organizations, STS (AssumeRole with ExternalId; web identity is in test_web_identity.py) and regions."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from botocore import UNSIGNED
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import EXTERNAL_ID, REGIONS, client
@@ -66,29 +64,6 @@ def test_missing_roles_follow_config(emulator, admin):
     with pytest.raises(ClientError) as e:
         sts.assume_role(RoleArn=arn, RoleSessionName="x1")
     assert e.value.response["Error"]["Code"] == "AccessDenied"
-
-
-def test_web_identity_then_chain(emulator, seeded):
-    """web identity -> org role (management account) -> member read role (ExternalId)."""
-    anon = client(emulator, "sts", config=Config(signature_version=UNSIGNED, retries={"total_max_attempts": 1}))
-    web = anon.assume_role_with_web_identity(
-        RoleArn="arn:aws:iam::123456789012:role/BerthWebIdentity", RoleSessionName="berth-oidc",
-        WebIdentityToken="eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZXJ0aCJ9.c2ln", DurationSeconds=900,
-    )
-    creds = web["Credentials"]
-    assert creds["AccessKeyId"] and creds["SessionToken"] and creds["Expiration"]
-    me = client(emulator, "sts", creds=creds).get_caller_identity()
-    assert me["Account"] == "123456789012" and ":assumed-role/BerthWebIdentity/berth-oidc" in me["Arn"]
-    org_creds = client(emulator, "sts", creds=creds).assume_role(
-        RoleArn=seeded["organization"]["org_role_arn"], RoleSessionName="berth-org")["Credentials"]
-    org = client(emulator, "organizations", creds=org_creds)
-    assert len(org.list_accounts()["Accounts"]) == 4
-    a = seeded["accounts"][2]
-    member = client(emulator, "sts", creds=org_creds).assume_role(
-        RoleArn=a["read_role_arn"], RoleSessionName="berth-member", ExternalId=EXTERNAL_ID)["Credentials"]
-    cc = client(emulator, "cloudcontrol", "eu-west-1", creds=member)
-    got = sorted(d["Identifier"] for d in cc.list_resources(TypeName="AWS::RDS::DBInstance")["ResourceDescriptions"])
-    assert got == seeded["identifiers"][a["id"]]["eu-west-1"]["AWS::RDS::DBInstance"]
 
 
 def test_list_regions_default_and_configured(emulator, admin, seeded, member_creds):
