@@ -4,7 +4,8 @@ python -m berth_aws_emulator.seed --endpoint http://127.0.0.1:PORT \
     --accounts 3 --regions us-east-1,eu-west-1 --per-kind 20 [--ous]
 
 * Organizations: CreateOrganization (management account = the static-key
-  caller, 123456789012), N member accounts via CreateAccount (moto creates
+  caller, 123456789012, or `--management-account ID` for a separate
+  Organization, e.g. a second customer), N member accounts via CreateAccount (moto creates
   `OrganizationAccountAccessRole` in each, trusting the management account),
   optionally placed in OUs (Workloads/Prod, Workloads/Dev, Sandbox).
 * IAM: in each member a read role (`BerthReadOnly`) whose trust policy
@@ -55,10 +56,20 @@ ENVS = ["prod", "dev", "staging"]
 OWNERS = ["Zoë Ångström", "Jürgen Müller", "Ana Núñez", "Søren Kierkegård"]
 
 
+def as_account(account: str):
+    """A botocore hook: the emulator attributes the request to `account` (header `x-moto-account-id`)."""
+
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers["x-moto-account-id"] = account
+
+    return add_header
+
+
 class Seeder:
     def __init__(self, endpoint: str, regions: list[str], per_kind: int, external_id: str,
-                 read_role: str, org_role: str, run_id: str, workers: int):
+                 read_role: str, org_role: str, run_id: str, workers: int, management_account: str | None = None):
         self.endpoint = endpoint
+        self.management_account = management_account
         self.regions = regions
         self.n = per_kind
         self.external_id = external_id
@@ -79,7 +90,11 @@ class Seeder:
                       aws_session_token=creds["SessionToken"])
         else:
             kw.update(MGMT_KEYS)
-        return boto3.client(service, **kw)
+        c = boto3.client(service, **kw)
+        if not creds and self.management_account:
+            # static keys belong to 123456789012; the header names another account (as moto reads it)
+            c.meta.events.register("before-sign.*.*", as_account(self.management_account))
+        return c
 
     def assume(self, role_arn: str, session: str, external_id: str | None = None) -> dict[str, str]:
         kw: dict[str, Any] = dict(RoleArn=role_arn, RoleSessionName=session, DurationSeconds=3600)
@@ -357,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--external-id", default="berth-test-external-id", help="ExternalId the member read role requires")
     p.add_argument("--read-role", default="BerthReadOnly", help="member read role name")
     p.add_argument("--org-role", default="BerthOrgReader", help="role created in the management account")
+    p.add_argument("--management-account", metavar="ID",
+                   help="seed the Organization of this management account (12 digits) instead of 123456789012's, "
+                        "e.g. a second customer; its member accounts are new ones")
     p.add_argument("--run-id", default="seed", help="tag value / email suffix distinguishing seed runs")
     p.add_argument("--workers", type=int, default=6, help="parallel account x region seeders")
     p.add_argument("--no-identifiers", action="store_true", help="leave identifier lists out of the summary")
@@ -365,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not 1 <= args.per_kind <= 500:
         p.error("--per-kind must be in 1..500")
+    if args.management_account is not None and not (len(args.management_account) == 12 and args.management_account.isdigit()):
+        p.error("--management-account must be a 12-digit account id")
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
     unknown = kinds - set(KINDS)
@@ -373,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     s = Seeder(args.endpoint, regions, args.per_kind, args.external_id, args.read_role, args.org_role,
-               args.run_id, args.workers)
+               args.run_id, args.workers, args.management_account)
     org = s.organization(args.accounts, args.ous)
     mgmt = org["management_account"]
     creds = {a["id"]: s.prepare_account(mgmt, a) for a in org["accounts"]}
