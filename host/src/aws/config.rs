@@ -140,9 +140,16 @@ pub enum AuthMethod {
     /// Access keys given here.
     Static,
     /// OIDC: a token file exchanged with `AssumeRoleWithWebIdentity`, read
-    /// again at every refresh (the hosted setup).
+    /// again at every refresh.
     WebIdentity,
+    /// OIDC with `berth serve` as the identity provider: the worker mints the
+    /// tenant's token and exchanges it for `roleArn` (the customer's
+    /// integration role, created by `deploy/aws/`). Only under `berth serve`.
+    BerthIdentity,
 }
+
+/// The member role name the `deploy/aws/` templates create by default.
+pub const DEFAULT_MEMBER_ROLE: &str = "BerthRead";
 
 /// `aws.auth`.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -156,12 +163,17 @@ pub struct AuthConfig {
     pub secret_access_key: Option<Secret>,
     /// `static`: an optional session token (`{env}`/`{file}`, or `{secret}` in a tenant).
     pub session_token: Option<Secret>,
-    /// `webIdentity`: the role to assume (default: `$AWS_ROLE_ARN`).
+    /// `webIdentity`: the role to assume (default: `$AWS_ROLE_ARN`);
+    /// `berthIdentity`: the customer's integration role (required).
     pub role_arn: Option<String>,
     /// `webIdentity`: the OIDC token file (default: `$AWS_WEB_IDENTITY_TOKEN_FILE`).
     pub token_file: Option<PathBuf>,
     /// `webIdentity`: session name (default: the top-level `sessionName`).
     pub session_name: Option<String>,
+    /// `berthIdentity`: the tenant's token minter, set by the `berth serve`
+    /// worker (never read from a document).
+    #[serde(skip)]
+    pub tokens: Option<super::credentials::TokenMint>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -174,6 +186,7 @@ impl fmt::Debug for AuthConfig {
             .field("role_arn", &self.role_arn)
             .field("token_file", &self.token_file)
             .field("session_name", &self.session_name)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -374,6 +387,9 @@ pub enum AccountSource {
         member_path: String,
         member_name: String,
         ou_ids: Vec<String>,
+        /// The org role is the base identity's own role (`berthIdentity`):
+        /// listed with the base credentials, not assumed again.
+        through_base: bool,
     },
     /// These roles, each assumed from the base credentials.
     Roles(Vec<Arn>),
@@ -487,7 +503,9 @@ impl AwsConfig {
         let keys_set =
             a.access_key_id.is_some() || a.secret_access_key.is_some() || a.session_token.is_some();
         match a.method {
-            AuthMethod::Default | AuthMethod::WebIdentity if keys_set => {
+            AuthMethod::Default | AuthMethod::WebIdentity | AuthMethod::BerthIdentity
+                if keys_set =>
+            {
                 return e(
                     "aws.auth: accessKeyId/secretAccessKey/sessionToken are only used with \
                      `method: static`"
@@ -515,11 +533,22 @@ impl AwsConfig {
                         .map_err(|x| AwsConfigError(format!("aws.auth.roleArn: {x}")))?;
                 }
             }
+            AuthMethod::BerthIdentity => {
+                let Some(r) = &a.role_arn else {
+                    return e("aws.auth: `method: berthIdentity` needs roleArn (the IntegrationRoleArn output of the setup stack)".into());
+                };
+                parse_role_arn(r).map_err(|x| AwsConfigError(format!("aws.auth.roleArn: {x}")))?;
+                if a.token_file.is_some() {
+                    return e("aws.auth.tokenFile: not used with `method: berthIdentity` (Berth mints the token)".into());
+                }
+            }
         }
-        if !matches!(a.method, AuthMethod::WebIdentity)
-            && (a.role_arn.is_some() || a.token_file.is_some())
+        if !matches!(
+            a.method,
+            AuthMethod::WebIdentity | AuthMethod::BerthIdentity
+        ) && (a.role_arn.is_some() || a.token_file.is_some())
         {
-            return e("aws.auth: roleArn/tokenFile are only used with `method: webIdentity` (use orgRoleArn or accountRoleArns to assume roles)".into());
+            return e("aws.auth: roleArn/tokenFile are only used with `method: webIdentity` or `berthIdentity` (use orgRoleArn or accountRoleArns to assume roles)".into());
         }
         if let Some(r) = &self.org_role_arn {
             parse_role_arn(r).map_err(|x| AwsConfigError(format!("aws.orgRoleArn: {x}")))?;
@@ -531,7 +560,8 @@ impl AwsConfig {
         if !self.account_role_arns.is_empty() && self.org_role_arn.is_some() {
             return e("aws: give either orgRoleArn (accounts listed from the organization) or accountRoleArns (an explicit list), not both".into());
         }
-        if self.org_role_arn.is_none() {
+        // Under `berthIdentity` the integration role lists the Organization itself.
+        if self.org_role_arn.is_none() && !self.lists_org_through_base() {
             for (key, set) in [
                 ("accountRoleName", self.account_role_name.is_some()),
                 ("memberRolePath", self.member_role_path.is_some()),
@@ -615,6 +645,14 @@ impl AwsConfig {
     }
 
     /// How accounts are found (call after [`AwsConfig::check`]).
+    /// `berthIdentity` with neither `orgRoleArn` nor `accountRoleArns`: the
+    /// integration role (in the management account) lists the Organization.
+    fn lists_org_through_base(&self) -> bool {
+        self.auth.method == AuthMethod::BerthIdentity
+            && self.org_role_arn.is_none()
+            && self.account_role_arns.is_empty()
+    }
+
     pub fn account_source(&self) -> AccountSource {
         if let Some(org) = self
             .org_role_arn
@@ -631,6 +669,29 @@ impl AwsConfig {
                 member_name: self.account_role_name.clone().unwrap_or(name),
                 ou_ids: self.organizational_unit_ids.clone(),
                 org_role: org,
+                through_base: false,
+            };
+        }
+        if self.lists_org_through_base()
+            && let Some(base) = self
+                .auth
+                .role_arn
+                .as_deref()
+                .and_then(|r| parse_role_arn(r).ok())
+        {
+            return AccountSource::Organization {
+                member_path: self
+                    .member_role_path
+                    .as_deref()
+                    .map(super::arn::normalise_path)
+                    .unwrap_or_else(|| "/".into()),
+                member_name: self
+                    .account_role_name
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_MEMBER_ROLE.into()),
+                ou_ids: self.organizational_unit_ids.clone(),
+                org_role: base,
+                through_base: true,
             };
         }
         if !self.account_role_arns.is_empty() {

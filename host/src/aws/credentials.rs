@@ -7,8 +7,9 @@
 //! margin left (at most half their lifetime, so short sessions still get
 //! reused), and otherwise fetches once for all waiting callers. STS calls go
 //! through the tenant's [`Caller`], so they are paced and retried like any
-//! other. A web identity token file is read again at every refresh (the
-//! hosted runtime rotates it).
+//! other. A web identity token is fetched again at every refresh: read from
+//! its file (a platform that rotates it), or minted by `berth serve`'s
+//! issuer for the tenant ([`TokenMint`]).
 //!
 //! Owns: [`CachedCredentials`] and the fetchers. Must not log secrets: the
 //! `Debug` impls print names and key prefixes only.
@@ -27,6 +28,69 @@ use super::arn::Arn;
 use super::call::{CallError, CallStats, Caller, ErrorClass, Target, sdk};
 use super::clients::ClientFactory;
 use super::config::redact_key;
+
+/// Mints a fresh web identity token (`berth serve`'s issuer, for one tenant). Compared by
+/// identity: two configs are equal only when they share the same minter.
+#[derive(Clone)]
+pub struct TokenMint(Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>);
+
+impl TokenMint {
+    pub fn new(
+        f: impl Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for TokenMint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenMint")
+    }
+}
+
+impl PartialEq for TokenMint {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TokenMint {}
+
+/// Where a web identity token comes from at each refresh.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    File(PathBuf),
+    Mint(TokenMint),
+}
+
+impl TokenSource {
+    async fn token(&self, api: &'static str) -> Result<String, CallError> {
+        match self {
+            Self::File(file) => tokio::fs::read_to_string(file)
+                .await
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    CallError::new(
+                        ErrorClass::Fatal,
+                        api,
+                        "TokenFile",
+                        format!(
+                            "cannot read the web identity token file {}: {e}",
+                            file.display()
+                        ),
+                    )
+                }),
+            Self::Mint(mint) => (mint.0)().await.map_err(|e| {
+                CallError::new(
+                    ErrorClass::Fatal,
+                    api,
+                    "TokenMint",
+                    format!("cannot mint this tenant's identity token: {e}"),
+                )
+            }),
+        }
+    }
+}
 
 type Fetch = Box<dyn Fn() -> BoxFuture<'static, Result<Credentials, CallError>> + Send + Sync>;
 
@@ -223,11 +287,11 @@ fn sts_credentials(
     ))
 }
 
-/// OIDC web identity: the token file is read at every refresh.
+/// OIDC web identity: a fresh token at every refresh.
 pub fn web_identity(
     ctx: StsContext,
     role_arn: Arn,
-    token_file: PathBuf,
+    tokens: TokenSource,
     session_name: String,
 ) -> Arc<CachedCredentials> {
     let name = format!("web identity {role_arn}");
@@ -239,22 +303,11 @@ pub fn web_identity(
         Box::new(move || {
             let ctx = ctx.clone();
             let role = role_arn.clone();
-            let file = token_file.clone();
+            let tokens = tokens.clone();
             let session = session_name.clone();
             Box::pin(async move {
                 const API: &str = "sts:AssumeRoleWithWebIdentity";
-                let token = tokio::fs::read_to_string(&file).await.map_err(|e| {
-                    CallError::new(
-                        ErrorClass::Fatal,
-                        API,
-                        "TokenFile",
-                        format!(
-                            "cannot read the web identity token file {}: {e}",
-                            file.display()
-                        ),
-                    )
-                })?;
-                let token = token.trim().to_string();
+                let token = tokens.token(API).await?;
                 let sts = ctx.factory.sts(&ctx.region, None);
                 let role_s = role.to_string();
                 let out = ctx

@@ -144,18 +144,22 @@ impl AwsTenant {
                                 .into(),
                         )
                     })?;
-                let role = super::arn::parse_role_arn(&role)
-                    .map_err(|e| AwsConfigError(format!("aws.auth.roleArn: {e}")))?;
                 let file = a
                     .token_file
                     .clone()
                     .or_else(|| std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").map(Into::into))
                     .ok_or_else(|| AwsConfigError("aws.auth: `method: webIdentity` needs tokenFile (or AWS_WEB_IDENTITY_TOKEN_FILE)".into()))?;
-                let session = a
-                    .session_name
-                    .clone()
-                    .unwrap_or_else(|| self.config.session_name.clone());
-                credentials::web_identity(self.sts_ctx(stats), role, file, session)
+                self.web_identity(stats, &role, credentials::TokenSource::File(file))?
+            }
+            AuthMethod::BerthIdentity => {
+                let mint = a.tokens.clone().ok_or_else(|| {
+                    AwsConfigError(
+                        "aws.auth: `method: berthIdentity` works only for a tenant of `berth serve` with an `identity:` section (use webIdentity with a token file elsewhere)"
+                            .into(),
+                    )
+                })?;
+                let role = a.role_arn.clone().unwrap_or_default();
+                self.web_identity(stats, &role, credentials::TokenSource::Mint(mint))?
             }
         };
         creds.get().await.map_err(|error| AwsError::Credentials {
@@ -163,6 +167,28 @@ impl AwsTenant {
             error,
         })?;
         Ok(creds)
+    }
+
+    fn web_identity(
+        &self,
+        stats: &Arc<CallStats>,
+        role: &str,
+        tokens: credentials::TokenSource,
+    ) -> Result<Arc<CachedCredentials>, AwsError> {
+        let role = super::arn::parse_role_arn(role)
+            .map_err(|e| AwsConfigError(format!("aws.auth.roleArn: {e}")))?;
+        let session = self
+            .config
+            .auth
+            .session_name
+            .clone()
+            .unwrap_or_else(|| self.config.session_name.clone());
+        Ok(credentials::web_identity(
+            self.sts_ctx(stats),
+            role,
+            tokens,
+            session,
+        ))
     }
 
     /// Start a sync: resolve the base credentials and list the accounts
@@ -203,15 +229,21 @@ impl AwsTenant {
                 member_path,
                 member_name,
                 ou_ids,
+                through_base,
             } => {
-                let org_creds = credentials::assume_role(
-                    self.sts_ctx(&stats),
-                    base,
-                    org_role.clone(),
-                    self.config.external_id.clone(),
-                    self.config.session_name.clone(),
-                );
-                org_creds.get().await.map_err(AwsError::OrgRole)?;
+                let org_creds = if through_base {
+                    base
+                } else {
+                    let creds = credentials::assume_role(
+                        self.sts_ctx(&stats),
+                        base,
+                        org_role.clone(),
+                        self.config.external_id.clone(),
+                        self.config.session_name.clone(),
+                    );
+                    creds.get().await.map_err(AwsError::OrgRole)?;
+                    creds
+                };
                 let client = self.factory.organizations(region, org_creds.shared());
                 let mgmt = org_role.account_id.clone();
                 let listed = if ou_ids.is_empty() {
