@@ -168,6 +168,13 @@ impl Emulator {
         self.module("seed", args).await
     }
 
+    /// Deploy a CloudFormation template in an account through the emulator's CloudFormation
+    /// API (`berth_aws_emulator.deploy`: `--account`, `--template`, `--member-template`,
+    /// `--stack-name`, `--param K=V`); returns its summary (`outputs`, `stack_sets`, ...).
+    pub async fn deploy(&self, args: &[&str]) -> Result<Value, EmulatorError> {
+        self.module("deploy", args).await
+    }
+
     /// Delete resources as their owner would (`berth_aws_emulator.remove`).
     pub async fn remove(
         &self,

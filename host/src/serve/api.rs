@@ -61,6 +61,8 @@ pub struct ApiState {
     pub policy: TenantPolicy,
     pub tokens: Vec<AdminToken>,
     pub worker: Arc<Worker>,
+    /// Berth's OIDC issuer (`None`: no `identity:` section).
+    pub issuer: Option<Arc<super::identity::Issuer>>,
     pub limits: RateLimits,
     /// How long a handler waits for a request's whole body.
     pub body_timeout: Duration,
@@ -277,8 +279,21 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/tenants/{id}/resync", post(resync))
         .route("/v1/tenants/{id}/status", get(status))
         .route("/v1/tenants/{id}/syncs", get(syncs))
+        .route("/v1/tenants/{id}/aws-setup", get(aws_setup))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let mut public = Router::new();
+    if let Some(issuer) = &state.issuer {
+        // Under the issuer's path, where relying parties look for them.
+        let path = issuer.config().path();
+        public = public
+            .route(
+                &format!("{path}/.well-known/openid-configuration"),
+                get(oidc_discovery),
+            )
+            .route(&format!("{path}/.well-known/jwks.json"), get(oidc_jwks));
+    }
     Router::new()
+        .merge(public)
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/openapi.json",
@@ -422,6 +437,62 @@ async fn get_tenant(
     }
 }
 
+async fn oidc_discovery(State(s): State<Arc<ApiState>>) -> Response {
+    match &s.issuer {
+        Some(i) => json_response(StatusCode::OK, &i.discovery()),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no OIDC issuer here"),
+    }
+}
+
+async fn oidc_jwks(State(s): State<Arc<ApiState>>) -> Response {
+    let Some(issuer) = &s.issuer else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no OIDC issuer here");
+    };
+    match issuer.jwks().await {
+        Ok(set) => {
+            let mut r = json_response(StatusCode::OK, &json!(set));
+            // Short next to the publish lead: a cached copy always has the next key in time.
+            let age = (issuer.config().publish_lead_seconds / 4).clamp(1, 300);
+            if let Ok(v) = header::HeaderValue::from_str(&format!("public, max-age={age}")) {
+                r.headers_mut().insert(header::CACHE_CONTROL, v);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!("JWKS: {e}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the signing keys cannot be read now",
+            )
+        }
+    }
+}
+
+/// `GET /v1/tenants/{id}/aws-setup`: the templates, this tenant's parameters and the
+/// quick-create link.
+async fn aws_setup(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let Some(issuer) = &s.issuer else {
+        return error(
+            StatusCode::CONFLICT,
+            "no_identity",
+            "this Berth has no `identity:` section in its serve config: it cannot be an OIDC provider",
+        );
+    };
+    match load(&s, &caller, &id).await {
+        Ok(Some((row, t))) => json_response(
+            StatusCode::OK,
+            &json!({"ok": true, "setup": super::aws_setup::setup(issuer.config(), &id, &row.incarnation, &t.external_id)}),
+        ),
+        Ok(None) => not_found(&id),
+        Err(r) => r,
+    }
+}
+
 /// Reads a request body of at most [`MAX_BODY`] bytes, all of it within `timeout`: a client
 /// dripping a byte at a time cannot hold the handler longer than that.
 async fn read_body(body: Body, timeout: Duration) -> Result<axum::body::Bytes, Response> {
@@ -530,6 +601,18 @@ async fn put_tenant(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()),
     };
+    if s.issuer.is_none()
+        && config.aws.as_ref().map(|a| a.auth.method)
+            == Some(crate::aws::config::AuthMethod::BerthIdentity)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_tenant",
+            format!(
+                "tenant {id}: config.aws.auth.method: berthIdentity needs the operator to configure `identity:` in the serve config"
+            ),
+        );
+    }
     let interval = StoredTenant::interval_ms(&config);
     let sealed = stored.seal(&id, &s.key);
     match s.store.put_tenant(&id, &sealed, interval, expected).await {
@@ -709,6 +792,9 @@ mod tests {
             "POST /v1/tenants/{id}/resync",
             "GET /v1/tenants/{id}/status",
             "GET /v1/tenants/{id}/syncs",
+            "GET /v1/tenants/{id}/aws-setup",
+            "GET /.well-known/openid-configuration",
+            "GET /.well-known/jwks.json",
         ];
         served.sort();
         assert_eq!(documented, served);

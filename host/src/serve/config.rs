@@ -14,7 +14,8 @@
 //! worker: {maxConcurrentSyncs: 1024, workSlots: 8, leaseSeconds: 30}
 //! listener: {headerTimeoutSeconds: 10, bodyTimeoutSeconds: 30,
 //!            tokenRate: {perSecond: 50, burst: 100}, addressRate: {perSecond: 100, burst: 200}}
-//! tenantPolicy: {allowCustomEndpoints: false, maxWeight: 10}
+//! //! tenantPolicy: {allowCustomEndpoints: false, maxWeight: 10}
+//! identity: {issuer: https://berth.example.com}   # Berth as its tenants' OIDC provider
 //! ```
 //!
 //! Owns: parsing and checking this file (errors name the key and line), every limit and
@@ -238,6 +239,9 @@ pub struct ServeConfig {
     pub listener: ListenerLimits,
     #[serde(default)]
     pub tenant_policy: TenantPolicy,
+    /// Berth as its tenants' OIDC identity provider (`aws.auth.method: berthIdentity`).
+    #[serde(default)]
+    pub identity: Option<super::identity::IdentityConfig>,
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
@@ -293,6 +297,9 @@ impl ServeConfig {
         }
         c.listener.check().map_err(invalid)?;
         c.tenant_policy.check().map_err(|e| invalid(e.0))?;
+        if let Some(i) = c.identity.as_mut() {
+            i.check().map_err(invalid)?;
+        }
         for (i, t) in c.tokens.iter().enumerate() {
             if matches!(t.token, ValueRef::Inline(_) | ValueRef::Secret { .. }) {
                 return Err(invalid(format!(

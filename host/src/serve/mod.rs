@@ -7,12 +7,16 @@
 //! - [`tenants`]: a tenant's document, the checks that make it safe to run, redaction.
 //! - [`worker`]: due tenants → leases → syncs, heartbeats, fair share of work slots.
 //! - [`api`]: the authenticated, rate-limited admin API, its listener and its OpenAPI document.
+//! - [`identity`]: Berth as its tenants' OIDC provider (signing keys, JWKS, tokens).
+//! - [`aws_setup`]: the CloudFormation templates and a tenant's parameters for them.
 //!
 //! Owns: wiring those together with the shared plugin registry (hot-reloaded for all
 //! tenants) and the graceful stop. Must not touch: what a sync does (`crate::resync`).
 
 pub mod api;
+pub mod aws_setup;
 pub mod config;
+pub mod identity;
 pub mod secrets;
 pub mod tenants;
 pub mod worker;
@@ -46,7 +50,21 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
     let _watch = registry
         .watch()
         .with_context(|| format!("watching {}", dir.display()))?;
-    let worker = worker::Worker::new(&config, store.clone(), key.clone(), registry);
+    let issuer = match config.identity.clone() {
+        Some(c) => Some(
+            identity::Issuer::open(c, store.clone(), key.clone())
+                .await
+                .context("starting the OIDC issuer")?,
+        ),
+        None => None,
+    };
+    let worker = worker::Worker::new(
+        &config,
+        store.clone(),
+        key.clone(),
+        registry,
+        issuer.clone(),
+    );
     let state = Arc::new(api::ApiState {
         store,
         key,
@@ -55,6 +73,7 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
         body_timeout: config.listener.body_timeout(),
         tokens,
         worker: worker.clone(),
+        issuer: issuer.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -79,12 +98,16 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
         let (app, limits, stop) = (api::router(state), config.listener.clone(), stop_rx.clone());
         tokio::spawn(async move { api::serve_http(listener, app, &limits, stop).await })
     };
+    let rotation = issuer.map(|i| tokio::spawn(i.run(stop_rx.clone())));
     let work = tokio::spawn(worker.clone().run(stop_rx));
     crate::runner::wait_for_signal().await;
     tracing::warn!("stop requested: abandoning running syncs before reconciliation");
     let _ = stop_tx.send(true);
     let _ = work.await;
     let _ = server.await;
+    if let Some(r) = rotation {
+        let _ = r.await;
+    }
     forget.abort();
     Ok(())
 }

@@ -72,6 +72,10 @@ pub struct TenantPolicy {
     /// confused-deputy guard).
     #[serde(default)]
     pub allow_host_credentials: bool,
+    /// Tenants may hand over long-lived AWS access keys (`aws.auth.method: static`, sealed
+    /// with the tenant). Off by default: `berthIdentity` needs no AWS secret at all.
+    #[serde(default)]
+    pub allow_static_keys: bool,
     /// Plugins a tenant gets when its document names none (absent: every plugin).
     #[serde(default)]
     pub default_plugins: Option<Vec<String>>,
@@ -123,6 +127,7 @@ impl Default for TenantPolicy {
         Self {
             allow_custom_endpoints: false,
             allow_host_credentials: false,
+            allow_static_keys: false,
             default_plugins: None,
             max_plugin_memory_mb: default_max_memory(),
             max_plugin_timeout_ms: default_max_timeout(),
@@ -298,8 +303,29 @@ impl StoredTenant {
             return Err(bad("config.aws.endpointUrl: not allowed here".into()));
         }
         use crate::aws::config::AuthMethod;
+        let berth_sets_external_id = matches!(
+            aws.auth.method,
+            AuthMethod::BerthIdentity | AuthMethod::Default
+        );
+        if berth_sets_external_id {
+            if aws.external_id.is_some() {
+                return Err(bad(
+                    "config.aws.externalId: Berth sets it when assuming your roles (the tenant's \
+                     `externalId` in GET /v1/tenants/{id}); remove it"
+                        .into(),
+                ));
+            }
+            if self.external_id.is_empty() {
+                return Err(bad(
+                    "externalId: none generated yet; PUT the tenant again to get one".into(),
+                ));
+            }
+        }
         match aws.auth.method {
-            AuthMethod::Static => {
+            // The role's trust policy pins this tenant's `sub`; member roles are assumed
+            // with the external id Berth generated for it.
+            AuthMethod::BerthIdentity => {}
+            AuthMethod::Static if policy.allow_static_keys => {
                 // The keys come only from the tenant's sealed secrets: never inline (the
                 // document is shown by the API), never the worker's environment or files.
                 for (key, source) in aws.auth.key_sources() {
@@ -325,18 +351,6 @@ impl StoredTenant {
                 }
             }
             AuthMethod::Default if policy.allow_host_credentials => {
-                if aws.external_id.is_some() {
-                    return Err(bad(
-                        "config.aws.externalId: Berth sets it when assuming roles with the service's own \
-                         identity (the tenant's `externalId` in GET /v1/tenants/{id}); remove it"
-                            .into(),
-                    ));
-                }
-                if self.external_id.is_empty() {
-                    return Err(bad(
-                        "externalId: none generated yet; PUT the tenant again to get one".into(),
-                    ));
-                }
                 if aws.org_role_arn.is_none() && aws.account_role_arns.is_empty() {
                     return Err(bad(
                         "config.aws: give orgRoleArn or accountRoleArns to assume; the service's own identity is not yours to read"
@@ -346,14 +360,15 @@ impl StoredTenant {
             }
             _ => {
                 return Err(bad(
-                    "config.aws.auth.method: a tenant uses `static` keys (their secret key sealed with \
-                     the tenant) or, where the operator allows it, `default` to assume its roles"
+                    "config.aws.auth.method: a tenant uses `berthIdentity` (Berth's own OIDC \
+                     identity, trusted by the role GET /v1/tenants/{id}/aws-setup creates); \
+                     `static` keys and `default` only where the operator allows them"
                         .into(),
                 ));
             }
         }
         if let Some(aws) = c.aws.as_mut()
-            && aws.auth.method == AuthMethod::Default
+            && berth_sets_external_id
         {
             aws.external_id = Some(self.external_id.clone());
         }
@@ -510,10 +525,17 @@ mod tests {
         json!({
             "port": {"clientId": "id", "clientSecret": {"secret": "portSecret"},
                      "integration": {"identifier": "acme-aws"}},
-            "aws": {"auth": {"method": "static", "accessKeyId": {"secret": "awsKeyId"},
-                             "secretAccessKey": {"secret": "awsSecret"}}},
+            "aws": {"auth": {"method": "berthIdentity",
+                             "roleArn": "arn:aws:iam::123456789012:role/BerthIntegration"}},
             "mapping": {"resources": []}
         })
+    }
+
+    fn static_keys() -> Value {
+        let mut c = base();
+        c["aws"] = json!({"auth": {"method": "static", "accessKeyId": {"secret": "awsKeyId"},
+                                   "secretAccessKey": {"secret": "awsSecret"}}});
+        c
     }
 
     /// A tenant assuming its role with the worker's own identity (so these tests do not
@@ -539,10 +561,50 @@ mod tests {
 
     #[test]
     fn a_plain_tenant_is_accepted_and_its_secret_resolves() {
-        let c = doc(base())
-            .checked_config("acme", &TenantPolicy::default())
-            .unwrap();
+        let t = doc(base());
+        let c = t.checked_config("acme", &TenantPolicy::default()).unwrap();
         assert_eq!(c.secrets.get("portSecret"), Some("s3cr3t-value"));
+        // Member roles are assumed with the external id Berth generated for the tenant, and
+        // the integration role itself lists the Organization.
+        let aws = c.aws.unwrap();
+        assert_eq!(aws.external_id.as_deref(), Some(t.external_id.as_str()));
+        assert!(matches!(
+            aws.account_source(),
+            crate::aws::config::AccountSource::Organization {
+                through_base: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn static_keys_only_where_the_operator_allows_them() {
+        refused(
+            static_keys(),
+            &TenantPolicy::default(),
+            "config.aws.auth.method",
+        );
+        let allowed = TenantPolicy {
+            allow_static_keys: true,
+            ..TenantPolicy::default()
+        };
+        let c = doc(static_keys()).checked_config("acme", &allowed).unwrap();
+        assert_eq!(
+            c.aws.unwrap().auth.secret_access_key.unwrap().expose(),
+            "aws-secret"
+        );
+        let mut inline = static_keys();
+        inline["aws"]["auth"]["secretAccessKey"] = json!({"env": "HOME"});
+        refused(inline, &allowed, "config.aws.auth.secretAccessKey");
+        let mut no_role = base();
+        no_role["aws"]["auth"] = json!({"method": "berthIdentity"});
+        refused(no_role, &TenantPolicy::default(), "roleArn");
+        let mut chosen = base();
+        chosen["aws"]["externalId"] = json!("another-customers-id");
+        refused(chosen, &TenantPolicy::default(), "config.aws.externalId");
+        let mut file = base();
+        file["aws"]["auth"]["tokenFile"] = json!("/var/run/secrets/token");
+        refused(file, &TenantPolicy::default(), "tokenFile");
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct Worker {
     policy: TenantPolicy,
     limits: WorkerLimits,
     blueprints: Option<std::path::PathBuf>,
+    /// Mints `berthIdentity` tenants' tokens (`None`: no `identity:` section).
+    issuer: Option<Arc<super::identity::Issuer>>,
     /// By incarnation key.
     cache: tokio::sync::Mutex<HashMap<String, Cached>>,
     /// By tenant id.
@@ -95,9 +97,11 @@ impl Worker {
         store: Store,
         key: Arc<SecretKey>,
         registry: Arc<Registry>,
+        issuer: Option<Arc<super::identity::Issuer>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             id: config.worker_id(),
+            issuer,
             store,
             key,
             registry,
@@ -296,6 +300,17 @@ impl Worker {
         }
         let doc = StoredTenant::open(tenant, &row.spec, &self.key)?;
         let mut config = doc.checked_config(tenant, &self.policy)?;
+        if let Some(aws) = config.aws.as_mut()
+            && aws.auth.method == crate::aws::config::AuthMethod::BerthIdentity
+        {
+            let issuer = self.issuer.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "tenant {tenant}: config.aws.auth.method berthIdentity needs the operator to configure `identity:` in the serve config"
+                )
+            })?;
+            let sub = super::identity::subject(tenant, &row.incarnation);
+            aws.auth.tokens = Some(issuer.minter(sub));
+        }
         config.blueprints = self.blueprints.clone();
         config.worker = Some(self.id.clone());
         let mut limits = Limits::default();

@@ -1,6 +1,6 @@
 //! Berth's own state: what it last wrote to Port for each entity (change detection), the
 //! history of its syncs, and for the hosted runtime (`berth serve`) its tenants and their
-//! schedules and leases ([`tenants`], [`leases`]).
+//! schedules and leases ([`tenants`], [`leases`]), and its OIDC signing keys ([`keys`]).
 //!
 //! Owns: the schema, its migrations and every SQL statement, behind [`Store`], keyed by an
 //! *integration key* (one Port integration of one tenant), so one database can hold many
@@ -18,9 +18,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+mod keys;
 mod leases;
 mod tenants;
 
+pub use keys::SigningKeyRow;
 pub use leases::{Lease, ScheduleRow};
 pub use tenants::{TenantRow, incarnation_integration_key, tenant_integration_key};
 
@@ -76,6 +78,15 @@ const SCHEMA: &[&str] = &[
         request_seq BIGINT NOT NULL,
         lease_request_seq BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS berth_schedule_due ON berth_schedule (due_at)",
+    // Also version 2 (a table older Berths never read): the OIDC issuer's signing keys.
+    "CREATE TABLE IF NOT EXISTS berth_signing_key (
+        generation BIGINT PRIMARY KEY,
+        kid TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        published_at BIGINT NOT NULL,
+        signs_from BIGINT NOT NULL)",
 ];
 
 /// Columns added to a table after it was first created: (table, column, the `ALTER TABLE` that
