@@ -1,18 +1,100 @@
 //! Every way Berth gets AWS credentials, against the emulator: static keys,
 //! the SDK default chain (through the `berth discover` CLI), OIDC web
 //! identity from a token file (refreshed before expiry) chained to the org
-//! role and member roles, and AssumeRole with an external id.
+//! role and member roles, and AssumeRole with an external id. The emulator
+//! verifies web identity tokens as STS does, so the token file holds real
+//! tokens of an issuer the role trusts (Berth's own issuer, run in process,
+//! with the role made by `deploy/aws/berth-management.yaml`).
 
 mod aws_support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_support::*;
 use berth::aws::config::{AuthConfig, AuthMethod};
 use berth::aws::{AwsConfig, AwsLookup, KindPlan};
 use berth::lookup::{CloudLookup, Scope};
+use berth::serve::identity::{IdentityConfig, Issuer};
 use serde_json::json;
+
+/// Berth's issuer in this process, published on 127.0.0.1 (its URL is the issuer), and the
+/// management template deployed in [`MGMT`] so that `BerthIntegration` trusts it for `sub`.
+async fn trusted_issuer(
+    emu: &berth::aws::emulator::Emulator,
+    seed: &serde_json::Value,
+    dir: &std::path::Path,
+    sub: &str,
+) -> Arc<Issuer> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config: IdentityConfig = serde_json::from_value(
+        json!({"issuer": url, "rotationSeconds": 3600, "publishLeadSeconds": 60}),
+    )
+    .unwrap();
+    config.check().unwrap();
+    let store = berth::store::Store::open(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("keys.db").display()
+    ))
+    .await
+    .unwrap();
+    let seal = Arc::new(berth::serve::secrets::SecretKey::from_bytes(&[5; 32]).unwrap());
+    let issuer = Issuer::open(config, store, seal).await.unwrap();
+    let (d, j) = (issuer.clone(), issuer.clone());
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let d = d.clone();
+                async move { axum::Json(d.discovery()) }
+            }),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let j = j.clone();
+                async move { axum::Json(j.jwks().await.unwrap()) }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = seed["organization"]["root_id"].as_str().unwrap();
+    let out = emu
+        .deploy(&[
+            "--account",
+            MGMT,
+            "--template",
+            &repo
+                .join("deploy/aws/berth-management.yaml")
+                .display()
+                .to_string(),
+            "--member-template",
+            &repo
+                .join("deploy/aws/berth-member-role.yaml")
+                .display()
+                .to_string(),
+            "--stack-name",
+            "berth",
+            "--param",
+            &format!("IssuerUrl={url}"),
+            "--param",
+            &format!("TenantSubject={sub}"),
+            "--param",
+            &format!("ExternalId={EXTERNAL_ID}"),
+            "--param",
+            &format!("OrganizationalUnitIds={root}"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        out["outputs"]["IntegrationRoleArn"],
+        format!("arn:aws:iam::{MGMT}:role/BerthIntegration"),
+        "{out}"
+    );
+    issuer
+}
 
 fn vpc_kind() -> Vec<KindPlan> {
     vec![KindPlan {
@@ -59,12 +141,13 @@ async fn web_identity_chains_to_org_and_member_roles_and_refreshes() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let issuer = trusted_issuer(&emu, &seed, dir.path(), "tenant:token-file").await;
     let token = dir.path().join("token");
-    std::fs::write(&token, "oidc-token-1").unwrap();
+    std::fs::write(&token, issuer.mint("tenant:token-file").await.unwrap()).unwrap();
     let cfg = AwsConfig {
         auth: AuthConfig {
             method: AuthMethod::WebIdentity,
-            role_arn: Some(format!("arn:aws:iam::{MGMT}:role/BerthOrgReader")),
+            role_arn: Some(format!("arn:aws:iam::{MGMT}:role/BerthIntegration")),
             token_file: Some(token.clone()),
             ..AuthConfig::default()
         },
@@ -106,7 +189,7 @@ async fn web_identity_chains_to_org_and_member_roles_and_refreshes() {
 
     // After every session has expired, a lookup in a member account works:
     // each link was refreshed (the token file read again).
-    std::fs::write(&token, "oidc-token-2").unwrap();
+    std::fs::write(&token, issuer.mint("tenant:token-file").await.unwrap()).unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let lookup = AwsLookup::new(sync);
     let scope = Scope {

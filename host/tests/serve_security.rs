@@ -28,8 +28,14 @@ const SCOPED: &str = "tenant-acme-token-0123456789";
 const OTHER: &str = "tenant-other-token-012345678";
 
 /// A serve config in `dir` with the admin token, `SCOPED` for tenant acme and `OTHER` for
-/// tenant other, and `extra` YAML (`listener:`, `tenantPolicy:`).
+/// tenant other, and `extra` YAML (`listener:`, `tenantPolicy:`). The tenants here give AWS
+/// keys (sealed secrets), so a policy that `extra` does not set allows them.
 fn config(dir: &Path, extra: &str) -> PathBuf {
+    let policy = if extra.contains("tenantPolicy:") {
+        String::new()
+    } else {
+        "tenantPolicy: {allowStaticKeys: true}\n".to_string()
+    };
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,7 +48,7 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
              tokens:\n  - token: {{env: BERTH_TEST_ADMIN_TOKEN}}\n\
              \x20 - {{token: {{env: BERTH_TEST_SCOPED_0}}, tenant: acme}}\n\
              \x20 - {{token: {{env: BERTH_TEST_SCOPED_1}}, tenant: other}}\n\
-             worker: {{portPollSeconds: 0}}\n{extra}",
+             worker: {{portPollSeconds: 0}}\n{policy}{extra}",
             repo().join("target/plugins").display(),
             repo().join("mappings/blueprints").display(),
         ),
@@ -368,7 +374,7 @@ fn host_credentials_tenant(extra_aws: Value) -> Value {
 /// port), with ceilings below the built-in defaults.
 async fn policed(dir: &Path) -> Server {
     let policy = "tenantPolicy: {allowCustomEndpoints: true, allowHostCredentials: true, \
-                  maxPluginTimeoutMs: 5000, maxPluginMemoryMb: 128, minIntervalMinutes: 120, \
+                  allowStaticKeys: true, maxPluginTimeoutMs: 5000, maxPluginMemoryMb: 128, minIntervalMinutes: 120, \
                   maxWeight: 10}\n";
     start(dir, &config(dir, policy)).await
 }

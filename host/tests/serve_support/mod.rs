@@ -149,7 +149,7 @@ pub fn serve_config(
         &path,
         format!(
             "listen: {listen}\nstate: {state}\nplugins: {}\nblueprints: {}\n{tokens}\
-             tenantPolicy: {{allowCustomEndpoints: true}}\n{extra}",
+             tenantPolicy: {{allowCustomEndpoints: true, allowStaticKeys: true}}\n{extra}",
             repo().join("target/plugins").display(),
             repo().join("mappings/blueprints").display(),
         ),

@@ -161,7 +161,7 @@ async fn run(
         format!(
             "listen: {listen}\nstate: serve.db\nplugins: {}\nblueprints: {}\n\
              worker: {{maxConcurrentSyncs: {syncs}, workSlots: {slots}, pollMillis: 100, portPollSeconds: 0}}\n\
-             tenantPolicy: {{allowCustomEndpoints: true, defaultPlugins: [{}]}}\n",
+             tenantPolicy: {{allowCustomEndpoints: true, allowStaticKeys: true, defaultPlugins: [{}]}}\n",
             plugins.display(),
             repo().join("mappings/blueprints").display(),
             SHIPPED.join(", "),
