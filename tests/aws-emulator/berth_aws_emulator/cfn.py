@@ -39,7 +39,6 @@ nothing.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import threading
@@ -58,6 +57,8 @@ from moto.iam.models import iam_backends
 from moto.organizations.models import OrganizationsBackend, organizations_backends
 from moto.utilities.utils import get_partition
 
+from .webidentity import is_loopback_host  # one rule for plain http, shared with STS
+
 log = logging.getLogger("berth_aws_emulator.cfn")
 
 _installed = False
@@ -70,18 +71,6 @@ IAM_NAME_PROPERTIES = {
     "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
     "AWS::IAM::InstanceProfile": "InstanceProfileName",
 }
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 and localhost: the only hosts plain http is allowed for."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # ---------------------------------------------------------------------- template URLs
