@@ -6,7 +6,7 @@
 //!
 //! Attacks: one tenant's token on the other's role, a tenant naming another customer's role, a
 //! token signed by a key not in the JWKS (with a real `kid`), an expired token. Keys rotate
-//! every 20 s and STS sessions last 8 s, so tokens are minted again in the middle of syncs,
+//! every 12 s and STS sessions last 8 s, so tokens are minted again in the middle of syncs,
 //! across rotations. Two workers share one Postgres behind one issuer URL (a balancer): they
 //! publish the same JWKS, and either one's tokens are accepted.
 
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use serve_support::{ADMIN_TOKEN, SECRET_KEY, Server, fresh_postgres_database};
 
 const CUSTOMER_B: &str = "444455556666";
-const ROTATION: &str = "rotationSeconds: 20, publishLeadSeconds: 6, tokenSeconds: 60";
+const ROTATION: &str = "rotationSeconds: 12, publishLeadSeconds: 5, tokenSeconds: 60";
 
 /// A TCP balancer on 127.0.0.1 in front of `backends` (round robin, skipping one that refuses):
 /// the issuer's one public URL in front of several workers.
@@ -432,7 +432,7 @@ async fn two_customers_sync_with_berths_identity_and_no_aws_secret() {
     // Tokens straight to STS. A third issuer instance on the same database and secret key
     // signs with the same keys as the workers.
     let mut config: IdentityConfig =
-        serde_json::from_value(json!({"issuer": issuer, "rotationSeconds": 20, "publishLeadSeconds": 6, "tokenSeconds": 60}))
+        serde_json::from_value(json!({"issuer": issuer, "rotationSeconds": 12, "publishLeadSeconds": 5, "tokenSeconds": 60}))
             .unwrap();
     config.check().unwrap();
     let store = Store::open(&db).await.unwrap();
@@ -483,7 +483,7 @@ async fn two_customers_sync_with_berths_identity_and_no_aws_secret() {
         "AccessDenied"
     );
 
-    // Syncs go on across rotations (a key every 20 s; sessions of 8 s mint tokens mid-sync).
+    // Syncs go on across rotations (a key every 12 s; sessions of 8 s mint tokens mid-sync).
     let first_generation = store
         .signing_keys()
         .await
@@ -491,7 +491,7 @@ async fn two_customers_sync_with_berths_identity_and_no_aws_secret() {
         .last()
         .unwrap()
         .generation;
-    let until = std::time::Instant::now() + Duration::from_secs(45);
+    let until = std::time::Instant::now() + Duration::from_secs(28);
     let mut rounds = 0;
     while std::time::Instant::now() < until || rounds < 2 {
         for c in &customers {
