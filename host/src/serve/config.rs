@@ -392,6 +392,17 @@ mod tests {
         assert!(e.to_string().contains("wroker"), "{e}");
         let e = parse("tokens:\n  - {token: {env: X}, tenant: 'A B'}\n").unwrap_err();
         assert!(e.to_string().contains("tokens[0].tenant"), "{e}");
+        let e = parse("identity: {issuer: 'http://berth.example.com'}\n").unwrap_err();
+        assert!(e.to_string().contains("identity.issuer"), "{e}");
+        let e =
+            parse("identity: {issuer: 'https://b.example.com', rotationSecs: 9}\n").unwrap_err();
+        assert!(e.to_string().contains("rotationSecs"), "{e}");
+        let c = parse("identity: {issuer: 'https://b.example.com/oidc/'}\n").unwrap();
+        let i = c.identity.unwrap();
+        assert_eq!(
+            (i.issuer.as_str(), i.path()),
+            ("https://b.example.com/oidc", "/oidc".into())
+        );
     }
 
     #[test]
