@@ -158,8 +158,7 @@ impl IdentityConfig {
         if !(60..=3600).contains(&self.token_seconds) {
             return Err("identity.tokenSeconds: between 60 and 3600".into());
         }
-        if self.publish_lead_seconds == 0 || self.rotation_seconds < 2 * self.publish_lead_seconds
-        {
+        if self.publish_lead_seconds == 0 || self.rotation_seconds < 2 * self.publish_lead_seconds {
             return Err(
                 "identity.rotationSeconds: at least twice publishLeadSeconds (which must be at least 1)"
                     .into(),
