@@ -186,10 +186,17 @@ async fn a_trapped_instance_is_replaced() {
             &req(r#"{"id":"x","trap":true,"__Kind":"Test::Trap"}"#),
         )
         .await;
-    assert!(
-        matches!(bad, Err(berth::plugin::PluginError::Trap { .. })),
-        "{bad:?}"
-    );
+    // The trap says why: the SDK's panic hook sent the message and where it was raised.
+    match &bad {
+        Err(berth::plugin::PluginError::Trap { message, .. }) => {
+            assert!(
+                message.contains("this plugin traps on purpose"),
+                "{message}"
+            );
+            assert!(message.contains("src/lib.rs:"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
     let good = p
         .map_batch(&tenant, None, &req(r#"{"id":"y","__Kind":"Test::Trap"}"#))
         .await

@@ -171,6 +171,9 @@ pub struct HostState {
     pub(crate) scope: Option<Scope>,
     pub(crate) max_lookup_bytes: usize,
     pub(crate) log_budget: u32,
+    /// The panic the guest logged during the current call (the SDK's panic hook): what a trap
+    /// is reported with, since the trap itself says only `unreachable`.
+    pub(crate) last_panic: Option<String>,
     /// Time the current call spent waiting on host lookups (AWS, rate limits): it does not
     /// count against the guest's time budget, only against the call's wall-clock cap.
     pub(crate) lookup_wait: std::time::Duration,
@@ -208,6 +211,7 @@ impl HostState {
             scope: None,
             max_lookup_bytes,
             log_budget: 0,
+            last_panic: None,
             lookup_wait: std::time::Duration::ZERO,
         }
     }

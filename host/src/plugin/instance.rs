@@ -275,7 +275,7 @@ impl LoadedPlugin {
             .pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| self.classify(tenant, e))?;
+            .map_err(|e| self.classify(tenant, e, None))?;
         Ok(Instance {
             store,
             bindings,
@@ -288,6 +288,7 @@ impl LoadedPlugin {
         data.scope = scope;
         data.lookup = tenant.lookup.clone();
         data.log_budget = tenant.limits.max_log_lines_per_call;
+        data.last_panic = None;
         data.limiter.max_memory = tenant.limits.max_memory_bytes;
         data.lookup_wait = Duration::ZERO;
         let started = Instant::now();
@@ -320,7 +321,7 @@ impl LoadedPlugin {
             + HOST_GRACE
     }
 
-    fn classify(&self, tenant: &Tenant, e: wasmtime::Error) -> PluginError {
+    fn classify(&self, tenant: &Tenant, e: wasmtime::Error, panic: Option<String>) -> PluginError {
         let plugin = self.name.to_string();
         if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
             return PluginError::MemoryLimit {
@@ -337,18 +338,21 @@ impl LoadedPlugin {
         }
         PluginError::Trap {
             plugin,
-            message: format!("{e:#}")
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            // The panic says why; the trap's own first line only where it happened.
+            message: panic.unwrap_or_else(|| {
+                format!("{e:#}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            }),
         }
     }
 
     fn finish<R>(
         &self,
         tenant: &Tenant,
-        inst: Instance,
+        mut inst: Instance,
         r: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
     ) -> Result<R, PluginError> {
         match r {
@@ -356,7 +360,10 @@ impl LoadedPlugin {
                 plugin: self.name.to_string(),
                 limit: tenant.limits.call_timeout,
             }),
-            Ok(Err(e)) => Err(self.classify(tenant, e)),
+            Ok(Err(e)) => {
+                let panic = inst.store.data_mut().last_panic.take();
+                Err(self.classify(tenant, e, panic))
+            }
             Ok(Ok(v)) => {
                 if inst.calls < tenant.limits.max_calls_per_instance {
                     let mut idle = self.idle.lock().expect("idle lock");

@@ -38,13 +38,18 @@ pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> was
 
 impl berth::plugin::types::Host for HostState {}
 
+/// How the SDK's panic hook begins its log line (`plugins/sdk/src/runtime.rs`).
+const PANIC_PREFIX: &str = "panicked at ";
+
 impl berth::plugin::log::Host for HostState {
     async fn log(&mut self, level: berth::plugin::log::Level, message: String) {
         use self::berth::plugin::log::Level;
-        if self.log_budget == 0 {
+        // The panic line comes last, when a spammy plugin may have spent its budget.
+        let panic = level == Level::Error && message.starts_with(PANIC_PREFIX);
+        if self.log_budget == 0 && !panic {
             return;
         }
-        self.log_budget -= 1;
+        self.log_budget = self.log_budget.saturating_sub(1);
         let plugin = &*self.plugin;
         // Plugin text is untrusted: bound it, and drop control characters so
         // it cannot forge log lines or send terminal escapes.
@@ -53,6 +58,11 @@ impl berth::plugin::log::Host for HostState {
             .take(2000)
             .map(|c| if c.is_control() { '\u{fffd}' } else { c })
             .collect();
+        if panic {
+            // Reported with the trap that follows; logged there, once.
+            self.last_panic = Some(message);
+            return;
+        }
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
             Level::Debug => tracing::debug!(plugin, "{message}"),

@@ -45,7 +45,29 @@ fn compiled(resource: &str) -> Result<std::rc::Rc<Mapping>, MappingError> {
     Ok(m)
 }
 
+/// How the panic line the SDK logs begins. The host looks for it to say why a call trapped
+/// (a Rust panic in wasm is an `unreachable` trap, which carries no message).
+pub const PANIC_PREFIX: &str = "panicked at ";
+
+/// Sends every panic's message and location through the `log` import, once per instance.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload_as_str()
+                .unwrap_or("(a panic without a text message)");
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_else(|| "an unknown location".into());
+            crate::log::error(&format!("{PANIC_PREFIX}{at}: {message}"));
+        }));
+    });
+}
+
 pub fn describe<P: Plugin>() -> wit::PluginInfo {
+    install_panic_hook();
     let info = P::info();
     let mut capabilities = vec![wit::Capability::Log];
     capabilities.extend(info.lookups.into_iter().map(wit::Capability::CloudLookup));
@@ -66,6 +88,7 @@ fn handles<P: Plugin>(kind: &str) -> bool {
 pub fn map_batch<P: Plugin>(
     req: wit::BatchRequest,
 ) -> Result<Vec<Result<wit::ItemOutput, wit::ItemError>>, wit::BatchError> {
+    install_panic_hook();
     if !handles::<P>(&req.kind) {
         return Err(wit::BatchError::UnsupportedKind(req.kind));
     }
@@ -134,6 +157,7 @@ pub fn map_batch<P: Plugin>(
 }
 
 pub fn run_jq(req: wit::JqRequest) -> Result<Vec<wit::JqOutput>, wit::JqError> {
+    install_panic_hook();
     let names: Vec<String> = req.vars.iter().map(|(k, _)| k.clone()).collect();
     let jq_err = |message: String, position| wit::JqError {
         field: String::new(),
