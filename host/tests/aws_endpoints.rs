@@ -50,9 +50,17 @@ fn by_secret() -> Value {
            "secretAccessKey": {"secret": "awsSecret"}})
 }
 
+/// The tenants here give AWS keys (as sealed secrets), which the operator must allow.
+fn static_keys_allowed() -> TenantPolicy {
+    TenantPolicy {
+        allow_static_keys: true,
+        ..TenantPolicy::default()
+    }
+}
+
 fn refused(config: Value, needle: &str) -> String {
     let e = tenant(config, SECRETS)
-        .checked_config("acme", &TenantPolicy::default())
+        .checked_config("acme", &static_keys_allowed())
         .expect_err("the tenant config must be refused")
         .to_string();
     assert!(e.contains(needle), "{needle}: {e}");
@@ -86,7 +94,7 @@ fn a_tenant_region_that_names_a_host_is_refused_at_load() {
     }
     let ok = json!({"auth": by_secret(), "regions": ["us-east-1", "eu-central-2"]});
     tenant(tenant_config(ok), SECRETS)
-        .checked_config("acme", &TenantPolicy::default())
+        .checked_config("acme", &static_keys_allowed())
         .expect("region names are accepted");
 }
 
@@ -146,7 +154,7 @@ fn a_tenant_gives_static_keys_only_as_its_secrets() {
     );
 
     let c = tenant(tenant_config(json!({"auth": by_secret()})), SECRETS)
-        .checked_config("acme", &TenantPolicy::default())
+        .checked_config("acme", &static_keys_allowed())
         .expect("keys by {secret} are accepted");
     let aws = c.aws.expect("aws section");
     aws.check().expect("the keys were read");
