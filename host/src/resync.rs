@@ -27,12 +27,15 @@ use crate::sync::push::{EntityIn, PushError, PushReport};
 use crate::sync::{PushOptions, Pusher, ScopeKey, ScopeStatus};
 
 /// Why a resync could not run at all (per-item and per-scope failures are in the report).
+///
+/// The AWS variants print their cause themselves and do not also expose it as `source()`:
+/// `{:#}` would print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ResyncError {
     #[error("AWS: {0}")]
-    Aws(#[from] crate::aws::AwsError),
+    Aws(crate::aws::AwsError),
     #[error("AWS configuration: {0}")]
-    AwsConfig(#[from] crate::aws::config::AwsConfigError),
+    AwsConfig(crate::aws::config::AwsConfigError),
     #[error(transparent)]
     Push(#[from] PushError),
     #[error("a resync stage stopped unexpectedly: {0}")]
@@ -43,6 +46,18 @@ pub enum ResyncError {
         "the resync lost its right to reconcile (its lease passed to another worker); nothing was deleted"
     )]
     Fenced,
+}
+
+impl From<crate::aws::AwsError> for ResyncError {
+    fn from(e: crate::aws::AwsError) -> Self {
+        Self::Aws(e)
+    }
+}
+
+impl From<crate::aws::config::AwsConfigError> for ResyncError {
+    fn from(e: crate::aws::config::AwsConfigError) -> Self {
+        Self::AwsConfig(e)
+    }
 }
 
 /// Asked once, right before reconciliation: may this resync still delete? `berth serve`

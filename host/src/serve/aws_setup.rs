@@ -82,7 +82,8 @@ pub fn setup(c: &IdentityConfig, id: &str, incarnation: &str, external_id: &str)
         "steps": [
             "Open quickCreateUrl signed in to the Organization's management account (or deploy templates[\"berth-management.yaml\"] with these parameters).",
             "Fill in OrganizationalUnitIds (the root id r-... or the OUs to read) and create the stack.",
-            "PUT the tenant with config.aws.auth = {method: berthIdentity, roleArn: <the stack's IntegrationRoleArn output>}.",
+            format!("If the stack's IntegrationRoleArn output differs from config.aws.auth.roleArn, PUT the tenant with it; then POST /v1/tenants/{id}/resync (a failed sync is otherwise retried at the next interval)."),
+            "A second Berth tenant in the same Organization: give its stack other IntegrationRoleName and MemberRoleName values and the first stack's OidcProviderArn output as ExistingOidcProviderArn (IAM has one provider per issuer per account), and set config.aws.accountRoleName to its MemberRoleName.",
         ],
         "config": {
             "aws": {
