@@ -608,9 +608,7 @@ async fn put_tenant(
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_tenant",
-            format!(
-                "tenant {id}: config.aws.auth.method: berthIdentity needs the operator to configure `identity:` in the serve config"
-            ),
+            format!("tenant {id}: {}", super::identity::NEEDS_ISSUER),
         );
     }
     let interval = StoredTenant::interval_ms(&config);

@@ -38,6 +38,10 @@ use crate::store::{SigningKeyRow, Store, StoreError};
 /// The audience STS expects in web identity tokens (the IAM OIDC provider's client id).
 pub const AUDIENCE: &str = "sts.amazonaws.com";
 
+/// Why a `berthIdentity` tenant cannot run on a serve without an `identity:` section (refused
+/// when the tenant is PUT, and by the worker if the section was removed since).
+pub const NEEDS_ISSUER: &str = "config.aws.auth.method: berthIdentity needs the operator to configure `identity:` in the serve config";
+
 /// Clock difference between Berth and STS tolerated when retiring a key.
 const CLOCK_SKEW_MS: i64 = 60_000;
 

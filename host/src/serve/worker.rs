@@ -304,9 +304,7 @@ impl Worker {
             && aws.auth.method == crate::aws::config::AuthMethod::BerthIdentity
         {
             let issuer = self.issuer.as_ref().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "tenant {tenant}: config.aws.auth.method berthIdentity needs the operator to configure `identity:` in the serve config"
-                )
+                anyhow::anyhow!("tenant {tenant}: {}", super::identity::NEEDS_ISSUER)
             })?;
             let sub = super::identity::subject(tenant, &row.incarnation);
             aws.auth.tokens = Some(issuer.minter(sub));
