@@ -329,7 +329,11 @@ async fn two_customers_sync_with_berths_identity_and_no_aws_secret() {
             .unwrap_or_default()
             .to_string();
         assert!(why.contains("AssumeRoleWithWebIdentity"), "{why}");
-        assert_eq!(why.matches("base credentials").count(), 1, "said once: {why}");
+        assert_eq!(
+            why.matches("base credentials").count(),
+            1,
+            "said once: {why}"
+        );
         assert!(c.port.snapshot().entities.values().all(|e| e.is_empty()));
 
         let (st, body) = call(
