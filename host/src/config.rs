@@ -36,7 +36,8 @@ use crate::port::{
 /// A config file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// The OS reason is the source, not part of this text: `{:#}` (anyhow) prints it once.
+    #[error("{path}: cannot read")]
     Read {
         path: String,
         #[source]
@@ -433,14 +434,17 @@ impl Config {
             )),
             Some(MappingSource::File(_)) => {
                 let p = self.mapping_path().expect("a file mapping");
+                // The error names the file already.
                 crate::mapping::MappingFile::from_path(&p)
-                    .map_err(|e| invalid(p.display().to_string(), e.to_string()))
+                    .map_err(|e| invalid(e.source_name, e.message))
+                    .inspect(log_warnings)
             }
             Some(MappingSource::Inline(v)) => {
                 let text = serde_norway::to_string(v)
                     .map_err(|e| invalid("mapping".into(), e.to_string()))?;
-                crate::mapping::MappingFile::parse(&text, "config mapping")
-                    .map_err(|e| invalid("mapping".into(), e.to_string()))
+                crate::mapping::MappingFile::parse(&text, "mapping")
+                    .map_err(|e| invalid(e.source_name, e.message))
+                    .inspect(log_warnings)
             }
             Some(MappingSource::FromPort { .. }) => {
                 let id = &self.port.integration.identifier;
@@ -458,7 +462,8 @@ impl Config {
                 let text = serde_json::to_string(&config)
                     .map_err(|e| invalid("mapping".into(), e.to_string()))?;
                 crate::mapping::MappingFile::parse(&text, &format!("Port integration {id} config"))
-                    .map_err(|e| invalid("mapping".into(), e.to_string()))
+                    .map_err(|e| invalid(e.source_name, e.message))
+                    .inspect(log_warnings)
             }
         }
     }
@@ -508,6 +513,13 @@ impl Config {
                 })
             })
             .collect()
+    }
+}
+
+/// The mapping's warnings go to the log here; `berth map` prints its own on stderr.
+fn log_warnings(m: &crate::mapping::MappingFile) {
+    for w in &m.warnings {
+        tracing::warn!("{w}");
     }
 }
 

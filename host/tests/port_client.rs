@@ -462,3 +462,35 @@ async fn secret_never_shows_in_debug() {
     let creds = Credentials::new("id", "fake-client-secret");
     assert!(!format!("{creds:?}").contains("fake-client-secret"));
 }
+
+/// A loopback address that refuses connections gets a few quick attempts (not the whole
+/// policy), and the error names the URL and says the cause once, in one line.
+#[tokio::test]
+async fn a_refusing_loopback_port_gives_up_after_three_attempts_with_one_line() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = ClientConfig::new(
+        format!("http://{closed}"),
+        Credentials::new("fake-client-id", "fake-client-secret"),
+        UserAgent::exporter("aws", "0.1.0", "my-aws"),
+    );
+    cfg.retry = fast_retry();
+    let client = PortClient::new(cfg).unwrap();
+    let err = client.check_access().await.unwrap_err();
+    assert!(
+        matches!(err, PortError::Transport { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Port at http://{closed}/v1/auth/access_token unreachable after 3 attempts: connection refused"
+        )
+    );
+    assert!(
+        std::error::Error::source(&err).is_none(),
+        "the cause is said once"
+    );
+}

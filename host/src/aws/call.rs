@@ -7,8 +7,9 @@
 //! own retries hide them and the limiter never learns.
 //!
 //! Owns: [`CallError`] and its [`ErrorClass`] (what an SDK error means for
-//! discovery), [`CallStats`], and [`Caller::call`]. Must not know which API
-//! it calls beyond its name.
+//! discovery), the one-line text of an SDK error (its causes walked and said
+//! once, never the SDK's `Debug` structures), [`CallStats`], and
+//! [`Caller::call`]. Must not know which API it calls beyond its name.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::sync::Semaphore;
 
@@ -40,9 +40,15 @@ pub enum ErrorClass {
     Fatal,
 }
 
-/// A failed AWS call.
+/// The code of a call that got no answer (connection refused or reset, DNS, TLS, timeout
+/// while connecting). Its message is the cause, and, once [`Caller::call`] gave up, the
+/// service and endpoint it could not reach.
+pub const UNREACHABLE: &str = "Unreachable";
+
+/// A failed AWS call. Shown as `api: code: message`, or `api: message` when AWS was not
+/// reached (the message says where and why).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{api}: {code}: {message}")]
+#[error("{api}: {}{message}", if code == UNREACHABLE { String::new() } else { format!("{code}: ") })]
 pub struct CallError {
     pub class: ErrorClass,
     pub api: &'static str,
@@ -129,7 +135,7 @@ where
             let message = err
                 .message()
                 .map(str::to_string)
-                .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
+                .unwrap_or_else(|| crate::error_text::chain(&err));
             let class = class_of(&code, status);
             let code = if code.is_empty() {
                 status.map_or_else(|| "Unknown".to_string(), |s| format!("HTTP {s}"))
@@ -147,12 +153,19 @@ where
             ErrorClass::Transient,
             api,
             "Timeout",
-            DisplayErrorContext(&err).to_string(),
+            crate::error_text::chain(&err),
+        ),
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => CallError::new(
+            ErrorClass::Transient,
+            api,
+            UNREACHABLE,
+            crate::error_text::cause(&err),
         ),
         _ => {
-            // Failures before a response: connection errors, and credentials
-            // that could not be had (an assumed role refused shows up here).
-            let text = DisplayErrorContext(&err).to_string();
+            // Failures before a response: credentials that could not be had (an
+            // assumed role refused shows up here), and requests that could not be
+            // built or sent for other reasons.
+            let text = crate::error_text::chain(&err);
             if text.contains("AccessDenied") || text.contains("not authorized") {
                 CallError::new(ErrorClass::Denied, api, "AccessDenied", text)
             } else if matches!(err, SdkError::ConstructionFailure(_))
@@ -160,7 +173,7 @@ where
             {
                 CallError::new(ErrorClass::Fatal, api, "ConstructionFailure", text)
             } else {
-                CallError::new(ErrorClass::Transient, api, "DispatchFailure", text)
+                CallError::new(ErrorClass::Transient, api, "RequestFailed", text)
             }
         }
     }
@@ -184,6 +197,9 @@ pub struct CallStats {
     pub calls: AtomicU64,
     pub retries: AtomicU64,
     pub throttles: AtomicU64,
+    /// Calls counted here are plugins' lookups, which take no in-flight slot (see
+    /// `AwsSync::bounded`).
+    pub lookups: bool,
 }
 
 /// A copy of [`CallStats`] for reports.
@@ -195,6 +211,14 @@ pub struct CallCounts {
 }
 
 impl CallStats {
+    /// Stats for plugins' lookups.
+    pub fn for_lookups() -> Self {
+        Self {
+            lookups: true,
+            ..Self::default()
+        }
+    }
+
     pub fn counts(&self) -> CallCounts {
         CallCounts {
             calls: self.calls.load(Ordering::Relaxed),
@@ -226,6 +250,8 @@ pub struct Caller {
     pub limiter: Arc<Limiter>,
     pub in_flight: Arc<Semaphore>,
     pub limits: Arc<AwsLimits>,
+    /// The endpoint override (`aws.endpointUrl`), named when AWS cannot be reached.
+    pub endpoint_url: Option<Arc<str>>,
 }
 
 impl Caller {
@@ -234,6 +260,23 @@ impl Caller {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             limiter,
             limits,
+            endpoint_url: None,
+        }
+    }
+
+    /// Names `endpoint_url` (every service's endpoint, when set) in unreachable errors.
+    pub fn with_endpoint(mut self, endpoint_url: Option<&str>) -> Self {
+        self.endpoint_url = endpoint_url.map(Arc::from);
+        self
+    }
+
+    /// Where `target` is called, for a user: `AWS STS at http://127.0.0.1:5000` with an
+    /// endpoint override, else `AWS STS in us-east-1` (the SDK's own endpoint for the region).
+    pub fn describe(&self, target: &Target<'_>) -> String {
+        let service = service_name(target.api);
+        match &self.endpoint_url {
+            Some(url) => format!("{service} at {url}"),
+            None => format!("{service} in {}", target.region),
         }
     }
 
@@ -305,10 +348,16 @@ impl Caller {
                 ErrorClass::Transient => {
                     failures += 1;
                     if failures >= self.limits.max_attempts {
-                        return Err(CallError {
-                            message: format!("failed {failures} times: {}", e.message),
-                            ..e
-                        });
+                        let message = if e.code == UNREACHABLE {
+                            format!(
+                                "{}: {} ({failures} attempts)",
+                                self.describe(&target),
+                                e.message
+                            )
+                        } else {
+                            format!("failed {failures} times: {}", e.message)
+                        };
+                        return Err(CallError { message, ..e });
                     }
                     self.limits.backoff(failures - 1, jitter())
                 }
@@ -322,6 +371,19 @@ impl Caller {
             tracing::debug!(api = target.api, account = target.account_id, region = target.region, code = %e.code, ?wait, "retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// The service an API name (`sts:AssumeRole`) belongs to, as AWS names it.
+pub fn service_name(api: &str) -> String {
+    let prefix = api.split(':').next().unwrap_or(api);
+    match prefix {
+        "sts" => "AWS STS".into(),
+        "organizations" => "AWS Organizations".into(),
+        "account" => "AWS Account Management".into(),
+        "cloudcontrol" => "AWS Cloud Control API".into(),
+        "s3" => "Amazon S3".into(),
+        other => format!("AWS {other}"),
     }
 }
 
@@ -416,6 +478,46 @@ mod tests {
                 retries: 3,
                 throttles: 3
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_named_once_in_one_line() {
+        let limits = Arc::new(AwsLimits {
+            max_attempts: 3,
+            ..fast()
+        });
+        let t = Target {
+            api: "sts:AssumeRole",
+            account_id: "1",
+            region: "us-east-1",
+        };
+        let refused = || async {
+            Err::<(), _>(CallError::new(
+                ErrorClass::Transient,
+                "sts:AssumeRole",
+                UNREACHABLE,
+                "connection refused",
+            ))
+        };
+        let caller = Caller::new(limits.clone(), Arc::new(Limiter::new(limits.clone())))
+            .with_endpoint(Some("http://127.0.0.1:1"));
+        let e = caller
+            .call(t, &CallStats::default(), true, refused)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sts:AssumeRole: AWS STS at http://127.0.0.1:1: connection refused (3 attempts)"
+        );
+        let caller = Caller::new(limits.clone(), Arc::new(Limiter::new(limits)));
+        let e = caller
+            .call(t, &CallStats::default(), true, refused)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sts:AssumeRole: AWS STS in us-east-1: connection refused (3 attempts)"
         );
     }
 

@@ -237,8 +237,7 @@ pub async fn default_chain(
                     ));
                 };
                 chain.provide_credentials().await.map_err(|e| {
-                    let text =
-                        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+                    let text = crate::error_text::chain(&e);
                     let class = if text.contains("AccessDenied") {
                         ErrorClass::Denied
                     } else if matches!(e, CredentialsError::CredentialsNotLoaded(_)) {

@@ -138,20 +138,32 @@ async fn signed_get(
     for (name, value) in instructions.headers() {
         req = req.header(name, value);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| err(ErrorClass::Transient, "DispatchFailure", format!("{e}")))?;
+    let resp = req.send().await.map_err(|e| {
+        // Said once, without reqwest's own copy of the URL; `Caller::call` names where.
+        let code = if e.is_connect() || e.is_timeout() {
+            super::call::UNREACHABLE
+        } else {
+            "RequestFailed"
+        };
+        err(
+            ErrorClass::Transient,
+            code,
+            crate::error_text::cause(&e.without_url()),
+        )
+    })?;
     let status = resp.status().as_u16();
     let home = resp
         .headers()
         .get("x-amz-bucket-region")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| err(ErrorClass::Transient, "ResponseError", e.to_string()))?;
+    let body = resp.text().await.map_err(|e| {
+        err(
+            ErrorClass::Transient,
+            "ResponseError",
+            crate::error_text::cause(&e.without_url()),
+        )
+    })?;
     Ok((status, home, body))
 }
 

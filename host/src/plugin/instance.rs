@@ -19,7 +19,7 @@ use super::cache::{AotCache, content_hash};
 use super::engine::PluginEngine;
 use super::host::{HostState, MemoryLimitExceeded, WASI_IMPORTS, add_wasi_to_linker};
 use super::v0_1_0 as v1;
-use super::{PluginError, PluginInfo, Tenant};
+use super::{PluginError, PluginInfo, Tenant, one_line};
 use crate::lookup::{Offline, Scope};
 
 pub use v1::types::{
@@ -139,6 +139,21 @@ fn check_imports(
     Ok(())
 }
 
+/// Why `bytes` cannot be a component, when its 8-byte header already tells; `None` leaves
+/// the reason to the compiler.
+fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
+    const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+    if bytes.is_empty() {
+        Some("the file is empty")
+    } else if !bytes.starts_with(b"\0asm") {
+        Some("no WebAssembly magic number at the start")
+    } else if bytes.get(4..8) == Some(&CORE_MODULE[..]) {
+        Some("a core module, not a component: build for wasm32-wasip2")
+    } else {
+        None
+    }
+}
+
 fn show((a, b, c): (u64, u64, u64)) -> String {
     format!("{a}.{b}.{c}")
 }
@@ -165,29 +180,39 @@ impl LoadedPlugin {
         }
         let hash = content_hash(&bytes);
         let (eng, cache2, hash2) = (engine.engine.clone(), cache.clone(), hash.clone());
+        let header = not_a_component(&bytes);
         let component = tokio::task::spawn_blocking(move || cache2.load(&eng, &bytes, &hash2))
             .await
             .map_err(|e| load_err(format!("compiler task failed: {e}")))?
-            .map_err(|e| load_err(format!("not a valid WebAssembly component: {e:#}")))?;
+            .map_err(|e| {
+                let why = header.map_or_else(|| one_line(&*e), str::to_string);
+                load_err(format!("not a valid WebAssembly component ({why})"))
+            })?;
 
         let version = api_version(&engine.engine, &component).map_err(load_err)?;
         if version < v1::MIN_VERSION || version > v1::MAX_VERSION {
+            let runs = if v1::MIN_VERSION == v1::MAX_VERSION {
+                show(v1::MIN_VERSION)
+            } else {
+                format!("{}..={}", show(v1::MIN_VERSION), show(v1::MAX_VERSION))
+            };
             return Err(load_err(format!(
-                "the plugin implements berth:plugin@{}, this Berth supports berth:plugin@{}..={}",
+                "built for berth:plugin@{}; this host runs berth:plugin@{runs}",
                 show(version),
-                show(v1::MIN_VERSION),
-                show(v1::MAX_VERSION)
             )));
         }
 
         check_imports(&engine.engine, &component).map_err(load_err)?;
         let mut linker = Linker::<HostState>::new(&engine.engine);
-        add_wasi_to_linker(&mut linker).map_err(|e| load_err(format!("{e:#}")))?;
-        v1::add_to_linker(&mut linker).map_err(|e| load_err(format!("{e:#}")))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| load_err(format!("needs imports Berth does not provide: {e:#}")))?;
-        let pre = v1::PluginPre::new(pre).map_err(|e| load_err(format!("{e:#}")))?;
+        add_wasi_to_linker(&mut linker).map_err(|e| load_err(one_line(&*e)))?;
+        v1::add_to_linker(&mut linker).map_err(|e| load_err(one_line(&*e)))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
+            load_err(format!(
+                "needs imports Berth does not provide: {}",
+                one_line(&*e)
+            ))
+        })?;
+        let pre = v1::PluginPre::new(pre).map_err(|e| load_err(one_line(&*e)))?;
 
         let file_name: Arc<str> = path
             .file_name()

@@ -29,7 +29,7 @@ pub use instance::{
     BatchError, BatchRequest, ItemError, ItemOutput, JqError, JqOutput, JqRequest, LoadedPlugin,
     Misconfiguration,
 };
-pub use registry::{LoadFailure, Registry, Snapshot};
+pub use registry::{LoadFailure, NoPlugin, Registry, Snapshot};
 
 use crate::limits::Limits;
 use crate::lookup::CloudLookup;
@@ -85,8 +85,11 @@ impl Tenant {
 /// Why a plugin could not be loaded or a call into it failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot load plugin {}: {message}", path.display())]
+    /// `message` is one line: the file is named once, here.
+    #[error("plugin file {}: {message}", path.display())]
     Load { path: PathBuf, message: String },
+    #[error("plugin directory {}: {message}", path.display())]
+    Directory { path: PathBuf, message: String },
     #[error("plugin {plugin}: memory limit exceeded (wanted {requested} bytes, limit {limit})")]
     MemoryLimit {
         plugin: String,
@@ -106,4 +109,29 @@ pub enum PluginError {
     },
     #[error("plugin {plugin} broke the protocol: {message}")]
     Protocol { plugin: String, message: String },
+}
+
+/// An error and its sources on one line, each cause once: wasmtime's errors often repeat
+/// their source's text in their own, and some (wasmparser's) embed a multi-line Debug dump.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = first_line(&err.to_string());
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+/// The first line of `text`, without a trailing `[` or `{` that opened a Debug dump.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    // wasmparser: "bad magic number - expected=[" followed by the bytes, one per line.
+    let line = line.split(" - expected=").next().unwrap_or(line);
+    line.trim_end_matches(['[', '{', ' ', ':'])
+        .trim()
+        .to_string()
 }

@@ -23,7 +23,8 @@ use serde_json::Value;
 use super::PortError;
 use super::auth::{Credentials, TokenCache, TokenGrant, parse_token_answer};
 use super::retry::{
-    Budget, RetryPolicy, is_retryable_status, jitter_unit, pacing_pause, server_hint,
+    Budget, RetryPolicy, is_loopback_url, is_retryable_status, jitter_unit, pacing_pause,
+    server_hint,
 };
 
 /// Port's EU API (the default region). Ocean still defaults to the legacy host
@@ -193,6 +194,7 @@ struct Inner {
     user_agent: UserAgent,
     user_agent_header: String,
     retry: RetryPolicy,
+    request_timeout: Duration,
     concurrency: usize,
     max_bulk_entities: usize,
     max_body_bytes: usize,
@@ -254,6 +256,7 @@ impl PortClient {
                 user_agent: config.user_agent,
                 user_agent_header,
                 retry: config.retry,
+                request_timeout: config.request_timeout,
                 concurrency: config.concurrency.max(1),
                 max_bulk_entities: config.max_bulk_entities,
                 max_body_bytes: config.max_body_bytes,
@@ -269,6 +272,17 @@ impl PortClient {
 
     pub fn user_agent(&self) -> &UserAgent {
         &self.inner.user_agent
+    }
+
+    /// Reaches Port and gets an access token (the cached one when it is fresh): whether Port
+    /// answers and takes these credentials, with a [`PortError::Transport`] when it cannot be
+    /// reached.
+    pub async fn check_access(&self) -> Result<(), PortError> {
+        self.inner
+            .tokens
+            .get(|c| self.fetch_token(c))
+            .await
+            .map(|_| ())
     }
 
     /// Upserts `entities` (as `berth map` prints them) into `blueprint` with
@@ -420,16 +434,10 @@ impl PortClient {
             let (status, headers, bytes) = match sent {
                 Ok(a) => a,
                 Err(source) => {
-                    if i.retry.may_retry(attempt) {
-                        tokio::time::sleep(i.retry.delay(attempt, None, jitter_unit())).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(PortError::Transport {
-                        url,
-                        attempts: attempt + 1,
-                        source,
-                    });
+                    self.wait_after_transport_error(&method, &url, source, attempt)
+                        .await?;
+                    attempt += 1;
+                    continue;
                 }
             };
             self.observe(&headers);
@@ -445,7 +453,8 @@ impl PortClient {
                 });
             }
             if is_retryable_status(status) && i.retry.may_retry(attempt) {
-                self.wait_before_retry(status, &headers, attempt).await;
+                self.wait_before_retry(&method, &url, status, &headers, attempt)
+                    .await;
                 attempt += 1;
                 continue;
             }
@@ -475,14 +484,8 @@ impl PortClient {
             };
             match sent {
                 Err(source) => {
-                    if !i.retry.may_retry(attempt) {
-                        return Err(PortError::Transport {
-                            url,
-                            attempts: attempt + 1,
-                            source,
-                        });
-                    }
-                    tokio::time::sleep(i.retry.delay(attempt, None, jitter_unit())).await;
+                    self.wait_after_transport_error(&Method::POST, &url, source, attempt)
+                        .await?;
                 }
                 Ok((status, headers, bytes)) => {
                     self.observe(&headers);
@@ -495,7 +498,8 @@ impl PortClient {
                             message: error_text(&bytes),
                         });
                     }
-                    self.wait_before_retry(status, &headers, attempt).await;
+                    self.wait_before_retry(&Method::POST, &url, status, &headers, attempt)
+                        .await;
                 }
             }
             attempt += 1;
@@ -511,16 +515,80 @@ impl PortClient {
         }
     }
 
-    async fn wait_before_retry(&self, status: u16, headers: &HeaderMap, attempt: u32) {
+    async fn wait_before_retry(
+        &self,
+        method: &Method,
+        url: &str,
+        status: u16,
+        headers: &HeaderMap,
+        attempt: u32,
+    ) {
         let i = &self.inner;
         let hint = server_hint(headers, SystemTime::now());
         let wait = i.retry.delay(attempt, hint, jitter_unit());
+        warn_retry(
+            method,
+            url,
+            &format!("HTTP {status}"),
+            attempt,
+            i.retry.max_attempts.max(1),
+            wait,
+        );
         if status == 429 {
             // A rate limit applies to everyone: hold the other callers too.
             i.budget.pause_for(wait);
         }
         tokio::time::sleep(wait).await;
     }
+
+    /// After attempt `attempt` (0-based) could not reach `url`: waits before the next attempt
+    /// and logs it, or gives up with one line naming the URL and the root cause. A loopback
+    /// address that refuses the connection gets only a few quick attempts.
+    async fn wait_after_transport_error(
+        &self,
+        method: &Method,
+        url: &str,
+        error: reqwest::Error,
+        attempt: u32,
+    ) -> Result<(), PortError> {
+        let i = &self.inner;
+        let refused_locally = is_loopback_url(url)
+            && crate::error_text::has_io_kind(&error, std::io::ErrorKind::ConnectionRefused);
+        let attempts = i.retry.transport_attempts(refused_locally);
+        let cause = if error.is_timeout() {
+            format!("no answer within {:?}", i.request_timeout)
+        } else {
+            // Without its URL: the error is reported with the URL already.
+            crate::error_text::cause(&error.without_url())
+        };
+        if attempt + 1 >= attempts {
+            return Err(PortError::Transport {
+                url: without_query(url).to_string(),
+                attempts: attempt + 1,
+                cause,
+            });
+        }
+        let wait = i.retry.delay(attempt, None, jitter_unit());
+        warn_retry(method, url, &cause, attempt, attempts, wait);
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+}
+
+/// Every retry is logged: a user watching a stuck command sees why and for how long.
+fn warn_retry(method: &Method, url: &str, why: &str, attempt: u32, attempts: u32, wait: Duration) {
+    let url = without_query(url);
+    tracing::warn!(
+        "Port: {method} {url}: {why} (attempt {} of {attempts}); next attempt in {:.1}s",
+        attempt + 1,
+        wait.as_secs_f64()
+    );
+}
+
+/// `url` for messages: a whole URL Port handed out (an ingest URL) may carry a key in its
+/// query, and the query of Berth's own calls says nothing a user needs.
+fn without_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 async fn read_answer(

@@ -33,13 +33,14 @@ pub enum PortError {
     /// A request was answered 401 again right after the token was renewed.
     #[error("Port answered 401 Unauthorized to {path} with a fresh token: {message}")]
     Unauthorized { path: String, message: String },
-    /// Port could not be reached (connection, TLS or timeout) after every attempt.
-    #[error("could not reach Port at {url} after {attempts} attempts: {source}")]
+    /// Port could not be reached (connection, TLS or timeout) after every attempt. `cause` is
+    /// the root cause said once, not the HTTP stack's chain of wrappers (no `#[source]`: a
+    /// `{:#}` printer would repeat it).
+    #[error("Port at {url} unreachable after {attempts} attempt{}: {cause}", if *attempts == 1 { "" } else { "s" })]
     Transport {
         url: String,
         attempts: u32,
-        #[source]
-        source: reqwest::Error,
+        cause: String,
     },
     /// Port's answer could not be read.
     #[error("unexpected answer from Port: {0}")]

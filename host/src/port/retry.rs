@@ -2,8 +2,9 @@
 //!
 //! Owns: which answers are retried (408, 429, 5xx, connection errors), how long to wait before
 //! the next attempt (the server's `Retry-After` or `x-ratelimit-reset`, else exponential backoff
-//! with jitter, as Ocean does), and the [`Budget`] that bounds concurrency and pauses every caller
-//! when Port says the window is used up. The parsing and decisions are pure functions.
+//! with jitter, as Ocean does), how few attempts a connection refused by this very machine gets,
+//! and the [`Budget`] that bounds concurrency and pauses every caller when Port says the window
+//! is used up. The parsing and decisions are pure functions.
 //! Must not touch: HTTP requests, tokens or response bodies (`client.rs` and `auth.rs` call in).
 
 use std::sync::Mutex;
@@ -12,6 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Attempts in all when a loopback address refuses the connection. Nothing listens there, and
+/// nothing will by waiting minutes (a mistyped port, a local Port that is not started): a user
+/// should hear it at once. Remote hosts keep the whole policy (a load balancer between
+/// deployments refuses for a while too).
+pub const LOCAL_REFUSED_ATTEMPTS: u32 = 3;
 
 /// `x-ratelimit-reset` values above this are an epoch second, smaller ones a delta in seconds
 /// (Ocean's threshold, see `docs/port-api.md`).
@@ -49,6 +56,17 @@ impl RetryPolicy {
         attempt + 1 < self.max_attempts.max(1)
     }
 
+    /// Attempts in all for a failure to connect: [`LOCAL_REFUSED_ATTEMPTS`] (at most) when a
+    /// loopback address refused the connection, else `max_attempts`.
+    pub fn transport_attempts(&self, refused_by_loopback: bool) -> u32 {
+        let all = self.max_attempts.max(1);
+        if refused_by_loopback {
+            all.min(LOCAL_REFUSED_ATTEMPTS)
+        } else {
+            all
+        }
+    }
+
     /// Exponential backoff after attempt `attempt` (0-based), before jitter, capped.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2f64.powi(attempt.min(62) as i32);
@@ -75,6 +93,24 @@ impl RetryPolicy {
 /// Whether an HTTP status is worth another attempt. 401 is handled apart (token refresh).
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429) || ((500..=599).contains(&status) && status != 501)
+}
+
+/// Whether `url`'s host is this machine: `localhost` or a loopback address.
+pub fn is_loopback_url(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let d = bare.to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
 }
 
 /// `Retry-After`: seconds (integer or decimal) or an HTTP date (`Sun, 06 Nov 1994 08:49:37
@@ -350,6 +386,36 @@ mod tests {
         assert_eq!(pacing_pause(&h, now), Some(Duration::from_secs(3)));
         h.remove("x-ratelimit-reset");
         assert_eq!(pacing_pause(&h, now), None);
+    }
+
+    #[test]
+    fn a_refused_loopback_gets_few_attempts_a_remote_host_all() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.transport_attempts(true), 3);
+        assert_eq!(p.transport_attempts(false), 10);
+        let one = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(one.transport_attempts(true), 1);
+        for local in [
+            "http://127.0.0.1:9",
+            "http://127.3.4.5/v1",
+            "http://[::1]:80/x",
+            "http://localhost:5555",
+            "http://LOCALHOST",
+        ] {
+            assert!(is_loopback_url(local), "{local}");
+        }
+        for remote in [
+            "https://api.port.io",
+            "http://10.0.0.1:9",
+            "http://[2001:db8::1]/",
+            "http://localhost.example.com",
+            "not a url",
+        ] {
+            assert!(!is_loopback_url(remote), "{remote}");
+        }
     }
 
     #[test]
