@@ -73,6 +73,9 @@ pub struct Summary {
     pub misconfigured: BTreeMap<(usize, String, String), MisconfiguredField>,
     /// Distinct error messages with their counts.
     pub errors: BTreeMap<String, u64>,
+    /// For an item error message: the first item that failed so (identifier, account,
+    /// region), so the cause can be looked up in AWS.
+    pub examples: BTreeMap<String, String>,
 }
 
 impl Summary {
@@ -145,6 +148,9 @@ impl Summary {
             s.push_str("\nerrors:\n");
             for (m, n) in self.errors.iter().take(50) {
                 s.push_str(&format!("  ({n}x) {m}\n"));
+                if let Some(item) = self.examples.get(m) {
+                    s.push_str(&format!("        first item: {item}\n"));
+                }
             }
             if self.errors.len() > 50 {
                 s.push_str(&format!(
@@ -152,6 +158,27 @@ impl Summary {
                     self.errors.len() - 50
                 ));
             }
+        }
+        // Entries that produced nothing without failing: no item of their kind came, or
+        // their selector filtered out every item.
+        let idle: Vec<String> = mapping
+            .resources
+            .iter()
+            .filter_map(|r| {
+                let e = self.entries.get(&r.index).cloned().unwrap_or_default();
+                let why = if e.items == 0 {
+                    format!("no item of kind {} in the input", r.kind)
+                } else if e.entities + e.skipped + e.errors == 0 && e.filtered_out > 0 {
+                    format!("the selector matched none of its {} items", e.items)
+                } else {
+                    return None;
+                };
+                Some(format!("  resources[{}] {}: {why}\n", r.index, r.kind))
+            })
+            .collect();
+        if !idle.is_empty() {
+            s.push_str("\nnotes (entries that matched no item):\n");
+            s.extend(idle);
         }
         s
     }
@@ -211,8 +238,28 @@ enum Event {
         entries: Vec<(usize, KindStats)>,
         misconfigured: Vec<((usize, String, String), String)>,
         errors: Vec<(String, u64)>,
+        /// (error message, the item it is about), for item errors.
+        examples: Vec<(String, String)>,
     },
     Error(String),
+}
+
+/// Names a raw item for an error message: `Identifier (account/region)`. Only read on the
+/// error path, so parsing the item again costs nothing in a healthy run.
+pub fn item_name(item: &str, scope: Option<&Scope>) -> String {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(rename = "Identifier")]
+        identifier: Option<String>,
+    }
+    let id = serde_json::from_str::<Named>(item)
+        .ok()
+        .and_then(|n| n.identifier)
+        .unwrap_or_else(|| "(no Identifier)".into());
+    match scope {
+        Some(s) => format!("{id} ({}/{})", s.account_id, s.region),
+        None => id,
+    }
 }
 
 fn reader_thread<R: BufRead + Send + 'static>(input: R, tx: mpsc::Sender<RawInput>) {
@@ -369,24 +416,16 @@ async fn map_one(
     let mut entities = Vec::new();
     let mut misconfigured = Vec::new();
     let mut errors: Vec<(String, u64)> = Vec::new();
+    let mut examples: Vec<(String, String)> = Vec::new();
     let snapshot = registry.snapshot();
-    let found = snapshot.for_kind_where(&batch.kind, |name| tenant.allows(name));
-    let refused = match &found {
-        Some(_) => None,
-        None => snapshot.for_kind(&batch.kind).map(|p| p.info.name.clone()),
+    // A kind whose plugin file failed to load is an error here, never a fallback to `*`.
+    let (found, refused) = match snapshot.serve(&batch.kind, |name| tenant.allows(name)) {
+        Ok(p) => (Some(p), None),
+        Err(why) => (None, Some(why.to_string())),
     };
     let Some(plugin) = found else {
         stats.errors += n;
-        errors.push((
-            match refused {
-                Some(name) => format!(
-                    "plugin {name} (kind {}) is not in this tenant's allowed plugins",
-                    batch.kind
-                ),
-                None => format!("no plugin serves kind {}", batch.kind),
-            },
-            n,
-        ));
+        errors.push((refused.unwrap_or_default(), n));
         let entries = entries
             .iter()
             .map(|e| {
@@ -408,6 +447,7 @@ async fn map_one(
             entries,
             misconfigured,
             errors,
+            examples,
         };
     };
     let mut per_entry = Vec::with_capacity(entries.len());
@@ -423,7 +463,8 @@ async fn map_one(
             items: batch.items.clone(),
         };
         let at = format!("resources[{}] {}", entry.index, entry.kind);
-        for r in map_isolating(&plugin, tenant, &batch.scope, req, breaker).await {
+        let results = map_isolating(&plugin, tenant, &batch.scope, req, breaker).await;
+        for (i, r) in results.into_iter().enumerate() {
             match r {
                 Ok(o) => {
                     es.entities += o.entities.len() as u64;
@@ -436,7 +477,11 @@ async fn map_one(
                 }
                 Err(m) => {
                     es.errors += 1;
-                    errors.push((format!("{at}: {m}"), 1));
+                    let m = format!("{at}: {m}");
+                    if let Some(item) = batch.items.get(i) {
+                        examples.push((m.clone(), item_name(item, batch.scope.as_ref())));
+                    }
+                    errors.push((m, 1));
                 }
             }
         }
@@ -454,6 +499,7 @@ async fn map_one(
         entries: per_entry,
         misconfigured,
         errors,
+        examples,
     }
 }
 
@@ -478,6 +524,7 @@ fn failed_batch(
         entities: Vec::new(),
         stats: failed,
         misconfigured: Vec::new(),
+        examples: Vec::new(),
     }
 }
 
@@ -544,6 +591,7 @@ pub async fn run_stream(
                     entries,
                     misconfigured,
                     errors,
+                    examples,
                 } => {
                     for (i, e) in entries {
                         let t = summary.entries.entry(i).or_default();
@@ -567,6 +615,9 @@ pub async fn run_stream(
                     }
                     for (m, n) in errors {
                         summary.error(m, n);
+                    }
+                    for (m, item) in examples {
+                        summary.examples.entry(m).or_insert(item);
                     }
                     let mapped = Mapped {
                         kind,

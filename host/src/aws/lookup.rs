@@ -6,11 +6,12 @@
 //! Owns the mapping of AWS failures to [`LookupError`]. Must not check
 //! plugins' grants (the plugin host does, before calling in).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use super::call::{CallError, ErrorClass};
+use super::call::{CallCounts, CallError, CallStats, ErrorClass};
 use super::session::AwsSync;
 use crate::lookup::{CloudLookup, CloudResource, LookupError, Scope};
 
@@ -18,11 +19,37 @@ use crate::lookup::{CloudLookup, CloudResource, LookupError, Scope};
 #[derive(Debug, Clone)]
 pub struct AwsLookup {
     sync: Arc<AwsSync>,
+    /// Calls per API and type (`GetResource AWS::EC2::Subnet`), for the sync's figures: under
+    /// a rate limit every lookup is wall time, so an operator must see what they cost.
+    stats: Arc<Mutex<BTreeMap<String, Arc<CallStats>>>>,
 }
 
 impl AwsLookup {
     pub fn new(sync: Arc<AwsSync>) -> Self {
-        Self { sync }
+        Self {
+            sync,
+            stats: Arc::default(),
+        }
+    }
+
+    fn stats(&self, api: &str, type_name: &str) -> Arc<CallStats> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(format!("{api} {type_name}"))
+            .or_insert_with(|| Arc::new(CallStats::for_lookups()))
+            .clone()
+    }
+
+    /// AWS calls the plugins' lookups made, per API and type (cache hits cost none).
+    pub fn calls(&self) -> BTreeMap<String, CallCounts> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.counts()))
+            .filter(|(_, c)| c.calls > 0)
+            .collect()
     }
 }
 
@@ -73,14 +100,9 @@ impl CloudLookup for AwsLookup {
     ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>> {
         Box::pin(async move {
             let acct = self.account(scope).await?;
+            let stats = self.stats("GetResource", type_name);
             self.sync
-                .get_cached(
-                    &acct,
-                    &scope.region,
-                    type_name,
-                    identifier,
-                    &self.sync.lookup_stats,
-                )
+                .get_cached(&acct, &scope.region, type_name, identifier, &stats)
                 .await
                 .map_err(to_lookup_error)
         })
@@ -94,15 +116,10 @@ impl CloudLookup for AwsLookup {
     ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>> {
         Box::pin(async move {
             let acct = self.account(scope).await?;
+            let stats = self.stats("ListResources", type_name);
             let all = self
                 .sync
-                .list_all_cached(
-                    &acct,
-                    &scope.region,
-                    type_name,
-                    resource_model,
-                    &self.sync.lookup_stats,
-                )
+                .list_all_cached(&acct, &scope.region, type_name, resource_model, &stats)
                 .await
                 .map_err(to_lookup_error)?;
             Ok(all.as_ref().clone())

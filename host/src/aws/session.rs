@@ -67,7 +67,8 @@ impl AwsTenant {
             id: id.into(),
             partition: config.partition(),
             factory: ClientFactory::new(config.endpoint_url.clone(), limits.clone()),
-            caller: Caller::new(limits.clone(), limiter),
+            caller: Caller::new(limits.clone(), limiter)
+                .with_endpoint(config.endpoint_url.as_deref()),
             limits,
             config,
         }))
@@ -309,7 +310,6 @@ impl AwsTenant {
             notes,
             source,
             setup_stats: stats,
-            lookup_stats: Arc::new(CallStats::default()),
             prepared: Mutex::new(HashMap::new()),
             lists: Mutex::new(HashMap::new()),
             gets: GenCells::new(self.limits().lookup_cache_entries),
@@ -452,8 +452,6 @@ pub struct AwsSync {
     source: Arc<CachedCredentials>,
     /// Calls made to set the sync up (credentials, accounts, regions).
     pub setup_stats: Arc<CallStats>,
-    /// Calls made for plugins' lookups.
-    pub lookup_stats: Arc<CallStats>,
     prepared: Cells<String, Arc<AccountCtx>>,
     lists: Cells<ListKey, Arc<Vec<CloudResource>>>,
     gets: GenCells<GetKey, Option<CloudResource>>,
@@ -623,7 +621,7 @@ impl AwsSync {
     /// deadlocked a large sync. They stay bounded by the map pipeline (one lookup at a time
     /// per batch in flight) and paced by the same rate buckets.
     fn bounded(&self, stats: &CallStats) -> bool {
-        !std::ptr::eq(stats, &*self.lookup_stats)
+        !stats.lookups
     }
 
     /// One `ListResources` page.
