@@ -75,20 +75,83 @@ pub struct KindProgress {
     pub scopes_incomplete: u64,
 }
 
-/// What a running resync has done so far; read by a progress display while it runs.
+/// The stages of a resync, in the order they finish (they overlap while items stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Discover,
+    Map,
+    Upsert,
+    Reconcile,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Discover, Stage::Map, Stage::Upsert, Stage::Reconcile];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Discover => "discover",
+            Stage::Map => "map",
+            Stage::Upsert => "upsert",
+            Stage::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// What a running resync has done so far, counted where the final report counts it (so a
+/// display that reads it at the end shows the report's numbers): items per kind as discovery
+/// hands them over, entities per resource entry as they reach the Port side, scopes as they end.
 #[derive(Debug, Default)]
 pub struct Progress {
-    kinds: Mutex<BTreeMap<String, KindProgress>>,
+    inner: Mutex<ProgressSnapshot>,
+}
+
+/// A copy of [`Progress`] at one instant.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProgressSnapshot {
+    pub kinds: BTreeMap<String, KindProgress>,
+    /// Entities mapped per resource entry (by index).
+    pub entries: BTreeMap<usize, u64>,
+    /// Stages that have finished.
+    pub done: Vec<Stage>,
+}
+
+impl ProgressSnapshot {
+    /// The first stage not finished yet (`None`: all are).
+    pub fn current(&self) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| !self.done.contains(s))
+    }
 }
 
 impl Progress {
-    pub fn snapshot(&self) -> BTreeMap<String, KindProgress> {
-        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProgressSnapshot> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn update(&self, kind: &str, f: impl FnOnce(&mut KindProgress)) {
-        let mut k = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
-        f(k.entry(kind.to_string()).or_default());
+        f(self.lock().kinds.entry(kind.to_string()).or_default());
+    }
+
+    #[cfg(test)]
+    pub(crate) fn discovered_for_test(&self, kind: &str, n: u64) {
+        self.update(kind, |k| k.discovered += n);
+    }
+
+    pub(crate) fn mapped(&self, kind: &str, entry: usize, n: u64) {
+        let mut p = self.lock();
+        p.kinds.entry(kind.to_string()).or_default().mapped += n;
+        *p.entries.entry(entry).or_default() += n;
+    }
+
+    /// Marks `stage` finished (once; later marks are ignored).
+    pub fn finished(&self, stage: Stage) {
+        let mut p = self.lock();
+        if !p.done.contains(&stage) {
+            p.done.push(stage);
+        }
     }
 }
 
@@ -123,6 +186,8 @@ pub struct ResyncReport {
     pub discovery: DiscoveryReport,
     pub map: Summary,
     pub push: PushReport,
+    /// AWS calls the plugins' lookups made, per API and type (`GetResource AWS::EC2::Subnet`).
+    pub lookups: BTreeMap<String, crate::aws::call::CallCounts>,
     pub elapsed: Duration,
 }
 
@@ -163,11 +228,8 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
             return Err(e.into());
         }
     };
-    let mut tenant = Tenant::new(
-        &inp.tenant_id,
-        inp.limits.clone(),
-        Arc::new(AwsLookup::new(sync.clone())),
-    );
+    let lookup = Arc::new(AwsLookup::new(sync.clone()));
+    let mut tenant = Tenant::new(&inp.tenant_id, inp.limits.clone(), lookup.clone());
     tenant.plugins = inp.plugins.clone();
     tenant.share = inp.share.clone();
     let channel = inp.aws.limits().channel_items.max(1);
@@ -210,6 +272,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
                 Event::Account(_) => {}
             }
         }
+        progress.finished(Stage::Discover);
         raw_per_kind
     });
     let mapping = tokio::spawn(crate::map::run_stream(
@@ -240,7 +303,10 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
             },
             None => mapped_rx.recv().await,
         };
-        let Some(batch) = next else { break };
+        let Some(batch) = next else {
+            inp.progress.finished(Stage::Map);
+            break;
+        };
         let (account, region) = batch
             .scope
             .as_ref()
@@ -249,10 +315,9 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         if batch.failed_items > 0 {
             pusher.scopes_mut().fail(&scope);
         }
-        inp.progress
-            .update(&batch.kind, |k| k.mapped += batch.entities.len() as u64);
         for (index, text) in batch.entities {
             *transformed.entry((batch.kind.clone(), index)).or_default() += 1;
+            inp.progress.mapped(&batch.kind, index, 1);
             let entity = match serde_json::from_str(&text) {
                 Ok(v) => v,
                 Err(e) => {
@@ -355,11 +420,15 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         pusher.abort_as(true).await;
         return Err(ResyncError::Fenced);
     }
+    pusher.drain().await?;
+    inp.progress.finished(Stage::Upsert);
     let push = pusher.finish().await?;
+    inp.progress.finished(Stage::Reconcile);
     Ok(ResyncReport {
         discovery: report,
         map: summary,
         push,
+        lookups: lookup.calls(),
         elapsed: started.elapsed(),
     })
 }

@@ -46,7 +46,7 @@ async fn assert_kept_then_converges(
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a partial sync: {err}");
     assert!(err.contains(why), "the reason ({why:?}) is reported: {err}");
-    assert!(err.contains(", deleted 0 ("), "{err}");
+    assert!(err.contains(", 0 deleted ("), "{err}");
     assert_eq!(&w.keys(), before, "nothing may be deleted: {err}");
     assert_eq!(w.resync_status(), "failed");
     w.assert_converges().await;
@@ -142,7 +142,7 @@ async fn a_jq_syntax_error_in_an_identifier_deletes_nothing() {
             err.contains("invalid JQ"),
             "the compile error is shown: {err}"
         );
-        assert!(err.contains(", deleted 0 ("), "{err}");
+        assert!(err.contains(", 0 deleted ("), "{err}");
         assert_eq!(w.keys(), before, "nothing may be deleted: {err}");
     }
     w.use_mapping(&default);

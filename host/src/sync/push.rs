@@ -736,6 +736,17 @@ impl Pusher {
     /// Ends the sync: sends what is buffered, retries entities that waited for related ones,
     /// reconciles, saves state and reports. On an error that stops the push, Port is told the
     /// resync failed and nothing is deleted.
+    /// Sends every upsert still buffered or in flight, so a caller can tell the upserts' end
+    /// from reconciliation's start; [`Self::finish`] does it too. On failure Port hears that
+    /// the resync failed, as from `finish`.
+    pub async fn drain(&mut self) -> Result<(), PushError> {
+        let r = self.load_rest().await;
+        if r.is_err() {
+            self.fail().await;
+        }
+        r
+    }
+
     pub async fn finish(mut self) -> Result<PushReport, PushError> {
         match self.load_rest().await {
             Ok(()) => {}
