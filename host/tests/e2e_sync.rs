@@ -18,14 +18,15 @@ async fn sync_fills_port_with_what_map_computes_then_converges() {
     let err = text(&out.stderr);
     assert!(out.status.success(), "first sync: {err}");
     assert!(err.contains("report: "), "{err}");
-    // The HTML report: per kind, per scope, timings.
+    // The HTML report: header, accounts × kinds, per resource entry, timings.
     let html = std::fs::read_to_string(w.dir.path().join("state/berth-report.html")).unwrap();
     for needle in [
-        "Per kind",
-        "AWS::EC2::Instance-2",
-        "Scopes",
+        "<b class=\"o-complete\">complete</b>",
+        "Accounts × kinds",
+        "Per resource entry",
+        "resources[2] AWS::EC2::Instance",
         "Timings",
-        "complete",
+        "berth.yaml",
     ] {
         assert!(html.contains(needle), "report lacks {needle:?}");
     }
