@@ -6,11 +6,12 @@
 //! interval, when Port's resync-request watermark moves, as Ocean's POLLING listener does),
 //! single flight (a resync due while one runs is queued once, never run twice at once, never
 //! dropped), the graceful stop (SIGTERM/SIGINT abandon the running resync before its
-//! reconciliation, so no deletion is half applied) and the `/metrics` and `/healthz`
-//! endpoints. Must not touch: what a resync does; that is [`crate::resync`].
+//! reconciliation, so no deletion is half applied), waiting for Port at start (retried with
+//! backoff while `/healthz` says why it is not ready) and the `/metrics` (Prometheus, through
+//! `prometheus-client`) and `/healthz` endpoints. Must not touch: what a resync does; that is
+//! [`crate::resync`].
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use crate::limits::{EngineLimits, Limits};
 use crate::map::MapOptions;
 use crate::mapping::MappingFile;
 use crate::plugin::{AotCache, PluginEngine, Registry};
-use crate::port::PortClient;
+use crate::port::{PortClient, PortError, RetryPolicy};
 use crate::resync::{Progress, ResyncInputs, ResyncReport, resync};
 use crate::store::Store;
 use crate::sync::PushOptions;
@@ -46,16 +47,24 @@ pub struct Setup {
     pub plugins: Option<Arc<std::collections::BTreeSet<String>>>,
     /// This tenant's share of the process's work budget (`berth serve`).
     pub share: Option<(Arc<crate::fair::WorkBudget>, u32)>,
+    /// The config a report names: the file for `berth sync` and `berth run`.
+    pub config_source: String,
 }
 
-impl Setup {
-    /// Reads the config and builds everything; `plugins` is used when the config names no
-    /// plugin directory. Blueprints are ensured unless `dry_run`.
-    pub async fn prepare(
-        config_path: &Path,
-        plugins: &Path,
-        dry_run: bool,
-    ) -> anyhow::Result<Self> {
+/// What a setup from a config file is built from that needs no network: the config, the
+/// plugins, the state store. Opened once; `berth run` builds the [`Setup`] from it again until
+/// Port answers.
+struct LocalParts {
+    config: Config,
+    registry: Arc<Registry>,
+    store: Store,
+    limits: Limits,
+    key: String,
+    path: std::path::PathBuf,
+}
+
+impl LocalParts {
+    async fn open(config_path: &Path, plugins: &Path) -> anyhow::Result<Self> {
         let config = Config::from_path(config_path)?;
         if config.aws.is_none() {
             bail!(
@@ -71,7 +80,48 @@ impl Setup {
         config.limits.apply(&mut limits);
         let store = config.open_store().await?;
         let key = config.integration_key();
-        Self::build(config, registry, store, limits, "local", key, dry_run).await
+        Ok(Self {
+            config,
+            registry,
+            store,
+            limits,
+            key,
+            path: config_path.to_path_buf(),
+        })
+    }
+
+    async fn build(&self, dry_run: bool) -> anyhow::Result<Setup> {
+        let mut setup = Setup::build(
+            self.config.clone(),
+            self.registry.clone(),
+            self.store.clone(),
+            self.limits.clone(),
+            "local",
+            self.key.clone(),
+            dry_run,
+        )
+        .await?;
+        setup.config_source = self.path.display().to_string();
+        // Kinds no plugin serves, or that look misspelt: said once, when the mapping is read.
+        for w in self.registry.snapshot().kind_warnings(&setup.mapping) {
+            tracing::warn!("{w}");
+        }
+        Ok(setup)
+    }
+}
+
+impl Setup {
+    /// Reads the config and builds everything; `plugins` is used when the config names no
+    /// plugin directory. Blueprints are ensured unless `dry_run`.
+    pub async fn prepare(
+        config_path: &Path,
+        plugins: &Path,
+        dry_run: bool,
+    ) -> anyhow::Result<Self> {
+        LocalParts::open(config_path, plugins)
+            .await?
+            .build(dry_run)
+            .await
     }
 
     /// Builds a setup from a parsed config and what the process shares (plugins, store).
@@ -119,6 +169,7 @@ impl Setup {
             integration_key,
             plugins: None,
             share: None,
+            config_source: format!("tenant {tenant_id}"),
         })
     }
 
@@ -167,7 +218,36 @@ impl Setup {
     pub fn write_report(&self, report: &ResyncReport) -> std::io::Result<std::path::PathBuf> {
         let path = self.config.report_path();
         let title = format!("Berth sync of {}", self.config.port.integration.identifier);
-        std::fs::write(&path, crate::report::html(report, &self.mapping, &title))?;
+        let header = crate::report::ReportHeader::for_report(self.config_source.clone(), report);
+        std::fs::write(
+            &path,
+            crate::report::html(report, &header, &self.mapping, &title),
+        )?;
+        Ok(path)
+    }
+
+    /// Writes the report of a resync that failed, where the config says; returns the path.
+    /// `progress` tells whether reconciliation had begun (then some deletions may have been
+    /// applied before the failure).
+    pub fn write_failed_report(
+        &self,
+        error: &str,
+        elapsed: Duration,
+        dry_run: bool,
+        progress: &Progress,
+    ) -> std::io::Result<std::path::PathBuf> {
+        let path = self.config.report_path();
+        let title = format!("Berth sync of {}", self.config.port.integration.identifier);
+        let header =
+            crate::report::ReportHeader::ended_now(self.config_source.clone(), elapsed, dry_run);
+        let reconciling = progress
+            .snapshot()
+            .done
+            .contains(&crate::resync::Stage::Upsert);
+        std::fs::write(
+            &path,
+            crate::report::failed_html(&header, error, &title, reconciling && !dry_run),
+        )?;
         Ok(path)
     }
 }
@@ -181,9 +261,9 @@ pub(crate) async fn open_registry(dir: &Path) -> anyhow::Result<Arc<Registry>> {
         );
     }
     let engine = PluginEngine::new(EngineLimits::default())?;
-    let registry = Registry::open(engine, AotCache::default_location(), dir)
-        .await
-        .with_context(|| format!("loading plugins from {}", dir.display()))?;
+    // The error names the directory; a context would say it twice.
+    let registry = Registry::open(engine, AotCache::default_location(), dir).await?;
+    // The first scan leaves its refusals to be reported here, once.
     for e in &registry.snapshot().errors {
         tracing::warn!("{}", e.message);
     }
@@ -195,6 +275,8 @@ pub(crate) async fn open_registry(dir: &Path) -> anyhow::Result<Arc<Registry>> {
 pub(crate) struct RunState {
     pub(crate) resyncs: BTreeMap<&'static str, u64>,
     pub(crate) running: bool,
+    /// Why `/healthz` answers 503 (`berth run` before its first setup); `None`: ready.
+    pub(crate) not_ready: Option<String>,
     last_seconds: f64,
     last_end_unix: f64,
     last_success_unix: f64,
@@ -209,12 +291,6 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 impl RunState {
@@ -251,142 +327,127 @@ impl RunState {
         self.aws_throttles += c.throttles;
     }
 
-    /// The Prometheus text exposition format (version 0.0.4).
+    /// The `/metrics` text of `berth run`.
     fn render(&self) -> String {
         render_metrics(&[(None, self)])
     }
 }
 
-/// The Prometheus text exposition format (version 0.0.4) of several run states, one per
-/// tenant under `berth serve` (each sample then carries a `tenant` label). Written by hand: a
-/// handful of families, no histogram, so a metrics library would add more than it saves.
+const RESYNCS: &str = "Resyncs finished, by outcome";
+const RUNNING: &str = "1 while a resync runs";
+const LAST_SECONDS: &str = "Duration of the last resync";
+const LAST_SUCCESS: &str = "End of the last complete resync";
+const ENTITIES: &str = "Entities of the last resync, by resource entry and phase";
+const SCOPES: &str = "Scopes of the last resync, by status";
+const AWS_CALLS: &str = "AWS API calls";
+const AWS_THROTTLES: &str = "AWS calls answered ThrottlingException";
+
+/// The content type of [`render_metrics`]' text.
+pub(crate) const METRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `/metrics` text (OpenMetrics, which Prometheus reads) of several run states, one per
+/// tenant under `berth serve` (each sample then carries a `tenant` label, first). The run
+/// states are snapshots, so each scrape registers their values in a fresh registry.
 pub(crate) fn render_metrics(states: &[(Option<&str>, &RunState)]) -> String {
-    let mut s = String::new();
-    // Every sample of a family follows its one HELP/TYPE header.
-    let family = |s: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::registry::Registry;
+    use std::sync::atomic::AtomicU64;
+
+    type Labels = Vec<(String, String)>;
+    // The encoder writes label values as given: escape them as the exposition format says.
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
     };
-    let labels = |tenant: Option<&str>, rest: &[(&str, &str)]| -> String {
-        let mut all: Vec<String> = tenant
-            .map(|t| format!("tenant=\"{}\"", label(t)))
+    let labels = |tenant: Option<&str>, rest: &[(&str, &str)]| -> Labels {
+        tenant
+            .map(|t| ("tenant".to_string(), escape(t)))
             .into_iter()
-            .collect();
-        all.extend(rest.iter().map(|(k, v)| format!("{k}=\"{}\"", label(v))));
-        if all.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", all.join(","))
-        }
+            .chain(rest.iter().map(|(k, v)| (k.to_string(), escape(v))))
+            .collect()
     };
-    family(
-        &mut s,
-        "berth_resyncs_total",
-        "counter",
-        "Resyncs finished, by outcome.",
-    );
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+
+    let resyncs = Family::<Labels, Counter>::default();
+    let entities = Family::<Labels, Gauge>::default();
+    let scopes = Family::<Labels, Gauge>::default();
+    let running = Family::<Labels, Gauge>::default();
+    let last_seconds = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let last_success = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let aws_calls = Family::<Labels, Counter>::default();
+    let aws_throttles = Family::<Labels, Counter>::default();
     for (t, st) in states {
-        for (o, n) in &st.resyncs {
-            let _ = writeln!(
-                s,
-                "berth_resyncs_total{} {n}",
-                labels(*t, &[("outcome", o)])
-            );
+        let t = *t;
+        for (outcome, n) in &st.resyncs {
+            resyncs
+                .get_or_create(&labels(t, &[("outcome", outcome)]))
+                .inc_by(*n);
         }
-    }
-    family(
-        &mut s,
-        "berth_resync_running",
-        "gauge",
-        "1 while a resync runs.",
-    );
-    for (t, st) in states {
-        let _ = writeln!(
-            s,
-            "berth_resync_running{} {}",
-            labels(*t, &[]),
-            u8::from(st.running)
-        );
-    }
-    family(
-        &mut s,
-        "berth_last_resync_seconds",
-        "gauge",
-        "Duration of the last resync.",
-    );
-    for (t, st) in states {
-        let _ = writeln!(
-            s,
-            "berth_last_resync_seconds{} {}",
-            labels(*t, &[]),
-            st.last_seconds
-        );
-    }
-    family(
-        &mut s,
-        "berth_last_success_timestamp_seconds",
-        "gauge",
-        "End of the last complete resync.",
-    );
-    for (t, st) in states {
-        let _ = writeln!(
-            s,
-            "berth_last_success_timestamp_seconds{} {}",
-            labels(*t, &[]),
-            st.last_success_unix
-        );
-    }
-    family(
-        &mut s,
-        "berth_entities",
-        "gauge",
-        "Entities of the last resync, by resource entry and phase.",
-    );
-    for (t, st) in states {
         for (kind, phases) in &st.kinds {
             for (phase, n) in phases {
-                let _ = writeln!(
-                    s,
-                    "berth_entities{} {n}",
-                    labels(*t, &[("kind", kind), ("phase", phase)])
-                );
+                entities
+                    .get_or_create(&labels(t, &[("kind", kind), ("phase", phase)]))
+                    .set(count(*n));
             }
         }
-    }
-    family(
-        &mut s,
-        "berth_scopes",
-        "gauge",
-        "Scopes of the last resync, by status.",
-    );
-    for (t, st) in states {
         for (status, n) in &st.scopes {
-            let _ = writeln!(s, "berth_scopes{} {n}", labels(*t, &[("status", status)]));
+            scopes
+                .get_or_create(&labels(t, &[("status", status)]))
+                .set(count(*n));
         }
+        let me = labels(t, &[]);
+        running.get_or_create(&me).set(i64::from(st.running));
+        last_seconds.get_or_create(&me).set(st.last_seconds);
+        last_success.get_or_create(&me).set(st.last_success_unix);
+        aws_calls.get_or_create(&me).inc_by(st.aws_calls);
+        aws_throttles.get_or_create(&me).inc_by(st.aws_throttles);
     }
-    family(&mut s, "berth_aws_calls_total", "counter", "AWS API calls.");
-    for (t, st) in states {
-        let _ = writeln!(
-            s,
-            "berth_aws_calls_total{} {}",
-            labels(*t, &[]),
-            st.aws_calls
+    let mut registry = Registry::default();
+    // Counters are registered without `_total`: the encoder appends it to each sample.
+    registry.register("berth_resyncs", RESYNCS, resyncs);
+    registry.register("berth_entities", ENTITIES, entities);
+    registry.register("berth_scopes", SCOPES, scopes);
+    if let [(None, st)] = states {
+        // `berth run`'s one untenanted state: no labels at all (a family would print `{}`).
+        let running = Gauge::<i64>::default();
+        running.set(i64::from(st.running));
+        let last_seconds = Gauge::<f64, AtomicU64>::default();
+        last_seconds.set(st.last_seconds);
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        last_success.set(st.last_success_unix);
+        let aws_calls = Counter::<u64>::default();
+        aws_calls.inc_by(st.aws_calls);
+        let aws_throttles = Counter::<u64>::default();
+        aws_throttles.inc_by(st.aws_throttles);
+        registry.register("berth_resync_running", RUNNING, running);
+        registry.register("berth_last_resync_seconds", LAST_SECONDS, last_seconds);
+        registry.register(
+            "berth_last_success_timestamp_seconds",
+            LAST_SUCCESS,
+            last_success,
         );
-    }
-    family(
-        &mut s,
-        "berth_aws_throttles_total",
-        "counter",
-        "AWS calls answered ThrottlingException.",
-    );
-    for (t, st) in states {
-        let _ = writeln!(
-            s,
-            "berth_aws_throttles_total{} {}",
-            labels(*t, &[]),
-            st.aws_throttles
+        registry.register("berth_aws_calls", AWS_CALLS, aws_calls);
+        registry.register("berth_aws_throttles", AWS_THROTTLES, aws_throttles);
+    } else {
+        registry.register("berth_resync_running", RUNNING, running);
+        registry.register("berth_last_resync_seconds", LAST_SECONDS, last_seconds);
+        registry.register(
+            "berth_last_success_timestamp_seconds",
+            LAST_SUCCESS,
+            last_success,
         );
+        registry.register("berth_aws_calls", AWS_CALLS, aws_calls);
+        registry.register("berth_aws_throttles", AWS_THROTTLES, aws_throttles);
     }
-    s
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut text, &registry);
+    text
 }
 
 /// Options of `berth run`.
@@ -406,20 +467,118 @@ enum Trigger {
     PortRequest,
 }
 
-/// `berth run`: resyncs until SIGTERM/SIGINT. Returns the exit code of the last resync.
-pub async fn run(setup: Setup, opts: RunOptions) -> anyhow::Result<std::process::ExitCode> {
-    let setup = Arc::new(setup);
-    let state = Arc::new(Mutex::new(RunState::default()));
-    let (stop_tx, stop_rx) = watch::channel(false);
+/// `berth run` from a config file: serves `/metrics` and `/healthz` first, then builds the
+/// setup, waiting for Port with backoff while it cannot be reached (`/healthz` answers 503
+/// with the reason meanwhile; SIGTERM stops the wait), then resyncs until SIGTERM/SIGINT.
+/// With `--once` an unreachable Port is an error at once, as for `berth sync`. Returns the
+/// exit code of the last resync.
+pub async fn run_config(
+    config_path: &Path,
+    plugins: &Path,
+    opts: RunOptions,
+) -> anyhow::Result<std::process::ExitCode> {
+    let state = Arc::new(Mutex::new(RunState {
+        not_ready: Some("not ready: starting".into()),
+        ..RunState::default()
+    }));
+    let stop_rx = stop_on_signal();
     let _server = match opts.listen {
         Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
         None => None,
     };
+    let local = LocalParts::open(config_path, plugins).await?;
+    let Some(setup) = setup_when_port_answers(&local, &opts, &state, stop_rx.clone()).await? else {
+        return Ok(std::process::ExitCode::SUCCESS);
+    };
+    lock(&state).not_ready = None;
+    run_loop(Arc::new(setup), opts, state, stop_rx).await
+}
+
+/// `berth run` with a setup already built: resyncs until SIGTERM/SIGINT. Returns the exit
+/// code of the last resync.
+pub async fn run(setup: Setup, opts: RunOptions) -> anyhow::Result<std::process::ExitCode> {
+    let state = Arc::new(Mutex::new(RunState::default()));
+    let stop_rx = stop_on_signal();
+    let _server = match opts.listen {
+        Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
+        None => None,
+    };
+    run_loop(Arc::new(setup), opts, state, stop_rx).await
+}
+
+/// A receiver that turns true on SIGTERM/SIGINT.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::warn!("stop requested: abandoning the running resync before reconciliation");
         let _ = stop_tx.send(true);
     });
+    stop_rx
+}
+
+/// Builds the setup, again and again while Port cannot be reached (connection failures,
+/// 429/5xx after the client's own retries), each wait logged and shown by `/healthz`. Any
+/// other failure (config, credentials refused, a bad mapping) is returned at once. `None`:
+/// stopped while waiting.
+async fn setup_when_port_answers(
+    local: &LocalParts,
+    opts: &RunOptions,
+    state: &Mutex<RunState>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Setup>> {
+    let backoff = RetryPolicy {
+        max_attempts: u32::MAX,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(60),
+        jitter: 0.25,
+    };
+    let mut attempt = 0u32;
+    loop {
+        // Port is reached first on its own, so that a failure to reach it is told apart from
+        // a setup error that merely mentions Port (e.g. a mapping `fromPort` that is invalid).
+        let client = local.config.port_client()?;
+        let built = match client.check_access().await {
+            Ok(()) => local.build(false).await,
+            Err(e) => Err(anyhow::Error::new(e)),
+        };
+        let e = match built {
+            Ok(setup) => return Ok(Some(setup)),
+            Err(e) if opts.once || !port_unavailable(&e) => return Err(e),
+            Err(e) => e,
+        };
+        let wait = backoff.delay(attempt, None, crate::port::retry::jitter_unit());
+        let reason = format!("not ready: {e:#}");
+        tracing::warn!(
+            "{reason}; setup attempt {} failed, next in {:.1}s",
+            attempt + 1,
+            wait.as_secs_f64()
+        );
+        lock(state).not_ready = Some(reason);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return Ok(None),
+        }
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+/// Whether `e` says Port is down or overloaded (worth waiting for), not that Berth is wrong.
+fn port_unavailable(e: &anyhow::Error) -> bool {
+    let busy = |status: u16| status == 429 || status >= 500;
+    e.chain().any(|c| match c.downcast_ref::<PortError>() {
+        Some(PortError::Transport { .. }) => true,
+        Some(PortError::Auth { status, .. } | PortError::Rejected { status, .. }) => busy(*status),
+        _ => false,
+    })
+}
+
+async fn run_loop(
+    setup: Arc<Setup>,
+    opts: RunOptions,
+    state: Arc<Mutex<RunState>>,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<std::process::ExitCode> {
     let schedule = setup.config.schedule.clone().unwrap_or_default();
     let interval = Duration::from_secs(schedule.interval_minutes * 60);
     let poll = (schedule.poll_seconds > 0).then(|| Duration::from_secs(schedule.poll_seconds));
@@ -444,13 +603,10 @@ pub async fn run(setup: Setup, opts: RunOptions) -> anyhow::Result<std::process:
         if let Some(trigger) = pending.take() {
             tracing::info!(?trigger, "resync starting");
             lock(&state).running = true;
+            let started = Instant::now();
+            let progress = Arc::new(Progress::default());
             let outcome = setup
-                .resync(
-                    false,
-                    Arc::new(Progress::default()),
-                    Some(stop_rx.clone()),
-                    None,
-                )
+                .resync(false, progress.clone(), Some(stop_rx.clone()), None)
                 .await;
             lock(&state).running = false;
             next_interval = Instant::now() + interval;
@@ -476,6 +632,14 @@ pub async fn run(setup: Setup, opts: RunOptions) -> anyhow::Result<std::process:
                 Err(e) => {
                     *lock(&state).resyncs.entry("failed").or_default() += 1;
                     tracing::error!("resync failed: {e}");
+                    if let Err(w) = setup.write_failed_report(
+                        &e.to_string(),
+                        started.elapsed(),
+                        false,
+                        &progress,
+                    ) {
+                        tracing::warn!("cannot write the report: {w}");
+                    }
                     code = std::process::ExitCode::from(2);
                 }
             }
@@ -558,6 +722,7 @@ async fn serve_metrics(
     addr: std::net::SocketAddr,
     state: Arc<Mutex<RunState>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::http::StatusCode;
     use axum::routing::get;
     let metrics_state = state.clone();
     let app = axum::Router::new()
@@ -567,16 +732,24 @@ async fn serve_metrics(
                 let body = lock(&metrics_state).render();
                 async move {
                     (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
+                        [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
                         body,
                     )
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route(
+            "/healthz",
+            get(move || {
+                let not_ready = lock(&state).not_ready.clone();
+                async move {
+                    match not_ready {
+                        None => (StatusCode::OK, "ok\n".to_string()),
+                        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+                    }
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -584,4 +757,80 @@ async fn serve_metrics(
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> RunState {
+        let mut st = RunState::default();
+        st.resyncs.insert("completed", 2);
+        st.running = true;
+        st.kinds.insert(
+            "AWS::EC2::Instance-2".into(),
+            BTreeMap::from([("loaded", 12)]),
+        );
+        st.scopes.insert("complete", 6);
+        st.aws_calls = 40;
+        st
+    }
+
+    #[test]
+    fn metrics_of_berth_run_have_no_empty_label_sets() {
+        let st = state();
+        let text = render_metrics(&[(None, &st)]);
+        for line in [
+            "# TYPE berth_resyncs counter",
+            "berth_resyncs_total{outcome=\"completed\"} 2",
+            "berth_resync_running 1",
+            "berth_entities{kind=\"AWS::EC2::Instance-2\",phase=\"loaded\"} 12",
+            "berth_scopes{status=\"complete\"} 6",
+            "berth_aws_calls_total 40",
+            "berth_aws_throttles_total 0",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+        assert!(!text.contains("{}"), "{text}");
+    }
+
+    #[test]
+    fn metrics_of_tenants_carry_the_tenant_first_and_escape_values() {
+        let a = state();
+        let mut b = RunState::default();
+        b.kinds
+            .insert("odd\"kind\\".into(), BTreeMap::from([("loaded", 1)]));
+        let text = render_metrics(&[(Some("x"), &a), (Some("y"), &b)]);
+        for line in [
+            "berth_resyncs_total{tenant=\"x\",outcome=\"completed\"} 2",
+            "berth_resync_running{tenant=\"x\"} 1",
+            "berth_resync_running{tenant=\"y\"} 0",
+            "berth_entities{tenant=\"y\",kind=\"odd\\\"kind\\\\\",phase=\"loaded\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn only_an_unreachable_or_busy_port_is_waited_for() {
+        let transport = anyhow::Error::new(PortError::Transport {
+            url: "http://127.0.0.1:9/v1/auth/access_token".into(),
+            attempts: 3,
+            cause: "connection refused".into(),
+        })
+        .context("ensuring blueprints");
+        assert!(port_unavailable(&transport));
+        let busy = anyhow::Error::new(PortError::Auth {
+            status: 503,
+            message: "down".into(),
+        });
+        assert!(port_unavailable(&busy));
+        let refused = anyhow::Error::new(PortError::Auth {
+            status: 401,
+            message: "bad credentials".into(),
+        });
+        assert!(!port_unavailable(&refused));
+        assert!(!port_unavailable(&anyhow::anyhow!("mapping: bad YAML")));
+    }
 }

@@ -360,7 +360,7 @@ async fn metrics(State(s): State<Arc<ApiState>>, Extension(caller): Extension<Ca
         Caller::Tenant(t) => Some(t.as_str()),
     };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::runner::METRICS_CONTENT_TYPE)],
         s.worker.metrics(only),
     )
         .into_response()
