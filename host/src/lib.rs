@@ -13,8 +13,10 @@
 //! - [`mapping`]: Port's mapping YAML, read and checked on the host.
 //! - [`map`]: the streaming `berth map` pipeline (raw items → entities).
 //! - [`plugin_test`]: `berth plugin test` golden cases.
+//! - [`plugin_new`]: `berth plugin new`, a plugin crate to start from.
 //! - [`bench`]: `berth bench` workloads that print figures.
 //! - [`config`]: the config file (Port, state store, mapping), secrets by reference.
+//! - [`error_text`]: one line of text for an error chain, causes said once, never `Debug`.
 //! - [`fair`]: one process's work slots shared fairly among tenants.
 //! - [`port`]: the Port API client (tokens, retries, bulk upsert, deletes, sync status).
 //! - [`aws`]: AWS discovery (credentials, accounts, regions, Cloud Control,
@@ -30,6 +32,8 @@
 pub mod aws;
 pub mod bench;
 pub mod config;
+pub mod display;
+pub mod error_text;
 pub mod fair;
 pub mod json_text;
 pub mod limits;
@@ -38,6 +42,7 @@ pub mod map;
 pub mod mapping;
 pub mod panics;
 pub mod plugin;
+pub mod plugin_new;
 pub mod plugin_test;
 pub mod port;
 pub mod report;

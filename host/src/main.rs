@@ -38,7 +38,7 @@ struct Global {
     /// Log format on stderr.
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
-    /// Debug logging (same as RUST_LOG=debug).
+    /// Berth's debug logging, plugins' logs included (RUST_LOG=debug adds every library's).
     #[arg(long, global = true)]
     debug: bool,
 }
@@ -62,9 +62,15 @@ enum Command {
         /// Config file with an `aws:` section.
         #[arg(long)]
         config: PathBuf,
-        /// Port mapping YAML: its kinds and `useGetResourceAPI`/`regionPolicy`.
-        #[arg(long, default_value = "mappings/default.yaml")]
-        mapping: PathBuf,
+        /// Port mapping YAML: its kinds and `useGetResourceAPI`/`regionPolicy` (default: the
+        /// config's `mapping:`).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Also write the resources the plugins serving the mapping's kinds may look up, as
+        /// `{"TypeName","Identifier","AccountId","Region","Properties"}` lines (full models):
+        /// a golden case's lookups.jsonl, or `berth map --lookups`.
+        #[arg(long)]
+        lookups: Option<PathBuf>,
     },
     /// Send mapped entities (what `berth map` prints) to Port: change detection, bulk upserts,
     /// safe reconciliation, sync status. `--dry-run` prints the plan and writes nothing.
@@ -172,6 +178,22 @@ enum PluginCommand {
         #[arg(long)]
         bless: bool,
     },
+    /// Write a new plugin crate at DIR/NAME: Cargo.toml, src/lib.rs, a default mapping and
+    /// blueprint, a golden case (tests/cases/basic) and a README with the build, install and
+    /// test commands.
+    New {
+        /// The plugin's name (lowercase letters, digits, hyphens), e.g. ec2-subnet.
+        name: String,
+        /// The Cloud Control type it serves, e.g. AWS::EC2::Subnet.
+        #[arg(long)]
+        kind: String,
+        /// Where to create the crate's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The guest SDK crate (default: plugins/sdk of the Berth checkout this was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -223,14 +245,16 @@ enum BenchCommand {
 /// `berth run` (its log is what an operator reads), `warn` for one-shot commands.
 fn init_logging(g: &Global, default: &str) {
     use tracing_subscriber::EnvFilter;
+    // `--debug` is Berth's own debug output (plugins' logs included); the AWS SDK's, hyper's
+    // and wasmtime's come only when RUST_LOG asks for them.
     let filter = if g.debug {
-        EnvFilter::new("debug")
+        EnvFilter::new("warn,berth=debug")
     } else {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
     };
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(berth::display::LogWriter);
     if g.log_format == "json" {
         b.json().init();
     } else {
@@ -246,9 +270,9 @@ async fn open_registry(dir: &Path) -> anyhow::Result<Arc<Registry>> {
         );
     }
     let engine = PluginEngine::new(EngineLimits::default())?;
-    let reg = Registry::open(engine, AotCache::default_location(), dir)
-        .await
-        .with_context(|| format!("loading plugins from {}", dir.display()))?;
+    // The error names the directory; a context would say it twice.
+    let reg = Registry::open(engine, AotCache::default_location(), dir).await?;
+    // Printed once here; `plugin list` shows them through this too.
     for e in &reg.snapshot().errors {
         eprintln!("warning: {}", e.message);
     }
@@ -268,6 +292,10 @@ fn open_input(path: &str) -> anyhow::Result<Box<dyn BufRead + Send>> {
 async fn cmd_map(g: &Global, a: MapArgs) -> anyhow::Result<ExitCode> {
     let mapping = Arc::new(MappingFile::from_path(&a.mapping)?);
     let registry = open_registry(&g.plugins).await?;
+    let kind_warnings = registry.snapshot().kind_warnings(&mapping);
+    for w in mapping.warnings.iter().chain(&kind_warnings) {
+        eprintln!("warning: {w}");
+    }
     let _watch = if a.watch {
         Some(registry.watch()?)
     } else {
@@ -441,9 +469,6 @@ async fn cmd_plugin_list(g: &Global) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    for e in &snap.errors {
-        println!("error: {}", e.message);
-    }
     Ok(if snap.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -520,49 +545,39 @@ async fn cmd_push(a: PushArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Redraws per-kind progress on a terminal every half second until dropped.
-fn progress_display(progress: Arc<berth::resync::Progress>) -> Option<tokio::task::JoinHandle<()>> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut drawn = 0usize;
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            let snap = progress.snapshot();
-            let mut text = String::new();
-            if drawn > 0 {
-                text.push_str(&format!("\x1b[{drawn}A"));
-            }
-            for (kind, k) in &snap {
-                text.push_str(&format!(
-                    "\x1b[2K{kind:<34} discovered {:>7}  mapped {:>7}  scopes {:>4} done {:>3} incomplete\n",
-                    k.discovered, k.mapped, k.scopes_done, k.scopes_incomplete
-                ));
-            }
-            drawn = snap.len();
-            eprint!("{text}");
-        }
-    }))
-}
-
 async fn cmd_sync(g: &Global, config_path: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
+    use berth::display::{Live, Target};
     use berth::resync::Progress;
     use berth::runner::Setup;
 
     let setup = Setup::prepare(config_path, &g.plugins, dry_run).await?;
     let progress = Arc::new(Progress::default());
-    let display = progress_display(progress.clone());
-    let outcome = setup.resync(dry_run, progress, None, None).await;
-    if let Some(d) = display {
-        d.abort();
-    }
-    let report = outcome?;
-    eprint!("{}", berth::report::summary_table(&report));
+    let target = Target::stderr();
+    let width = match &target {
+        Target::Term(t) => usize::from(t.width()),
+        Target::Plain(_) => berth::display::MIN_WIDTH,
+    };
+    let live = Live::start(progress.clone(), setup.mapping.clone(), target);
+    let started = std::time::Instant::now();
+    let outcome = setup.resync(dry_run, progress.clone(), None, None).await;
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            // The error is printed once, by `main`, in the frame's place.
+            live.finish("").await;
+            match setup.write_failed_report(&e.to_string(), started.elapsed(), dry_run, &progress) {
+                Ok(path) => eprintln!("report: {}", path.display()),
+                Err(w) => eprintln!("warning: cannot write the report: {w}"),
+            }
+            return Err(e.into());
+        }
+    };
+    let mut summary = berth::display::summary(&report, &setup.mapping, width);
     if dry_run {
-        eprint!("\n{}", report.push.render());
+        summary.push('\n');
+        summary.push_str(&report.push.render());
     }
+    live.finish(&summary).await;
     match setup.write_report(&report) {
         Ok(path) => eprintln!("report: {}", path.display()),
         Err(e) => eprintln!("warning: cannot write the report: {e}"),
@@ -580,6 +595,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Map(a) => cmd_map(&g, a).await,
         Command::Jq(a) => cmd_jq(&g, a).await,
         Command::Plugin(PluginCommand::List) => cmd_plugin_list(&g).await,
+        Command::Plugin(PluginCommand::New {
+            name,
+            kind,
+            dir,
+            sdk,
+        }) => {
+            let req = berth::plugin_new::NewPlugin {
+                name,
+                kind,
+                parent: dir,
+                sdk,
+            };
+            let created = berth::plugin_new::create(&req)?;
+            print!("{}", created.summary(&req.name));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::Test { dir, bless }) => {
             let registry = open_registry(&g.plugins).await?;
             let ok = berth::plugin_test::run_dir(registry, &dir, bless).await?;
@@ -609,15 +640,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             once,
             listen,
         } => {
-            let setup = berth::runner::Setup::prepare(&config, &g.plugins, false).await?;
-            berth::runner::run(setup, berth::runner::RunOptions { once, listen }).await
+            let opts = berth::runner::RunOptions { once, listen };
+            berth::runner::run_config(&config, &g.plugins, opts).await
         }
         Command::Serve { config } => {
             berth::serve::serve(&config, &g.plugins).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Discover { config, mapping } => {
-            berth::aws::cli::run_discover(&config, &mapping).await
+        Command::Discover {
+            config,
+            mapping,
+            lookups,
+        } => {
+            let lookups = match lookups {
+                Some(out) => Some((out, open_registry(&g.plugins).await?.snapshot())),
+                None => None,
+            };
+            berth::aws::cli::run_discover(&config, mapping.as_deref(), lookups).await
         }
         Command::Bench(BenchCommand::Discover {
             endpoint,
