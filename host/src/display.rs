@@ -22,6 +22,9 @@ use crate::resync::{Progress, ProgressSnapshot, ResyncReport, Stage};
 /// Narrowest layout; a narrower terminal wraps, as any program's output does.
 pub const MIN_WIDTH: usize = 80;
 
+/// Incomplete scopes listed in the summary; the rest are counted.
+const INCOMPLETE_LINES: usize = 50;
+
 /// The numeric columns: header and width.
 const COLUMNS: [(&str, usize); 7] = [
     ("found", 7),
@@ -293,8 +296,16 @@ pub fn summary(r: &ResyncReport, mapping: &MappingFile, width: usize) -> String 
             s,
             "not complete (nothing they could have produced is deleted):"
         );
-        for l in incomplete {
+        // An Organization can have thousands; the report lists every one.
+        for l in incomplete.iter().take(INCOMPLETE_LINES) {
             let _ = writeln!(s, "  {l}");
+        }
+        if incomplete.len() > INCOMPLETE_LINES {
+            let _ = writeln!(
+                s,
+                "  … and {} more (the report lists them all)",
+                incomplete.len() - INCOMPLETE_LINES
+            );
         }
     }
     if r.push.duplicates > 0 {

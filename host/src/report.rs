@@ -194,7 +194,7 @@ text-align:center;max-width:9em}\
 .f{background:#d9534f;color:#fff}.n{background:#eee;color:#999}\
 .legend span{display:inline-block;padding:1px 8px;margin:0 4px 4px 0;border:1px solid #bbb}\
 .sc td,.sc th,.ent td:nth-child(2),.ent th:nth-child(2){text-align:left}\
-.nav a{margin-right:1em}";
+.nav a{margin-right:1em}.txt td,.txt th{text-align:left}";
 
 /// The document's start and the header every report has (also a failed run's).
 fn open(h: &mut String, title: &str, header: &ReportHeader, outcome: RunOutcome) {
@@ -307,7 +307,7 @@ pub fn html(r: &ResyncReport, header: &ReportHeader, mapping: &MappingFile, titl
         if lookups.is_empty() {
             String::new()
         } else {
-            format!(": {}", lookups.join(", "))
+            format!("<br>{}", lookups.join("<br>"))
         }
     );
     // In-page links only: at Organization scale the matrix alone is screens long.
@@ -325,7 +325,7 @@ pub fn html(r: &ResyncReport, header: &ReportHeader, mapping: &MappingFile, titl
     if !r.map.misconfigured.is_empty() {
         h.push_str(
             "<h2 id=\"misconfigured\">Misconfigured fields</h2><p>These fields were null in the entities (Ocean's \
-             behaviour); the expression is the mapping's.</p><table><tr><th>resource</th>\
+             behaviour); the expression is the mapping's.</p><table class=\"txt\"><tr><th>resource</th>\
              <th>field</th><th>expression</th><th>entities</th><th>why</th></tr>",
         );
         for ((idx, field, expr), m) in &r.map.misconfigured {
@@ -346,9 +346,18 @@ pub fn html(r: &ResyncReport, header: &ReportHeader, mapping: &MappingFile, titl
 
     let errors: Vec<_> = r.map.errors.iter().chain(r.push.errors.iter()).collect();
     if !errors.is_empty() {
-        h.push_str("<h2 id=\"failures\">Failures</h2><table><tr><th>cause</th><th>count</th></tr>");
+        h.push_str(
+            "<h2 id=\"failures\">Failures</h2><table><tr><th>cause</th><th>count</th>\
+             <th>first item</th></tr>",
+        );
         for (m, n) in errors.iter().take(200) {
-            let _ = write!(h, "<tr><td>{}</td><td>{n}</td></tr>", esc(m));
+            let item = r.map.examples.get(*m).map_or("", String::as_str);
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{n}</td><td>{}</td></tr>",
+                esc(m),
+                esc(item)
+            );
         }
         h.push_str("</table>");
         if errors.len() > 200 {
@@ -676,7 +685,9 @@ fn entries(h: &mut String, r: &ResyncReport) {
          <th>extracted</th><th>mapped</th><th>filtered</th><th>map failed</th><th>loaded</th>\
          <th>unchanged</th><th>load failed</th><th>deleted</th></tr>",
     );
-    for k in &r.push.kinds {
+    let mut kinds: Vec<_> = r.push.kinds.iter().collect();
+    kinds.sort_by_key(|k| k.index);
+    for k in kinds {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td>\

@@ -360,3 +360,48 @@ fn entries_that_matched_no_item_are_noted_in_the_summary() {
          resources[1] AWS::SQS::Queue: the selector matched none of its 1 items\n"
     );
 }
+
+#[test]
+fn an_item_error_names_the_first_item_that_failed_so() {
+    // A selector that is not a boolean fails every item it runs on.
+    let (dir, m) = mapping(
+        "resources:
+  - kind: AWS::Lambda::Function
+    selector:
+      query: .Properties
+    port:
+      entity:
+        mappings:
+          identifier: .Identifier
+          blueprint: '\"fn\"'
+",
+    );
+    let input = dir.path().join("items.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"Identifier":"fn-a","Properties":{},"__Kind":"AWS::Lambda::Function","__AccountId":"111111111111","__Region":"eu-west-1"}"#,
+            "\n",
+            r#"{"Identifier":"fn-b","Properties":{},"__Kind":"AWS::Lambda::Function","__AccountId":"111111111111","__Region":"eu-west-1"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = berth()
+        .arg("map")
+        .arg("--mapping")
+        .arg(&m)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let errors = lines_with(&err, "  (2x) resources[0] AWS::Lambda::Function: ");
+    assert_eq!(errors.len(), 1, "{err}");
+    assert_eq!(
+        lines_with(&err, "        first item: "),
+        vec!["        first item: fn-a (111111111111/eu-west-1)"],
+        "{err}"
+    );
+}
