@@ -333,6 +333,22 @@ impl RunState {
     }
 }
 
+/// Registers the per-run metrics, whether each is a labelled family or a plain metric (their
+/// types differ, their names and help do not).
+macro_rules! register_run {
+    ($registry:ident, $running:ident, $last_seconds:ident, $last_success:ident, $calls:ident, $throttles:ident) => {
+        $registry.register("berth_resync_running", RUNNING, $running);
+        $registry.register("berth_last_resync_seconds", LAST_SECONDS, $last_seconds);
+        $registry.register(
+            "berth_last_success_timestamp_seconds",
+            LAST_SUCCESS,
+            $last_success,
+        );
+        $registry.register("berth_aws_calls", AWS_CALLS, $calls);
+        $registry.register("berth_aws_throttles", AWS_THROTTLES, $throttles);
+    };
+}
+
 const RESYNCS: &str = "Resyncs finished, by outcome";
 const RUNNING: &str = "1 while a resync runs";
 const LAST_SECONDS: &str = "Duration of the last resync";
@@ -424,25 +440,23 @@ pub(crate) fn render_metrics(states: &[(Option<&str>, &RunState)]) -> String {
         aws_calls.inc_by(st.aws_calls);
         let aws_throttles = Counter::<u64>::default();
         aws_throttles.inc_by(st.aws_throttles);
-        registry.register("berth_resync_running", RUNNING, running);
-        registry.register("berth_last_resync_seconds", LAST_SECONDS, last_seconds);
-        registry.register(
-            "berth_last_success_timestamp_seconds",
-            LAST_SUCCESS,
+        register_run!(
+            registry,
+            running,
+            last_seconds,
             last_success,
+            aws_calls,
+            aws_throttles
         );
-        registry.register("berth_aws_calls", AWS_CALLS, aws_calls);
-        registry.register("berth_aws_throttles", AWS_THROTTLES, aws_throttles);
     } else {
-        registry.register("berth_resync_running", RUNNING, running);
-        registry.register("berth_last_resync_seconds", LAST_SECONDS, last_seconds);
-        registry.register(
-            "berth_last_success_timestamp_seconds",
-            LAST_SUCCESS,
+        register_run!(
+            registry,
+            running,
+            last_seconds,
             last_success,
+            aws_calls,
+            aws_throttles
         );
-        registry.register("berth_aws_calls", AWS_CALLS, aws_calls);
-        registry.register("berth_aws_throttles", AWS_THROTTLES, aws_throttles);
     }
     let mut text = String::new();
     // Writing to a String cannot fail.

@@ -1,37 +1,12 @@
 //! The `berth` command line, run as a user runs it.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn built_plugin(name: &str) -> PathBuf {
-    let p = repo().join("target/plugins").join(format!("{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/build-plugins first",
-        p.display()
-    );
-    p
-}
-
-/// `berth` run from the repository root, with the tests' shared AOT cache.
-fn berth() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-    c.current_dir(repo())
-        .env("BERTH_CACHE_DIR", repo().join("target/test-aot-cache"))
-        .env_remove("BERTH_PLUGIN_DIR")
-        .env_remove("RUST_LOG");
-    c
-}
+mod cli_support;
+use cli_support::{berth, built_plugin, repo, text};
 
 fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
     let mut child = cmd
@@ -47,10 +22,6 @@ fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

@@ -7,26 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// `berth` run from the repository root, with the tests' shared AOT cache.
-fn berth() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-    c.current_dir(repo())
-        .env("BERTH_CACHE_DIR", repo().join("target/test-aot-cache"))
-        .env_remove("BERTH_PLUGIN_DIR")
-        .env_remove("RUST_LOG");
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod cli_support;
+use cli_support::{berth, repo, text};
 
 /// A local address nothing listens on (bound, then released).
 fn closed_port() -> std::net::SocketAddr {

@@ -5,40 +5,11 @@
 //! `target/plugins` (and `target/test-plugins` for a plugin of another API version).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod cli_support;
+use cli_support::{berth, built, text};
 
-/// `berth` run from the repository root, with the tests' shared AOT cache.
-fn berth() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-    c.current_dir(repo())
-        .env("BERTH_CACHE_DIR", repo().join("target/test-aot-cache"))
-        .env_remove("BERTH_PLUGIN_DIR")
-        .env_remove("RUST_LOG");
-    c
-}
-
-fn built(path: &str) -> PathBuf {
-    let p = repo().join(path);
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/build-plugins first",
-        p.display()
-    );
-    p
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A plugin directory holding generic.wasm and `extra` (file name, contents).
 fn plugin_dir(extra: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(

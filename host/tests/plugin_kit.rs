@@ -5,26 +5,20 @@
 //! local AWS emulator).
 
 mod aws_support;
+mod cli_support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use aws_support::*;
+use cli_support::{repo, text};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn berth() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
     c.env_remove("BERTH_PLUGIN_DIR").env_remove("RUST_LOG");
     c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn new_plugin(name: &str, kind: &str, dir: &Path) -> Output {
