@@ -601,11 +601,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             sdk,
         }) => {
+            // Names and kinds already taken come from the plugin directory itself, not a list.
+            let loaded = if g.plugins.is_dir() {
+                open_registry(&g.plugins)
+                    .await?
+                    .snapshot()
+                    .plugins
+                    .iter()
+                    .map(|p| (p.info.name.clone(), p.info.kinds.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let req = berth::plugin_new::NewPlugin {
                 name,
                 kind,
                 parent: dir,
                 sdk,
+                plugin_dir: g.plugins.clone(),
+                loaded,
             };
             let created = berth::plugin_new::create(&req)?;
             print!("{}", created.summary(&req.name));

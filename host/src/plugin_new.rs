@@ -21,6 +21,10 @@ pub struct NewPlugin {
     pub parent: PathBuf,
     /// The guest SDK crate; default: the one in the Berth checkout this binary was built from.
     pub sdk: Option<PathBuf>,
+    /// The plugin directory and the plugins loaded from it (name, kinds): their names are
+    /// taken, and a kind one of them serves gets a note.
+    pub plugin_dir: PathBuf,
+    pub loaded: Vec<(String, Vec<String>)>,
 }
 
 /// Why nothing was written. Each message is one line.
@@ -31,9 +35,10 @@ pub enum NewError {
     )]
     InvalidName(String),
     #[error(
-        "plugin name {0:?} is taken by a plugin shipped with Berth; pick another name (a plugin is known by its name)"
+        "plugin name {name:?} is taken by a plugin in {}; pick another name (a plugin is known by its name)",
+        dir.display()
     )]
-    ShippedName(String),
+    Taken { name: String, dir: PathBuf },
     #[error("invalid kind {0:?}: give a Cloud Control type name such as AWS::EC2::Subnet")]
     InvalidKind(String),
     #[error("{0} already exists; refusing to overwrite it")]
@@ -52,19 +57,6 @@ pub enum NewError {
         source: std::io::Error,
     },
 }
-
-/// The plugins `scripts/build-plugins` ships (name, kind); a new plugin may not take their
-/// names, and is warned when it serves one of their kinds.
-pub const SHIPPED: [(&str, &str); 8] = [
-    ("generic", "*"),
-    ("ec2-instance", "AWS::EC2::Instance"),
-    ("s3-bucket", "AWS::S3::Bucket"),
-    ("ecs-cluster", "AWS::ECS::Cluster"),
-    ("ecs-service", "AWS::ECS::Service"),
-    ("lambda-function", "AWS::Lambda::Function"),
-    ("rds-instance", "AWS::RDS::DBInstance"),
-    ("org-account", "AWS::Organizations::Account"),
-];
 
 const CARGO_TOML: &str = include_str!("../templates/plugin/Cargo.toml.in");
 const LIB_RS: &str = include_str!("../templates/plugin/lib.rs.in");
@@ -120,9 +112,6 @@ pub fn check_name(name: &str) -> Result<(), NewError> {
         });
     if !ok {
         return Err(NewError::InvalidName(name.to_string()));
-    }
-    if SHIPPED.iter().any(|(n, _)| *n == name) {
-        return Err(NewError::ShippedName(name.to_string()));
     }
     Ok(())
 }
@@ -240,6 +229,12 @@ fn sdk_lockfile(sdk: &Path) -> Option<PathBuf> {
 /// error the partly written directory is removed.
 pub fn create(req: &NewPlugin) -> Result<Created, NewError> {
     check_name(&req.name)?;
+    if req.loaded.iter().any(|(n, _)| *n == req.name) {
+        return Err(NewError::Taken {
+            name: req.name.clone(),
+            dir: req.plugin_dir.clone(),
+        });
+    }
     let parts = kind_parts(&req.kind)?;
     let root = req.parent.join(&req.name);
     if root.exists() {
@@ -337,10 +332,15 @@ pub fn create(req: &NewPlugin) -> Result<Created, NewError> {
     }
 
     let mut notes = Vec::new();
-    if let Some((shipped, _)) = SHIPPED.iter().find(|(_, k)| *k == kind) {
+    if let Some((other, _)) = req
+        .loaded
+        .iter()
+        .find(|(_, ks)| ks.iter().any(|k| *k == kind))
+    {
         notes.push(format!(
-            "the shipped plugin {shipped} also serves {kind}; in one plugin directory the file \
-             whose name sorts first serves it and the other is refused for that kind"
+            "the plugin {other} in {} also serves {kind}; in one plugin directory the file \
+             whose name sorts first serves it and the other is refused for that kind",
+            req.plugin_dir.display()
         ));
     }
     Ok(Created {
@@ -375,10 +375,6 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(
-            check_name("s3-bucket").unwrap_err().to_string(),
-            "plugin name \"s3-bucket\" is taken by a plugin shipped with Berth; pick another name (a plugin is known by its name)"
-        );
     }
 
     #[test]
@@ -404,25 +400,6 @@ mod tests {
         assert_eq!(camel("ec2-subnet", false), "ec2Subnet");
         assert_eq!(lib_name("ec2-subnet"), "berth_plugin_ec2_subnet");
         assert_eq!(toml_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
-    }
-
-    /// The list above must name exactly what `scripts/build-plugins` ships.
-    #[test]
-    fn shipped_matches_build_script() {
-        let script = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-plugins"),
-        )
-        .unwrap();
-        let start = script.find("shipped=(").unwrap() + "shipped=(".len();
-        let end = start + script[start..].find(')').unwrap();
-        let mut listed: Vec<&str> = script[start..end]
-            .split_whitespace()
-            .map(|p| p.trim_start_matches("berth-plugin-"))
-            .collect();
-        let mut ours: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
-        listed.sort();
-        ours.sort();
-        assert_eq!(ours, listed);
     }
 
     /// The template's release profile must stay the workspace's, which the shipped plugins

@@ -21,8 +21,11 @@ fn berth() -> Command {
     c
 }
 
+/// `berth plugin new` from the repository root, so the default plugin directory holds the
+/// shipped plugins (whose names are taken).
 fn new_plugin(name: &str, kind: &str, dir: &Path) -> Output {
     berth()
+        .current_dir(repo())
         .args(["plugin", "new", name, "--kind", kind, "--dir"])
         .arg(dir)
         .output()
@@ -168,7 +171,7 @@ fn plugin_new_refuses_bad_names_shipped_names_bad_kinds_and_existing_directories
     );
     assert_eq!(
         refused("lambda-function", "AWS::Lambda::Function"),
-        "error: plugin name \"lambda-function\" is taken by a plugin shipped with Berth; pick another name (a plugin is known by its name)\n"
+        "error: plugin name \"lambda-function\" is taken by a plugin in target/plugins; pick another name (a plugin is known by its name)\n"
     );
     assert_eq!(
         refused("demo-thing", "AWS::Demo"),
@@ -214,9 +217,9 @@ fn plugin_new_refuses_bad_names_shipped_names_bad_kinds_and_existing_directories
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains(
-            "note: the shipped plugin lambda-function also serves AWS::Lambda::Function; in one \
-             plugin directory the file whose name sorts first serves it and the other is \
-             refused for that kind\n"
+            "note: the plugin lambda-function in target/plugins also serves \
+             AWS::Lambda::Function; in one plugin directory the file whose name sorts first \
+             serves it and the other is refused for that kind\n"
         ),
         "{}",
         text(&out.stdout)
