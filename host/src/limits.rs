@@ -1,6 +1,5 @@
-//! Every limit and timeout of the plugin sandbox, in one place (wasmCloud's
-//! `timeouts.rs` pattern), so that operators and reviewers find them all
-//! here and nowhere else.
+//! Every limit and timeout of the plugin sandbox, in one place, so that
+//! operators and reviewers find them all here and nowhere else.
 //!
 //! A [`Limits`] value is per tenant: the hosted runtime gives each tenant its
 //! own, so nothing here is process-wide. Defaults suit a laptop and CI;

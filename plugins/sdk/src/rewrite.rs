@@ -1,6 +1,5 @@
-//! Ocean's single-quote rewrite (`_format_filter` in Ocean's
-//! `jq_entity_processor.py`), reproduced exactly so that mappings written for
-//! Ocean behave the same here.
+//! Ocean's single-quote rewrite (`docs/ocean-mapping.md`, "Single quotes"),
+//! reproduced exactly so that mappings written for Ocean behave the same here.
 //!
 //! Ocean runs `re.sub(r"(^|\s)'(?!\s|\")|(?<!\s|\")'(\s|$)", r'\1"\2', expr)`.
 //! The `regex` family of crates has no look-around, so this module emulates

@@ -2,8 +2,8 @@
 //! resync requests, raw examples, and the sync metrics Ocean posts to the ingest URLs Port
 //! hands out (`metricAttributes.ingestUrl`, `logAttributes.ingestUrl`).
 //!
-//! Owns: integration and metrics data in the [`Snapshot`] and their JSON shapes (CONTRACT.md
-//! §6). Must not touch: blueprints and entities, HTTP plumbing.
+//! Owns: integration and metrics data in the [`Snapshot`] and their JSON shapes (as
+//! `docs/port-api.md` describes them). Must not touch: blueprints and entities, HTTP plumbing.
 
 use serde_json::{Map, Value, json};
 

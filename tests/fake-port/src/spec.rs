@@ -4,7 +4,7 @@
 //! Owns: loading the spec once per process, turning OpenAPI 3 schemas into JSON Schema 2020-12
 //! (`nullable: true` becomes a `"null"` type; `$ref`s into `components/schemas` resolve because
 //! every compiled schema carries the spec's `components`), the body and query checks per route,
-//! the schemas this fake adds for routes the spec lacks (derived from CONTRACT.md and Ocean), and
+//! the schemas this fake adds for routes the spec lacks (derived from `docs/port-api.md`), and
 //! response checks used by tests. Must not touch: catalog rules (blueprint property types,
 //! relations); those are in `catalog.rs`.
 
