@@ -14,7 +14,7 @@
 
 use berth_plugin_sdk::enrich::{attach_errors, failed};
 use berth_plugin_sdk::serde_json::{Map, Value};
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
 const SUBNET: &str = "AWS::EC2::Subnet";
@@ -39,8 +39,6 @@ fn lookup(
 }
 
 impl Plugin for Ec2Instance {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("ec2-instance", env!("CARGO_PKG_VERSION"))
             .kind("AWS::EC2::Instance")
@@ -48,7 +46,9 @@ impl Plugin for Ec2Instance {
             .lookup(SUBNET)
             .lookup(VPC)
     }
+}
 
+impl Enricher for Ec2Instance {
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let props = item.get("Properties").cloned().unwrap_or(Value::Null);
         let str_at = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned);

@@ -33,7 +33,7 @@ use berth_plugin_sdk::enrich::{
     ListOnly, attach_errors, default_entry, failed, get, is_list_only, model_tags,
 };
 use berth_plugin_sdk::serde_json::{Map, Value, json};
-use berth_plugin_sdk::{Cloud, Info, Plugin, Resource, log};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin, Resource, log};
 
 const CLUSTER: &str = "AWS::ECS::Cluster";
 const SERVICE: &str = "AWS::ECS::Service";
@@ -140,8 +140,6 @@ fn services(
 }
 
 impl Plugin for EcsCluster {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("ecs-cluster", env!("CARGO_PKG_VERSION"))
             .kind(CLUSTER)
@@ -157,7 +155,9 @@ impl Plugin for EcsCluster {
             ))
             .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
     }
+}
 
+impl Enricher for EcsCluster {
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

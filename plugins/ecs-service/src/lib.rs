@@ -27,7 +27,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, get, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 const SERVICE: &str = "AWS::ECS::Service";
 const TASK_DEFINITION: &str = "AWS::ECS::TaskDefinition";
@@ -55,15 +55,15 @@ fn cluster_arn(cluster: &str, service_arn: Option<&str>) -> Option<String> {
 }
 
 impl Plugin for EcsService {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("ecs-service", env!("CARGO_PKG_VERSION"))
             .kind(SERVICE)
             .lookup(SERVICE)
             .lookup(TASK_DEFINITION)
     }
+}
 
+impl Enricher for EcsService {
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

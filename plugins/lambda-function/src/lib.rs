@@ -22,7 +22,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, default_entry, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 const FUNCTION: &str = "AWS::Lambda::Function";
 
@@ -42,8 +42,6 @@ const DEFAULT_MAPPING: &str = include_str!("../../../mappings/default.yaml");
 struct LambdaFunction;
 
 impl Plugin for LambdaFunction {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("lambda-function", env!("CARGO_PKG_VERSION"))
             .kind(FUNCTION)
@@ -57,7 +55,9 @@ impl Plugin for LambdaFunction {
             ))
             .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
     }
+}
 
+impl Enricher for LambdaFunction {
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

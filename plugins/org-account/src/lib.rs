@@ -21,7 +21,7 @@
 
 use berth_plugin_sdk::enrich::{attach_errors, default_entry, tags_object};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 const ACCOUNT: &str = "AWS::Organizations::Account";
 
@@ -33,8 +33,6 @@ const DEFAULT_MAPPING: &str = include_str!("../../../mappings/default.yaml");
 struct OrgAccount;
 
 impl Plugin for OrgAccount {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("org-account", env!("CARGO_PKG_VERSION"))
             .kind(ACCOUNT)
@@ -44,7 +42,9 @@ impl Plugin for OrgAccount {
             )
             .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
     }
+}
 
+impl Enricher for OrgAccount {
     fn enrich(item: &mut Value, _cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

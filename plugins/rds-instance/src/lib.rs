@@ -27,7 +27,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, default_entry, get, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 const DB_INSTANCE: &str = "AWS::RDS::DBInstance";
 const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
@@ -48,8 +48,6 @@ const DEFAULT_MAPPING: &str = include_str!("../../../mappings/default.yaml");
 struct RdsInstance;
 
 impl Plugin for RdsInstance {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("rds-instance", env!("CARGO_PKG_VERSION"))
             .kind(DB_INSTANCE)
@@ -64,7 +62,9 @@ impl Plugin for RdsInstance {
             ))
             .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
     }
+}
 
+impl Enricher for RdsInstance {
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

@@ -25,7 +25,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, default_entry, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 const BUCKET: &str = "AWS::S3::Bucket";
 /// What Cloud Control's bucket list handler returns: the primary identifier.
@@ -78,8 +78,6 @@ fn looks_like_region(s: &str) -> bool {
 }
 
 impl Plugin for S3Bucket {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("s3-bucket", env!("CARGO_PKG_VERSION"))
             .kind(BUCKET)
@@ -93,7 +91,9 @@ impl Plugin for S3Bucket {
             ))
             .blueprint(include_str!("../../../mappings/blueprints/awsAccount.json"))
     }
+}
 
+impl Enricher for S3Bucket {
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

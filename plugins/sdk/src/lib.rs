@@ -3,15 +3,18 @@
 //! Everything a Berth kind plugin needs, so that a plugin is one short file:
 //!
 //! ```ignore
-//! use berth_plugin_sdk::{Cloud, Info, Plugin};
+//! use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 //!
 //! struct Buckets;
 //!
 //! impl Plugin for Buckets {
-//!     const ENRICHES: bool = true;
 //!     fn info() -> Info {
 //!         Info::new("s3-bucket", env!("CARGO_PKG_VERSION")).kind("AWS::S3::Bucket")
 //!     }
+//! }
+//!
+//! // Only for a plugin that adds to items; without it items go to the mapping untouched.
+//! impl Enricher for Buckets {
 //!     fn enrich(item: &mut serde_json::Value, cloud: &Cloud) -> Result<(), String> {
 //!         // add what the mapping should see, reading other types through `cloud`
 //!         Ok(())
@@ -107,16 +110,47 @@ impl Info {
 
 /// A kind plugin.
 pub trait Plugin {
-    /// Whether [`Plugin::enrich`] does anything; when false the SDK skips
-    /// parsing items for it.
-    const ENRICHES: bool = false;
-
     fn info() -> Info;
+}
 
-    /// Add to a raw item what its mapping should see. Runs before mapping,
-    /// once per item and resource entry. An error fails only this item.
-    fn enrich(_item: &mut serde_json::Value, _cloud: &Cloud) -> Result<(), String> {
-        Ok(())
+/// A plugin that adds to raw items what their mapping should see. [`export_plugin!`] finds
+/// the implementation by itself; a plugin without one hands items to the mapping as they
+/// came, without parsing them.
+pub trait Enricher: Plugin {
+    /// Runs before mapping, once per item and resource entry. An error fails only this item.
+    fn enrich(item: &mut serde_json::Value, cloud: &Cloud) -> Result<(), String>;
+}
+
+/// [`Enricher::enrich`] of a plugin, as [`export_plugin!`] passes it on.
+pub type EnrichFn = fn(&mut serde_json::Value, &Cloud) -> Result<(), String>;
+
+/// How [`export_plugin!`] tells, at compile time, whether a plugin implements [`Enricher`]:
+/// method resolution prefers `ViaEnricher` (on `Probe<T>`, only where `T: Enricher`) over
+/// `ViaPlugin` (on `&Probe<T>`, one autoref further), so no flag can disagree with the code.
+#[doc(hidden)]
+pub mod __private {
+    use super::{EnrichFn, Enricher, Plugin};
+
+    pub struct Probe<T>(pub core::marker::PhantomData<T>);
+
+    pub trait ViaEnricher {
+        fn enrich_fn(&self) -> Option<EnrichFn>;
+    }
+
+    impl<T: Enricher> ViaEnricher for Probe<T> {
+        fn enrich_fn(&self) -> Option<EnrichFn> {
+            Some(T::enrich)
+        }
+    }
+
+    pub trait ViaPlugin {
+        fn enrich_fn(&self) -> Option<EnrichFn>;
+    }
+
+    impl<T: Plugin> ViaPlugin for &Probe<T> {
+        fn enrich_fn(&self) -> Option<EnrichFn> {
+            None
+        }
     }
 }
 
@@ -204,8 +238,8 @@ pub mod log {
     }
 }
 
-/// Export `$plugin` (a type implementing [`Plugin`]) as this component's
-/// `berth:plugin/mapper` implementation.
+/// Export `$plugin` (a type implementing [`Plugin`], and [`Enricher`] if it enriches) as this
+/// component's `berth:plugin/mapper` implementation.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
@@ -227,7 +261,11 @@ macro_rules! export_plugin {
                 >,
                 $crate::bindings::berth::plugin::types::BatchError,
             > {
-                $crate::map_batch::<$plugin>(request)
+                #[allow(unused_imports)]
+                use $crate::__private::{ViaEnricher as _, ViaPlugin as _};
+                let enrich =
+                    (&$crate::__private::Probe::<$plugin>(::core::marker::PhantomData)).enrich_fn();
+                $crate::map_batch::<$plugin>(request, enrich)
             }
 
             fn run_jq(

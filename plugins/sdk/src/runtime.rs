@@ -87,6 +87,7 @@ fn handles<P: Plugin>(kind: &str) -> bool {
 
 pub fn map_batch<P: Plugin>(
     req: wit::BatchRequest,
+    enrich: Option<crate::EnrichFn>,
 ) -> Result<Vec<Result<wit::ItemOutput, wit::ItemError>>, wit::BatchError> {
     install_panic_hook();
     if !handles::<P>(&req.kind) {
@@ -119,10 +120,10 @@ pub fn map_batch<P: Plugin>(
         .iter()
         .map(|text| {
             let enriched;
-            let text = if P::ENRICHES {
+            let text = if let Some(enrich) = enrich {
                 let mut v: serde_json::Value = serde_json::from_str(text)
                     .map_err(|e| wit::ItemError::InvalidItem(e.to_string()))?;
-                P::enrich(&mut v, &cloud).map_err(wit::ItemError::Enrichment)?;
+                enrich(&mut v, &cloud).map_err(wit::ItemError::Enrichment)?;
                 enriched = v.to_string();
                 &enriched[..]
             } else {

@@ -5,13 +5,11 @@
 //! `"trap": true`, so one bad item among good ones can be tested.
 
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 struct Misbehave;
 
 impl Plugin for Misbehave {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("misbehave", env!("CARGO_PKG_VERSION"))
             .kind("Test::Trap")
@@ -20,7 +18,9 @@ impl Plugin for Misbehave {
             .kind("Test::Snoop")
             .lookup("AWS::EC2::VPC")
     }
+}
 
+impl Enricher for Misbehave {
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         match item["__Kind"].as_str() {
             Some("Test::Trap") if item["trap"] == Value::Bool(true) => {

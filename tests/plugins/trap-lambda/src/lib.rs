@@ -3,17 +3,17 @@
 //! crashing on some items fails only those items' scopes and never deletes their entities.
 
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 struct TrapLambda;
 
 impl Plugin for TrapLambda {
-    const ENRICHES: bool = true;
-
     fn info() -> Info {
         Info::new("trap-lambda", env!("CARGO_PKG_VERSION")).kind("AWS::Lambda::Function")
     }
+}
 
+impl Enricher for TrapLambda {
     fn enrich(item: &mut Value, _cloud: &Cloud) -> Result<(), String> {
         let name = item["Properties"]["FunctionName"]
             .as_str()
