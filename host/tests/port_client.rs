@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use berth::port::{
     ClientConfig, Credentials, PortClient, PortError, RetryPolicy, UpsertOptions, UserAgent,
 };
+use berth_fake_port::client::Fake;
 use berth_fake_port::{Config, FakePortHandle, Faults, LoggedRequest, RateLimit};
 use serde_json::{Value, json};
 
@@ -16,36 +17,18 @@ const UA: &str = "port-ocean/aws/0.1.0/my-aws/exporter";
 
 /// A fake Port with the blueprint `service` (`size`: number, `name`: string).
 async fn fake(config: Config) -> FakePortHandle {
-    let (_addr, handle) = berth_fake_port::spawn(config).await.expect("fake port");
-    let http = reqwest::Client::new();
-    let base = handle.base_url().to_string();
-    let token: Value = http
-        .post(format!("{base}/v1/auth/access_token"))
-        .json(&json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = format!("Bearer {}", token["accessToken"].as_str().unwrap());
-    let r = http
-        .post(format!("{base}/v1/blueprints"))
-        .header("authorization", bearer)
-        .json(&json!({
-            "identifier": BP,
-            "title": "Service",
-            "schema": {"properties": {
-                "size": {"type": "number"},
-                "name": {"type": "string"}
-            }}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    handle.clear_requests();
-    handle
+    let fake = Fake::with(config).await;
+    fake.create_blueprint(json!({
+        "identifier": BP,
+        "title": "Service",
+        "schema": {"properties": {
+            "size": {"type": "number"},
+            "name": {"type": "string"}
+        }}
+    }))
+    .await;
+    fake.handle.clear_requests();
+    fake.handle
 }
 
 fn fast_retry() -> RetryPolicy {

@@ -11,42 +11,24 @@ use berth::port::{ClientConfig, Credentials, PortClient, RetryPolicy, UpsertOpti
 use berth::store::Store;
 use berth::sync::push::{EntityIn, Outcome, PushReport};
 use berth::sync::{PushOptions, Pusher, ScopeKey, ScopeStatus};
-use berth_fake_port::{Config, FakePortHandle, Faults, LoggedRequest};
+use berth_fake_port::client::{Client, Fake};
+use berth_fake_port::{FakePortHandle, Faults, LoggedRequest};
 use serde_json::{Value, json};
 
 const BP: &str = "service";
 const KEY: &str = "my-aws@test";
 
+/// A fake Port with the blueprint `service` (`size`: number).
 async fn fake() -> FakePortHandle {
-    let (_addr, handle) = berth_fake_port::spawn(Config::default())
-        .await
-        .expect("fake port");
-    let http = reqwest::Client::new();
-    let base = handle.base_url().to_string();
-    let token: Value = http
-        .post(format!("{base}/v1/auth/access_token"))
-        .json(&json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = format!("Bearer {}", token["accessToken"].as_str().unwrap());
-    let r = http
-        .post(format!("{base}/v1/blueprints"))
-        .header("authorization", bearer)
-        .json(&json!({
-            "identifier": BP,
-            "title": "Service",
-            "schema": {"properties": {"size": {"type": "number"}}}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    handle.clear_requests();
-    handle
+    let fake = Fake::start().await;
+    fake.create_blueprint(json!({
+        "identifier": BP,
+        "title": "Service",
+        "schema": {"properties": {"size": {"type": "number"}}}
+    }))
+    .await;
+    fake.handle.clear_requests();
+    fake.handle
 }
 
 fn client(handle: &FakePortHandle, integration: &str) -> PortClient {
@@ -656,38 +638,28 @@ async fn mapping_from_port() {
         err.contains("no integration") && err.contains("from-port"),
         "{err}"
     );
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/v1/auth/access_token", port.base_url()))
-        .json(&json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"}))
-        .send()
+    let r = Client::connect(port.base_url())
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = http
-        .post(format!("{}/v1/integration", port.base_url()))
-        .bearer_auth(token["accessToken"].as_str().unwrap())
-        .json(&json!({
-            "installationId": "from-port",
-            "installationAppType": "aws",
-            "config": {
-                "deleteDependentEntities": false,
-                "entityDeletionThreshold": 0.5,
-                "resources": [{
-                    "kind": "AWS::S3::Bucket",
-                    "selector": {"query": "true"},
-                    "port": {"entity": {"mappings": {
-                        "identifier": ".Identifier", "blueprint": "\"bucket\""
-                    }}}
-                }]
-            }
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        .post(
+            "/v1/integration",
+            json!({
+                "installationId": "from-port",
+                "installationAppType": "aws",
+                "config": {
+                    "deleteDependentEntities": false,
+                    "entityDeletionThreshold": 0.5,
+                    "resources": [{
+                        "kind": "AWS::S3::Bucket",
+                        "selector": {"query": "true"},
+                        "port": {"entity": {"mappings": {
+                            "identifier": ".Identifier", "blueprint": "\"bucket\""
+                        }}}
+                    }]
+                }
+            }),
+        )
+        .await;
+    assert!(r.is_success(), "{}", r.body);
     let m = config.load_mapping(&client).await.unwrap();
     assert_eq!(m.resources.len(), 1);
     assert_eq!(m.resources[0].kind, "AWS::S3::Bucket");

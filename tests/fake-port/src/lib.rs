@@ -8,9 +8,12 @@
 //!
 //! Use it in-process from tests with [`spawn`] (one server per test on an ephemeral port), or
 //! from the command line with `cargo run -p berth-fake-port -- --port 5555 [--state FILE]`.
+//! Tests talk to it over HTTP through the `client` module (feature `client`).
 
 mod auth;
 mod catalog;
+#[cfg(feature = "client")]
+pub mod client;
 mod clock;
 mod config;
 mod error;

@@ -3,15 +3,13 @@
 //! Owns these tests only; must not touch the server's internals (HTTP, the public handle
 //! and `berth_fake_port::spec` only) or files outside a temporary directory.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use berth_fake_port::client::{Client, Fake, UA, buckets, credentials};
 use berth_fake_port::spec::{Route, Source, spec};
 use berth_fake_port::{Config, Snapshot, spawn};
-use common::{Fake, UA, buckets};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -220,15 +218,8 @@ fn binary_starts_and_prints_its_base_url() {
         .enable_all()
         .build()
         .unwrap();
-    let status = rt.block_on(async {
-        let r = reqwest::Client::new()
-            .post(format!("{base}/v1/auth/access_token"))
-            .json(&json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"}))
-            .send()
-            .await
-            .unwrap();
-        r.status().as_u16()
-    });
+    let status =
+        rt.block_on(async { Client::new(&base).token_request(credentials()).await.status });
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status, 200);
@@ -282,35 +273,13 @@ async fn answers_match_the_spec_response_schemas() {
             .validate_response(method, path, status, &body)
             .unwrap_or_else(|e| panic!("{method} {path} {status}: {e}\n{body}"));
     };
-    let r = fake
-        .raw(
-            Method::POST,
-            "/v1/auth/access_token",
-            Some(json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"})),
-            None,
-            None,
-        )
-        .await;
+    let r = fake.token_request(credentials()).await;
     check("post", "/v1/auth/access_token", 200, &r.body);
     let r = fake
-        .raw(
-            Method::POST,
-            "/v1/auth/access_token",
-            Some(json!({"clientId": "x", "clientSecret": "y"})),
-            None,
-            None,
-        )
+        .token_request(json!({"clientId": "x", "clientSecret": "y"}))
         .await;
     check("post", "/v1/auth/access_token", 401, &r.body);
-    let r = fake
-        .raw(
-            Method::POST,
-            "/v1/auth/access_token",
-            Some(json!({})),
-            None,
-            None,
-        )
-        .await;
+    let r = fake.token_request(json!({})).await;
     check("post", "/v1/auth/access_token", 422, &r.body);
 
     fake.aws_blueprints().await;

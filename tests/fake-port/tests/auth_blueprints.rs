@@ -2,27 +2,17 @@
 //! Owns these tests only; must not touch the server's internals (HTTP, the public handle
 //! and `berth_fake_port::spec` only) or files outside a temporary directory.
 
-mod common;
-
 use std::time::Duration;
 
+use berth_fake_port::client::{Fake, UA, buckets, credentials};
 use berth_fake_port::{Config, ExpiresInOnReuse};
-use common::{Fake, UA};
 use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test]
 async fn token_is_issued_reused_and_checked() {
     let fake = Fake::start().await;
-    let r = fake
-        .raw(
-            Method::POST,
-            "/v1/auth/access_token",
-            Some(json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"})),
-            Some(UA),
-            None,
-        )
-        .await;
+    let r = fake.token_request(credentials()).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["tokenType"], "Bearer");
     assert_eq!(r.body["ok"], true);
@@ -36,13 +26,7 @@ async fn token_is_issued_reused_and_checked() {
     assert!(!claims.is_empty());
 
     let bad = fake
-        .raw(
-            Method::POST,
-            "/v1/auth/access_token",
-            Some(json!({"clientId": "fake-client-id", "clientSecret": "wrong"})),
-            None,
-            None,
-        )
+        .token_request(json!({"clientId": "fake-client-id", "clientSecret": "wrong"}))
         .await;
     assert_eq!(bad.status, 401);
     assert_eq!(bad.body["ok"], false);
@@ -69,13 +53,7 @@ async fn token_is_issued_reused_and_checked() {
 async fn token_request_that_drifts_from_the_spec_gets_422() {
     let fake = Fake::start().await;
     let r = fake
-        .raw(
-            Method::POST,
-            "/v1/auth/access_token",
-            Some(json!({"client_id": "fake-client-id", "clientSecret": "fake-client-secret"})),
-            None,
-            None,
-        )
+        .token_request(json!({"client_id": "fake-client-id", "clientSecret": "fake-client-secret"}))
         .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.body["ok"], false);
@@ -116,15 +94,7 @@ async fn reused_token_can_report_the_full_lifetime() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = fake
-        .raw(
-            Method::POST,
-            "/v1/auth/access_token",
-            Some(json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"})),
-            None,
-            None,
-        )
-        .await;
+    let r = fake.token_request(credentials()).await;
     assert_eq!(r.body["accessToken"], fake.token);
     assert_eq!(r.body["expiresIn"], 3);
 }
@@ -307,8 +277,7 @@ async fn blueprint_rules_are_enforced() {
     assert_eq!(r.status, 422);
     // A blueprint with entities cannot be deleted; an empty one can.
     fake.aws_blueprints().await;
-    fake.bulk("awsS3Bucket", "upsert=true", common::buckets(1))
-        .await;
+    fake.bulk("awsS3Bucket", "upsert=true", buckets(1)).await;
     assert_eq!(fake.delete("/v1/blueprints/awsS3Bucket").await.status, 409);
     assert_eq!(
         fake.delete("/v1/blueprints/awsAccount").await.status,

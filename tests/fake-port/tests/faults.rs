@@ -3,12 +3,10 @@
 //! Owns these tests only; must not touch the server's internals (HTTP, the public handle
 //! and `berth_fake_port::spec` only) or files outside a temporary directory.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use berth_fake_port::client::{Fake, buckets};
 use berth_fake_port::{Config, Faults, RateLimit};
-use common::{Fake, buckets};
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -3,10 +3,8 @@
 //! Owns these tests only; must not touch the server's internals (HTTP, the public handle
 //! and `berth_fake_port::spec` only) or files outside a temporary directory.
 
-mod common;
-
+use berth_fake_port::client::Fake;
 use berth_fake_port::spec::spec;
-use common::Fake;
 use serde_json::{Value, json};
 
 fn kind_metrics(event: &str, kind_index: u64, state: &str) -> Value {

@@ -4,10 +4,8 @@
 //! Owns these tests only; must not touch the server's internals (HTTP, the public handle and
 //! `berth_fake_port::spec` only).
 
-mod common;
-
+use berth_fake_port::client::Fake;
 use berth_fake_port::spec::spec;
-use common::Fake;
 use serde_json::{Value, json};
 
 /// One kind's metrics as Ocean's `generate_metrics` nests them (label by label, Prometheus

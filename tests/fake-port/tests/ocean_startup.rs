@@ -3,13 +3,11 @@
 //! Owns these tests only; must not touch the server's internals (HTTP, the public handle and
 //! `berth_fake_port::spec` only).
 
-mod common;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_fake_port::Config;
+use berth_fake_port::client::{Fake, UA};
 use berth_fake_port::spec::spec;
-use common::{Fake, UA};
 use reqwest::Method;
 use serde_json::{Value, json};
 

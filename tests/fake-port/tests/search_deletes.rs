@@ -3,11 +3,9 @@
 //! Owns these tests only; must not touch the server's internals (HTTP, the public handle
 //! and `berth_fake_port::spec` only) or files outside a temporary directory.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Fake, UA, buckets};
+use berth_fake_port::client::{Fake, UA, buckets};
 use reqwest::Method;
 use serde_json::{Value, json};
 

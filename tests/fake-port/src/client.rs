@@ -1,15 +1,32 @@
-//! Shared helpers of the fake Port's tests: start a server on an ephemeral port, fetch a
-//! token, call routes and read JSON answers. Owns nothing else; must not reach into the
-//! server except through its public handle.
-#![allow(dead_code)]
+//! A test kit for talking to the fake Port over HTTP, shared by this crate's tests and Berth's:
+//! start a server with a config, fetch a token, call routes (Port's and the `/_fake` admin
+//! API), create blueprints and read the JSON answers.
+//!
+//! Owns: the test side of the wire: requests as a client sends them, and the answers as
+//! `(status, headers, JSON)`. Must not touch: the server's internals; it reaches a server only
+//! over HTTP and through [`FakePortHandle`]'s public methods, so what a test sees is what any
+//! client would. Behind the `client` feature, which is what pulls in `reqwest`: the
+//! `fake-port` binary does not link it.
 
-use berth_fake_port::{Config, FakePortHandle, spawn};
+use std::ops::Deref;
+
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
+use crate::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use crate::{Config, FakePortHandle, spawn};
+
+/// An Ocean-style User-Agent: entities written with it get it as their `$datasource`.
 pub const UA: &str = "port-ocean/berth/0.1.0/test-aws/exporter";
 
+/// The token request body with [`Config::default`]'s credentials.
+pub fn credentials() -> Value {
+    json!({"clientId": DEFAULT_CLIENT_ID, "clientSecret": DEFAULT_CLIENT_SECRET})
+}
+
+/// One answer. A body that is not JSON is kept as a JSON string, an empty one as `null`, so
+/// that a failed assertion can still print it.
 pub struct Resp {
     pub status: u16,
     pub headers: HeaderMap,
@@ -20,13 +37,43 @@ impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    async fn read(resp: reqwest::Response) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
 }
 
-pub struct Fake {
-    pub handle: FakePortHandle,
+/// A client of a fake Port at `base`, which may run in another process. Every helper but
+/// [`Client::raw`] and [`Client::admin`] sends [`UA`] and `token`.
+pub struct Client {
     pub base: String,
     pub http: reqwest::Client,
+    /// Empty until [`Client::connect`] or the test sets one.
     pub token: String,
+}
+
+/// A fake Port started in-process with a client that already holds a token. Derefs to its
+/// [`Client`], so that a test reads `fake.get(..)` next to `fake.handle.requests()`.
+pub struct Fake {
+    pub handle: FakePortHandle,
+    pub client: Client,
 }
 
 impl Fake {
@@ -34,18 +81,49 @@ impl Fake {
         Self::with(Config::default()).await
     }
 
+    /// Needs `config` to accept [`credentials`] (the default ones).
     pub async fn with(config: Config) -> Self {
         let (_, handle) = spawn(config).await.expect("fake Port starts");
-        let base = handle.base_url().to_string();
-        let http = reqwest::Client::new();
-        let mut fake = Fake {
-            handle,
-            base,
-            http,
+        let client = Client::connect(handle.base_url()).await;
+        Fake { handle, client }
+    }
+}
+
+impl Deref for Fake {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Client {
+    /// No token yet.
+    pub fn new(base: &str) -> Self {
+        Client {
+            base: base.to_string(),
+            http: reqwest::Client::new(),
             token: String::new(),
-        };
-        fake.token = fake.new_token().await;
-        fake
+        }
+    }
+
+    /// With a token for the default credentials.
+    pub async fn connect(base: &str) -> Self {
+        let mut client = Self::new(base);
+        client.token = client.new_token().await;
+        client
+    }
+
+    /// `POST /v1/auth/access_token` with `body`, without a User-Agent or token.
+    pub async fn token_request(&self, body: Value) -> Resp {
+        self.raw(
+            Method::POST,
+            "/v1/auth/access_token",
+            Some(body),
+            None,
+            None,
+        )
+        .await
     }
 
     pub async fn new_token(&self) -> String {
@@ -53,7 +131,7 @@ impl Fake {
             .raw(
                 Method::POST,
                 "/v1/auth/access_token",
-                Some(json!({"clientId": "fake-client-id", "clientSecret": "fake-client-secret"})),
+                Some(credentials()),
                 Some(UA),
                 None,
             )
@@ -81,21 +159,7 @@ impl Fake {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request reaches the fake");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
-        };
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp::read(req.send().await.expect("request reaches the fake")).await
     }
 
     /// A request with bytes as the body (for size limits).
@@ -201,7 +265,7 @@ impl Fake {
     }
 }
 
-/// `n` bucket entities `b0..b{n-1}` in region `eu-west-1`.
+/// `n` bucket entities `b0..b{n-1}` in region `eu-west-1`, for [`Client::aws_blueprints`].
 pub fn buckets(n: usize) -> Value {
     Value::Array(
         (0..n)
