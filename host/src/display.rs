@@ -726,9 +726,9 @@ mod tests {
         let lb = "AWS::ElasticLoadBalancingV2::LoadBalancer";
         progress.discovered_for_test(lb, 600);
         progress.discovered_for_test("AWS::Lambda::Function", 300);
-        progress.mapped("AWS::Lambda::Function", 0, 300);
-        progress.mapped(lb, 1, 600);
-        progress.mapped(lb, 2, 600);
+        progress.mapped("AWS::Lambda::Function", &[(0, 300)].into());
+        progress.mapped(lb, &[(1, 600)].into());
+        progress.mapped(lb, &[(2, 600)].into());
         let live = live_rows(&progress.snapshot(), &mapping);
         let done = report_rows(&report());
         for (l, d) in live.iter().zip(&done) {
@@ -749,7 +749,7 @@ mod tests {
                 Target::Term(Box::new(term.clone())),
             );
             progress.discovered_for_test("AWS::Lambda::Function", 100);
-            progress.mapped("AWS::Lambda::Function", 0, 50);
+            progress.mapped("AWS::Lambda::Function", &[(0, 50)].into());
             tokio::time::sleep(Duration::from_millis(450)).await;
             let frame = term.contents();
             assert!(frame.contains("discover"), "{frame}");

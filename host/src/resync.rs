@@ -131,8 +131,15 @@ impl Progress {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Called per discovered item: the kind's name is copied only the first time.
     fn update(&self, kind: &str, f: impl FnOnce(&mut KindProgress)) {
-        f(self.lock().kinds.entry(kind.to_string()).or_default());
+        let mut p = self.lock();
+        if !p.kinds.contains_key(kind) {
+            p.kinds.insert(kind.to_string(), KindProgress::default());
+        }
+        if let Some(k) = p.kinds.get_mut(kind) {
+            f(k);
+        }
     }
 
     #[cfg(test)]
@@ -140,10 +147,14 @@ impl Progress {
         self.update(kind, |k| k.discovered += n);
     }
 
-    pub(crate) fn mapped(&self, kind: &str, entry: usize, n: u64) {
+    /// Entities of one batch of `kind` that reached the Port side, per resource entry.
+    pub(crate) fn mapped(&self, kind: &str, per_entry: &BTreeMap<usize, u64>) {
+        let total: u64 = per_entry.values().sum();
+        self.update(kind, |k| k.mapped += total);
         let mut p = self.lock();
-        p.kinds.entry(kind.to_string()).or_default().mapped += n;
-        *p.entries.entry(entry).or_default() += n;
+        for (entry, n) in per_entry {
+            *p.entries.entry(*entry).or_default() += n;
+        }
     }
 
     /// Marks `stage` finished (once; later marks are ignored).
@@ -315,9 +326,16 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         if batch.failed_items > 0 {
             pusher.scopes_mut().fail(&scope);
         }
+        // Counted once per batch and entry, not per entity: this loop is the sync's hot path.
+        let mut per_entry: BTreeMap<usize, u64> = BTreeMap::new();
+        for (index, _) in &batch.entities {
+            *per_entry.entry(*index).or_default() += 1;
+        }
+        for (index, n) in &per_entry {
+            *transformed.entry((batch.kind.clone(), *index)).or_default() += n;
+        }
+        inp.progress.mapped(&batch.kind, &per_entry);
         for (index, text) in batch.entities {
-            *transformed.entry((batch.kind.clone(), index)).or_default() += 1;
-            inp.progress.mapped(&batch.kind, index, 1);
             let entity = match serde_json::from_str(&text) {
                 Ok(v) => v,
                 Err(e) => {
