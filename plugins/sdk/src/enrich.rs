@@ -1,4 +1,4 @@
-//! Helpers shared by the kind plugins' [`Plugin::enrich`](crate::Plugin::enrich)
+//! Helpers shared by the kind plugins' [`Enricher::enrich`](crate::Enricher::enrich)
 //! implementations, so each plugin keeps only what is particular to its kind.
 //!
 //! Owns the conventions every enriching plugin follows:
