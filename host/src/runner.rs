@@ -90,9 +90,15 @@ impl LocalParts {
         })
     }
 
-    async fn build(&self, dry_run: bool) -> anyhow::Result<Setup> {
-        let mut setup = Setup::build(
+    /// `client`: one that already reached Port (its token is reused), or `None` for a new one.
+    async fn build(&self, dry_run: bool, client: Option<PortClient>) -> anyhow::Result<Setup> {
+        let client = match client {
+            Some(c) => c,
+            None => self.config.port_client()?,
+        };
+        let mut setup = Setup::with_client(
             self.config.clone(),
+            client,
             self.registry.clone(),
             self.store.clone(),
             self.limits.clone(),
@@ -120,7 +126,7 @@ impl Setup {
     ) -> anyhow::Result<Self> {
         LocalParts::open(config_path, plugins)
             .await?
-            .build(dry_run)
+            .build(dry_run, None)
             .await
     }
 
@@ -134,10 +140,35 @@ impl Setup {
         integration_key: String,
         dry_run: bool,
     ) -> anyhow::Result<Self> {
+        let client = config.port_client()?;
+        Self::with_client(
+            config,
+            client,
+            registry,
+            store,
+            limits,
+            tenant_id,
+            integration_key,
+            dry_run,
+        )
+        .await
+    }
+
+    /// [`Setup::build`] with a Port client already made.
+    #[allow(clippy::too_many_arguments)]
+    async fn with_client(
+        config: Config,
+        client: PortClient,
+        registry: Arc<Registry>,
+        store: Store,
+        limits: Limits,
+        tenant_id: &str,
+        integration_key: String,
+        dry_run: bool,
+    ) -> anyhow::Result<Self> {
         let Some(aws_config) = config.aws.clone() else {
             bail!("no `aws:` section; a sync needs to know how to reach AWS");
         };
-        let client = config.port_client()?;
         let mapping = Arc::new(config.load_mapping(&client).await?);
         let blueprints = config.blueprint_documents()?;
         if !blueprints.is_empty() && !dry_run {
@@ -552,8 +583,9 @@ async fn setup_when_port_answers(
         // Port is reached first on its own, so that a failure to reach it is told apart from
         // a setup error that merely mentions Port (e.g. a mapping `fromPort` that is invalid).
         let client = local.config.port_client()?;
+        // The setup reuses this client, so Port is asked for a token once.
         let built = match client.check_access().await {
-            Ok(()) => local.build(false).await,
+            Ok(()) => local.build(false, Some(client)).await,
             Err(e) => Err(anyhow::Error::new(e)),
         };
         let e = match built {
