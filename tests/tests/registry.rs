@@ -154,7 +154,8 @@ async fn allow_lists_choose_among_plugins_serving_a_kind() {
     let snap = reg.snapshot();
     let lambda = "AWS::Lambda::Function";
     let pick = |allowed: &[&str]| {
-        snap.for_kind_where(lambda, |n| allowed.contains(&n))
+        snap.serve(lambda, |n| allowed.contains(&n))
+            .ok()
             .map(|p| p.info.name.clone())
     };
     assert_eq!(

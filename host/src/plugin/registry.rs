@@ -89,27 +89,10 @@ impl Snapshot {
         self.by_kind.get(kind).or(self.fallback.as_ref()).cloned()
     }
 
-    /// The plugin serving `kind` among those `allowed` (by name), for a tenant with an
-    /// allow-list: the default one when allowed, else another that names the kind, else the
-    /// `*` one when allowed.
-    pub fn for_kind_where(
-        &self,
-        kind: &str,
-        allowed: impl Fn(&str) -> bool,
-    ) -> Option<Arc<LoadedPlugin>> {
-        if let Some(p) = self.for_kind(kind).filter(|p| allowed(&p.info.name)) {
-            return Some(p);
-        }
-        self.plugins
-            .iter()
-            .find(|p| p.info.kinds.iter().any(|k| k == kind) && allowed(&p.info.name))
-            .or(self.fallback.as_ref().filter(|p| allowed(&p.info.name)))
-            .cloned()
-    }
-
-    /// The plugin to map `kind` with, among those `allowed` (by name): as
-    /// [`Self::for_kind_where`], except that a kind which would fall back to `*` while a
-    /// file that might serve it failed to load is an error (see the module doc).
+    /// The plugin to map `kind` with, among those `allowed` (by name, for a tenant with an
+    /// allow-list): the default one that names the kind when allowed, else another that names
+    /// it, else the `*` one when allowed. A kind which would fall back to `*` while a file
+    /// that might serve it failed to load is an error (see the module doc).
     pub fn serve(
         &self,
         kind: &str,
