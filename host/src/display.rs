@@ -57,7 +57,7 @@ pub struct Row {
 
 /// `resources[4] AWS::Lambda::Function` when it fits `width`, else shorter forms of it.
 pub fn entry_name(index: usize, kind: &str, width: usize) -> String {
-    let full = format!("resources[{index}] {kind}");
+    let full = crate::mapping::entry_label(index, kind);
     if full.chars().count() <= width {
         return full;
     }
@@ -91,7 +91,11 @@ fn name_width(rows: &[Row], width: usize) -> usize {
     let room = width.max(MIN_WIDTH) - numbers_width();
     let longest = rows
         .iter()
-        .map(|r| format!("resources[{}] {}", r.index, r.kind).chars().count())
+        .map(|r| {
+            crate::mapping::entry_label(r.index, &r.kind)
+                .chars()
+                .count()
+        })
         .max()
         .unwrap_or(0)
         .max("resource entry".len());

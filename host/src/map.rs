@@ -462,7 +462,7 @@ async fn map_one(
             mapping: entry.json.clone(),
             items: batch.items.clone(),
         };
-        let at = format!("resources[{}] {}", entry.index, entry.kind);
+        let at = crate::mapping::entry_label(entry.index, &entry.kind);
         let results = map_isolating(&plugin, tenant, &batch.scope, req, breaker).await;
         for (i, r) in results.into_iter().enumerate() {
             match r {

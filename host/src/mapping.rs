@@ -41,6 +41,12 @@ impl Default for Settings {
     }
 }
 
+/// How a resource entry is named to a user everywhere (summaries, errors, the report): its
+/// place in `resources:` and its kind. Ocean's `{kind}-{index}` reads like a kind of its own.
+pub fn entry_label(index: usize, kind: &str) -> String {
+    format!("resources[{index}] {kind}")
+}
+
 /// One `resources[]` entry.
 #[derive(Debug, Clone)]
 pub struct ResourceEntry {

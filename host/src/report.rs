@@ -149,12 +149,6 @@ fn from_push(s: &crate::sync::ScopeStatus) -> Level {
     }
 }
 
-/// A resource entry as the report names it everywhere: its place in `resources:` and its kind
-/// (Ocean's `{kind}-{index}` reads like a kind of its own).
-fn entry_name(index: usize, kind: &str) -> String {
-    format!("resources[{index}] {kind}")
-}
-
 fn duration_text(d: std::time::Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 60.0 {
@@ -334,7 +328,7 @@ pub fn html(r: &ResyncReport, header: &ReportHeader, mapping: &MappingFile, titl
                 h,
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>\
                  <td>{}</td></tr>",
-                esc(&entry_name(*idx, kind)),
+                esc(&crate::mapping::entry_label(*idx, kind)),
                 esc(field),
                 esc(expr),
                 m.count,
@@ -692,7 +686,7 @@ fn entries(h: &mut String, r: &ResyncReport) {
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td>\
              <td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"{}\">{}</td></tr>",
-            esc(&entry_name(k.index, &k.kind)),
+            esc(&crate::mapping::entry_label(k.index, &k.kind)),
             esc(k.blueprint.as_deref().unwrap_or("")),
             k.raw_extracted,
             k.transformed,
@@ -747,7 +741,7 @@ fn deletions(h: &mut String, r: &ResyncReport) {
             let _ = write!(
                 h,
                 "<li>{}: {} deleted</li>",
-                esc(&entry_name(k.index, &k.kind)),
+                esc(&crate::mapping::entry_label(k.index, &k.kind)),
                 k.deleted
             );
         }
