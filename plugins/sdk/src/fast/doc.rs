@@ -55,8 +55,9 @@ pub(crate) struct Node {
 
 /// A raw item's JSON text, validated and indexed in one pass.
 ///
-/// Node 0 is the top-level object. An object's children are alternating key
-/// (string) and value nodes; an array's children are its elements.
+/// Node 0 is the top-level value (an object for [`Doc::new`]). An object's
+/// children are alternating key (string) and value nodes; an array's
+/// children are its elements.
 #[derive(Debug)]
 pub struct Doc<'a> {
     text: &'a str,
@@ -67,10 +68,20 @@ impl<'a> Doc<'a> {
     /// Check that `text` is exactly one JSON object (RFC 8259, surrounding
     /// whitespace allowed) and index it.
     pub fn new(text: &'a str) -> Result<Self, String> {
+        Self::build(text, false)
+    }
+
+    /// Check that `text` is exactly one JSON value of any kind (what `jq`
+    /// reads as one input) and index it.
+    pub fn any(text: &'a str) -> Result<Self, String> {
+        Self::build(text, true)
+    }
+
+    fn build(text: &'a str, any: bool) -> Result<Self, String> {
         if text.len() >= u32::MAX as usize {
             return Err("JSON text too large".into());
         }
-        let nodes = Builder::new(text.as_bytes()).run()?;
+        let nodes = Builder::new(text.as_bytes()).run(any)?;
         Ok(Self { text, nodes })
     }
 
@@ -484,19 +495,27 @@ impl<'t> Builder<'t> {
         }
     }
 
-    fn run(mut self) -> Result<Vec<Node>, String> {
+    /// Read the text; `any`: the top-level value may be of any kind.
+    fn run(mut self, any: bool) -> Result<Vec<Node>, String> {
         self.ws();
-        if self.peek() != Some(b'{') {
-            return Err(match self.peek() {
-                None => "invalid JSON: empty input, expected an object".into(),
-                Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                    "not a JSON object (the item must be an object)".into()
-                }
-                Some(_) => self.err("expected `{`"),
-            });
-        }
-        self.open(Kind::Obj)?;
-        let mut state = State::Open;
+        let mut state = if any {
+            if self.peek().is_none() {
+                return Err("invalid JSON: empty input".into());
+            }
+            self.value()?
+        } else {
+            if self.peek() != Some(b'{') {
+                return Err(match self.peek() {
+                    None => "invalid JSON: empty input, expected an object".into(),
+                    Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+                        "not a JSON object (the item must be an object)".into()
+                    }
+                    Some(_) => self.err("expected `{`"),
+                });
+            }
+            self.open(Kind::Obj)?;
+            State::Open
+        };
         loop {
             match state {
                 State::Open => {
@@ -548,7 +567,7 @@ impl<'t> Builder<'t> {
             self.i += 1;
         }
         if self.i != self.b.len() {
-            return Err(self.err("trailing characters after the JSON object"));
+            return Err(self.err("trailing characters after the JSON value"));
         }
         Ok(self.nodes)
     }

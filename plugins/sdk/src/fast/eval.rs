@@ -15,6 +15,7 @@ use jaq_json::Val;
 
 use super::doc::{Doc, Kind};
 use super::parse::{CmpOp, Expr, Lit, MathOp, Re, Step};
+use crate::jq::regex::Slots;
 use crate::json_out;
 
 /// jq 1.7.1 ignores errors on the left of `//`; jaq 3 (the engine this fast
@@ -93,7 +94,7 @@ fn str_of<'a>(doc: &Doc<'a>, v: &V<'a>) -> Cow<'a, str> {
 }
 
 /// The value as a jaq value (what jaq would have for it).
-fn to_val(doc: &Doc<'_>, v: &V<'_>) -> Val {
+pub(crate) fn to_val(doc: &Doc<'_>, v: &V<'_>) -> Val {
     match v {
         V::Null => Val::Null,
         V::Bool(b) => Val::Bool(*b),
@@ -108,13 +109,6 @@ fn to_val(doc: &Doc<'_>, v: &V<'_>) -> Val {
                 jaq_json::read::parse_single(doc.raw(*i).as_bytes()).expect("validated JSON parses")
             }
         },
-    }
-}
-
-fn bytes_to_val(b: &[u8]) -> Val {
-    match std::str::from_utf8(b) {
-        Ok(s) => Val::from(s.to_string()),
-        Err(_) => Val::utf8_str(b.to_vec()),
     }
 }
 
@@ -179,7 +173,7 @@ fn index<'a>(doc: &Doc<'a>, v: V<'a>, step: &Step) -> Result<V<'a>, String> {
         (V::Node(i), Step::Key(k)) => match doc.kind(i) {
             Kind::Obj => Ok(doc.get(i, k).map_or(V::Null, V::Node)),
             Kind::Null => Ok(V::Null),
-            t => Err(format!("Cannot index {} with \"{k}\"", t.name())),
+            t => Err(format!("Cannot index {} with string \"{k}\"", t.name())),
         },
         (V::Node(i), Step::Idx(n)) => match doc.kind(i) {
             Kind::Arr => Ok(doc.elem(i, *n).map_or(V::Null, V::Node)),
@@ -201,7 +195,7 @@ fn index<'a>(doc: &Doc<'a>, v: V<'a>, step: &Step) -> Result<V<'a>, String> {
             } else {
                 "string"
             };
-            Err(format!("Cannot index {t} with \"{k}\""))
+            Err(format!("Cannot index {t} with string \"{k}\""))
         }
         (v @ (V::Bool(_) | V::Str(_)), Step::Idx(_)) => {
             let t = if matches!(v, V::Bool(_)) {
@@ -292,61 +286,38 @@ fn compare<'a>(doc: &Doc<'a>, op: CmpOp, l: &V<'a>, r: &V<'a>) -> bool {
     }
 }
 
-/// The string input of a regex function, or jaq's kind of error.
-fn regex_input<'a>(doc: &Doc<'a>, v: &V<'a>) -> Result<Cow<'a, [u8]>, String> {
-    let s = match v {
-        V::Node(i) if doc.kind(*i) == Kind::Str => doc.str_content(*i),
-        V::Str(s) => s.clone(),
-        V::Val(Val::TStr(b)) => return Ok(Cow::Owned(b.to_vec())),
-        _ => {
-            return Err(format!(
-                "{} ({}) cannot be matched, as it is not a string",
-                type_name(doc, v),
-                render(doc, v)
-            ));
-        }
-    };
-    Ok(match s {
-        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-    })
-}
-
-/// Capture slots (start, end per group, group 0 first) of the first match
-/// jaq would report, skipping empty matches with the `n` flag.
-fn first_slots(re: &Re, s: &[u8]) -> Option<Vec<Option<usize>>> {
-    if let (Some(simple), false) = (&re.simple, re.ignore_empty)
-        && let Ok(hay) = std::str::from_utf8(s)
-        && let Ok(found) = simple.captures(hay)
-    {
-        return found;
+/// The string a regex function applies to, or jq's error.
+fn regex_input<'a>(doc: &Doc<'a>, v: &V<'a>) -> Result<Cow<'a, str>, String> {
+    match v {
+        V::Node(i) if doc.kind(*i) == Kind::Str => Ok(doc.str_content(*i)),
+        V::Str(s) => Ok(s.clone()),
+        V::Val(Val::TStr(b)) => Ok(Cow::Owned(String::from_utf8_lossy(b).into_owned())),
+        _ => Err(format!(
+            "{} cannot be matched, as it is not a string",
+            crate::jq::type_value(&to_val(doc, v))
+        )),
     }
-    let caps = re
-        .re
-        .captures_iter(s)
-        .find(|c| !(re.ignore_empty && c.get(0).is_some_and(|m| m.as_bytes().is_empty())))?;
-    Some(
-        (0..caps.len())
-            .flat_map(|g| {
-                let m = caps.get(g);
-                [m.map(|m| m.start()), m.map(|m| m.end())]
-            })
-            .collect(),
-    )
 }
 
-/// Byte range of each participating named group, in group order.
-fn named_groups<'r, 's>(
-    re: &'r Re,
-    slots: &'s [Option<usize>],
-) -> impl Iterator<Item = (&'r str, usize, usize)> + use<'r, 's> {
-    re.re.capture_names().enumerate().filter_map(|(g, name)| {
-        Some((
-            name?,
-            slots.get(2 * g).copied()??,
-            slots.get(2 * g + 1).copied()??,
-        ))
+/// A substring of the regex input, borrowed from the document when it can.
+fn sub_str<'a>(s: &Cow<'a, str>, a: usize, b: usize) -> V<'a> {
+    V::Str(match s {
+        Cow::Borrowed(s) => Cow::Borrowed(&s[a..b]),
+        Cow::Owned(s) => Cow::Owned(s[a..b].to_string()),
     })
+}
+
+/// jq's `capture` object of one match: every named group, `null` for one
+/// that did not take part; of two groups with one name the later wins.
+fn capture_obj(re: &Re, s: &str, slots: &Slots) -> Val {
+    let mut map = jaq_json::Map::default();
+    for (name, slot) in re.names().iter().zip(slots) {
+        if let Some(n) = name {
+            let v = slot.map_or(Val::Null, |(a, b)| Val::from(s[a..b].to_string()));
+            map.insert(Val::from(n.clone()), v);
+        }
+    }
+    Val::obj(map)
 }
 
 pub(crate) fn eval<'a>(doc: &Doc<'a>, e: &'a Expr, v: &V<'a>) -> R<'a> {
@@ -436,65 +407,43 @@ pub(crate) fn eval<'a>(doc: &Doc<'a>, e: &'a Expr, v: &V<'a>) -> R<'a> {
         },
         Expr::Capture(re) => {
             let s = regex_input(doc, v)?;
-            let Some(slots) = first_slots(re, &s) else {
-                return Ok(None);
-            };
-            let mut map = jaq_json::Map::default();
-            for (n, a, b) in named_groups(re, &slots) {
-                map.insert(Val::from(n.to_string()), bytes_to_val(&s[a..b]));
+            match re.first(&s)? {
+                Some(slots) => Ok(Some(V::Val(capture_obj(re, &s, &slots)))),
+                None => Ok(None),
             }
-            Ok(Some(V::Val(Val::obj(map))))
         }
         Expr::CaptureGet(re, name) => {
             let s = regex_input(doc, v)?;
-            let Some(slots) = first_slots(re, &s) else {
+            let Some(slots) = re.first(&s)? else {
                 return Ok(None);
             };
-            // The last participating group of that name wins (`add`).
-            let range = named_groups(re, &slots)
-                .filter(|(n, _, _)| n == name)
-                .last()
-                .map(|(_, a, b)| (a, b));
-            let Some((a, b)) = range else {
-                return Ok(Some(V::Null));
-            };
-            Ok(Some(match s {
-                Cow::Borrowed(s) => match std::str::from_utf8(&s[a..b]) {
-                    Ok(s) => V::Str(Cow::Borrowed(s)),
-                    Err(_) => V::Val(Val::utf8_str(s[a..b].to_vec())),
-                },
-                Cow::Owned(s) => bytes_to_v(s[a..b].to_vec()),
+            // The last group of that name (`capture` builds the object in
+            // group order), null if it did not take part or none has it.
+            let group = re.names().iter().rposition(|n| n.as_deref() == Some(name));
+            Ok(Some(match group.and_then(|g| slots[g]) {
+                Some((a, b)) => sub_str(&s, a, b),
+                None => V::Null,
             }))
         }
         Expr::Sub(re, repl) => {
+            // jq 1.7.1's `sub` with one replacement: the text between
+            // matches, each match replaced; no match leaves the input.
             let s = regex_input(doc, v)?;
-            let mut out = Vec::with_capacity(s.len() + repl.len());
-            if !re.global {
-                let Some(slots) = first_slots(re, &s) else {
-                    return Ok(Some(bytes_to_v(s.into_owned())));
-                };
-                let (a, b) = (slots[0].expect("group 0"), slots[1].expect("group 0"));
-                out.extend_from_slice(&s[..a]);
-                out.extend_from_slice(repl.as_bytes());
-                out.extend_from_slice(&s[b..]);
-                return Ok(Some(bytes_to_v(out)));
-            }
+            let mut out = String::with_capacity(s.len() + repl.len());
             let mut last = 0;
-            for c in re.re.captures_iter(&s) {
-                let whole = c.get(0).expect("group 0");
-                if re.ignore_empty && whole.as_bytes().is_empty() {
-                    continue;
-                }
-                out.extend_from_slice(&s[last..whole.start()]);
-                out.extend_from_slice(repl.as_bytes());
-                last = whole.end();
-            }
-            out.extend_from_slice(&s[last..]);
-            Ok(Some(bytes_to_v(out)))
+            re.search(&s, |slots| {
+                let (a, b) = slots[0].expect("group 0 takes part in a match");
+                out.push_str(&s[last..a]);
+                out.push_str(repl);
+                last = b;
+                true
+            })?;
+            out.push_str(&s[last..]);
+            Ok(Some(V::Str(Cow::Owned(out))))
         }
         Expr::Test(re) => {
             let s = regex_input(doc, v)?;
-            Ok(Some(V::Bool(first_slots(re, &s).is_some())))
+            Ok(Some(V::Bool(re.first(&s)?.is_some())))
         }
     }
 }

@@ -1,22 +1,31 @@
-//! Native fast path for the JQ expressions mappings use most (plain paths,
-//! literals, `select`, `+`, `//`, `capture`, `sub`, ...), evaluated straight
-//! on the item's JSON text without building jaq values. Anything outside the
-//! supported subset returns `None` from [`FastFilter::compile`] and runs on
-//! jaq instead; within the subset results are identical to jaq's (checked by
-//! differential tests in `tests.rs`).
+//! The JQ engine's accelerator: a native evaluator for the expressions
+//! mappings use most (plain paths, literals, `select`, `+`, `//`, `capture`,
+//! `sub`, ...), run straight on the input's JSON text without building jaq
+//! values. It is not an engine of its own: [`crate::jq::Filter`] compiles
+//! every expression, uses this evaluator when [`FastFilter::compile`]
+//! accepts it, and jaq otherwise. Within the subset results are jaq's
+//! (differential tests in `tests.rs`; in shadow mode, debug builds and
+//! `scripts/build-plugins --shadow`, every evaluation here is checked
+//! against jaq). Error texts may differ where the engine's are jq's
+//! rewording of jaq's and this module words the error itself.
+//!
+//! Owns: the tape ([`Doc`]), the subset's parser and evaluator. Must not
+//! own regex semantics (those are [`crate::jq::regex`]'s, shared with jaq's
+//! regex builtins) or decide which engine runs (that is the filter's).
 //!
 //! * [`Doc::new`] validates the item in one pass and records every value as
 //!   a node of a flat tape (offsets, kind, end of subtree, whether its text is
 //!   already canonical), so lookups walk keys without rescanning text and
 //!   sub-values are copied out verbatim when that is what jq would print.
 //! * `parse` turns an expression of the subset into an `Expr` (jaq's lexer
-//!   rules and precedences); regexes are compiled once there.
+//!   rules and precedences), or says why it declines ([`Decline`], which
+//!   `berth map --explain` shows); regexes are compiled once there.
 //! * `eval` evaluates it: each supported construct yields at most one output.
 //!
 //! Supported: literals (`null`, `true`, `false`, numbers, strings with
 //! escapes and `\(...)` interpolation), `.`, `.a`, `."a"`, `.["a"]`, `.[n]`,
 //! `?` after steps and terms, `|`, `//`, `and`, `or`, `not`, `==`, `!=`, `<`,
-//! `<=`, `>`, `>=`, `+`, `-`, `*`, `/`, `%`, `(...)`, `select(f)`,
+//! `<=`, `>`, `>=`, `+`, `-`, `(...)`, `select(f)`,
 //! `if ... then ... (elif ...)* (else ...)? end`, `try f` (no `catch`),
 //! `empty`, `tostring`, `ascii_downcase`, `ascii_upcase`, and with literal
 //! string arguments `capture(re)`, `capture(re; flags)` (not `g`),
@@ -26,21 +35,14 @@
 mod doc;
 mod eval;
 mod parse;
-mod re;
 #[cfg(test)]
 mod tests;
 
-pub use doc::Doc;
+use jaq_json::Val;
 
-/// What an expression's first output was.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Compact JSON text, printed as jq prints it.
-    Json(String),
-    /// No output.
-    Empty,
-    Error(String),
-}
+pub use crate::jq::Outcome;
+pub use doc::Doc;
+pub use parse::Decline;
 
 /// A compiled expression from the supported subset.
 pub struct FastFilter {
@@ -52,7 +54,7 @@ pub struct FastFilter {
 
 impl FastFilter {
     /// `code` is the expression after Ocean's quote rewrite.
-    pub fn compile(code: &str) -> Option<Self> {
+    pub fn compile(code: &str) -> Result<Self, Decline> {
         let expr = parse::parse(code)?;
         let constant = match &expr {
             parse::Expr::Lit(parse::Lit::Null | parse::Lit::Bool(_) | parse::Lit::Str(_)) => {
@@ -65,10 +67,10 @@ impl FastFilter {
             }
             _ => None,
         };
-        Some(Self { expr, constant })
+        Ok(Self { expr, constant })
     }
 
-    /// The first output on `doc`.
+    /// The first (and only) output on `doc`.
     pub fn first(&self, doc: &Doc<'_>) -> Outcome {
         if let Some(c) = &self.constant {
             return Outcome::Json(c.clone());
@@ -78,5 +80,10 @@ impl FastFilter {
             Ok(None) => Outcome::Empty,
             Err(e) => Outcome::Error(e),
         }
+    }
+
+    /// The first output on `doc` as a jaq value.
+    pub fn first_val(&self, doc: &Doc<'_>) -> Result<Option<Val>, String> {
+        Ok(eval::eval(doc, &self.expr, &eval::V::Node(0))?.map(|v| eval::to_val(doc, &v)))
     }
 }

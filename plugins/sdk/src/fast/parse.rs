@@ -1,18 +1,34 @@
 //! Parsing the supported jq subset into [`Expr`], following jaq's lexer and
-//! operator precedences. Anything else makes [`parse`] return `None`.
+//! operator precedences. Anything else makes [`parse`] return why it
+//! declined ([`Decline`]): the parser notes the first construct it does not
+//! implement where it meets it, so that costs nothing on the way in.
 
-use regex_bites::bytes::{Regex, RegexBuilder};
+pub(crate) use crate::jq::regex::Re;
 
-/// A compiled regular expression with jaq's flags.
-pub(crate) struct Re {
-    pub re: Regex,
-    /// The same pattern for the exact fast matcher, when it is simple enough
-    /// and no flag changes matching.
-    pub simple: Option<super::re::Simple>,
-    /// `g`: all matches.
-    pub global: bool,
-    /// `n`: ignore empty matches.
-    pub ignore_empty: bool,
+/// Why an expression is not in the fast subset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decline {
+    /// A builtin, keyword, operator or form the fast path does not
+    /// implement, as it reads in messages (e.g. "`limit`").
+    Outside(String),
+    /// The expression reads `$variables` (or `$__loc__`, `$ENV`).
+    Variables,
+    /// Something else, said in full.
+    Other(&'static str),
+}
+
+impl std::fmt::Display for Decline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decline::Outside(what) => write!(f, "{what} is outside the fast subset"),
+            Decline::Variables => f.write_str("uses $variables"),
+            Decline::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+fn outside(what: &str) -> Decline {
+    Decline::Outside(format!("`{what}`"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -77,14 +93,27 @@ pub(crate) enum Expr {
     Test(Box<Re>),
 }
 
-pub(crate) fn parse(code: &str) -> Option<Expr> {
-    let mut p = Parser { s: code, i: 0 };
-    let e = p.pipe()?;
-    p.ws()?;
-    if p.i != code.len() {
-        return None;
+pub(crate) fn parse(code: &str) -> Result<Expr, Decline> {
+    let mut p = Parser {
+        s: code,
+        i: 0,
+        why: None,
+    };
+    let e = p.pipe().and_then(|e| {
+        p.ws()?;
+        if p.i == code.len() {
+            Some(e)
+        } else {
+            // A closing `)`, `]`, `end`, ... with nothing open.
+            p.no(Decline::Other("does not parse (jaq reports why)"))
+        }
+    });
+    match e {
+        Some(e) => Ok(optimize(e)),
+        None => Err(p
+            .why
+            .unwrap_or(Decline::Other("does not parse (jaq reports why)"))),
     }
-    Some(optimize(e))
 }
 
 /// Fuse `capture(re) | .name` so that no object is built.
@@ -163,6 +192,8 @@ impl Op {
 struct Parser<'s> {
     s: &'s str,
     i: usize,
+    /// Why parsing stopped: the first construct met outside the subset.
+    why: Option<Decline>,
 }
 
 fn is_ident_start(c: u8) -> bool {
@@ -174,6 +205,13 @@ fn is_ident(c: u8) -> bool {
 }
 
 impl<'s> Parser<'s> {
+    /// Stop parsing because of `why` (the first reason given is kept: it is
+    /// where parsing stopped, and every caller up the stack returns `None`).
+    fn no<T>(&mut self, why: Decline) -> Option<T> {
+        self.why.get_or_insert(why);
+        None
+    }
+
     fn rest(&self) -> &'s str {
         &self.s[self.i..]
     }
@@ -192,7 +230,7 @@ impl<'s> Parser<'s> {
         let trimmed = rest.trim_start();
         self.i += rest.len() - trimmed.len();
         if trimmed.starts_with('#') {
-            return None;
+            return self.no(Decline::Other("has a comment"));
         }
         Some(())
     }
@@ -245,23 +283,31 @@ impl<'s> Parser<'s> {
                 // `*`, `/` and `%` follow jq 1.7.1 through the engine's own
                 // helpers (string repetition, division by zero, float
                 // modulo); a second implementation here could drift.
-                b"*" | b"/" | b"%" => return Some(Err(())),
-                _ => return Some(Err(())),
+                other => {
+                    let op = String::from_utf8_lossy(other).into_owned();
+                    self.why.get_or_insert(outside(&op));
+                    return Some(Err(()));
+                }
             };
             return Some(Ok((op, len)));
         }
         if c == b',' {
+            self.why.get_or_insert(outside(","));
             return Some(Err(()));
         }
         if is_ident_start(c) {
             let len = rest.iter().take_while(|&&c| is_ident(c)).count();
             if rest.get(len) == Some(&b':') && rest.get(len + 1) == Some(&b':') {
+                self.why.get_or_insert(Decline::Other("uses a module"));
                 return Some(Err(()));
             }
             return match &rest[..len] {
                 b"and" => Some(Ok((Op::And, len))),
                 b"or" => Some(Ok((Op::Or, len))),
-                b"as" => Some(Err(())),
+                b"as" => {
+                    self.why.get_or_insert(Decline::Variables);
+                    Some(Err(()))
+                }
                 _ => None,
             };
         }
@@ -310,7 +356,7 @@ impl<'s> Parser<'s> {
             b'.' => {
                 self.i += 1;
                 match self.peek() {
-                    Some(b'.') => return None,
+                    Some(b'.') => return self.no(outside("..")),
                     Some(c) if is_ident_start(c) => {
                         let key = self.word().to_string();
                         steps.push((Step::Key(key), self.opt()?));
@@ -333,13 +379,13 @@ impl<'s> Parser<'s> {
                 // Only a negative number literal.
                 self.i += 1;
                 self.ws()?;
-                if !self.peek()?.is_ascii_digit() {
-                    return None;
+                if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    return self.no(Decline::Outside("`-` (negation)".into()));
                 }
                 let n = self.number(true)?;
                 self.ws()?;
                 if matches!(self.peek(), Some(b'?' | b'.' | b'[')) {
-                    return None;
+                    return self.no(Decline::Outside("`-` (negation)".into()));
                 }
                 Expr::Lit(Lit::Num(n))
             }
@@ -350,7 +396,11 @@ impl<'s> Parser<'s> {
                 e
             }
             c if is_ident_start(c) => self.call()?,
-            _ => return None,
+            b'$' => return self.no(Decline::Variables),
+            b'[' => return self.no(Decline::Outside("`[...]` (array construction)".into())),
+            b'{' => return self.no(Decline::Outside("`{...}` (object construction)".into())),
+            b'@' => return self.no(Decline::Outside("`@format`".into())),
+            _ => return self.no(Decline::Other("does not parse (jaq reports why)")),
         };
         let head = if steps.is_empty() && self.opt()? {
             Expr::Try(Box::new(head))
@@ -391,7 +441,7 @@ impl<'s> Parser<'s> {
                             let key = self.word().to_string();
                             steps.push((Step::Key(key), self.opt()?));
                         }
-                        Some(b'.') => return None,
+                        Some(b'.') => return self.no(outside("..")),
                         _ => {
                             self.ws()?;
                             match self.peek() {
@@ -404,7 +454,10 @@ impl<'s> Parser<'s> {
                                     let step = self.index()?;
                                     steps.push((step, self.opt()?));
                                 }
-                                _ => return None,
+                                _ => {
+                                    return self
+                                        .no(Decline::Other("does not parse (jaq reports why)"));
+                                }
                             }
                         }
                     }
@@ -416,15 +469,29 @@ impl<'s> Parser<'s> {
 
     /// The inside of `[...]` (after `[`): a string or integer literal.
     fn index(&mut self) -> Option<Step> {
+        self.ws()?;
+        if self.peek() == Some(b']') {
+            return self.no(outside(".[]"));
+        }
+        if self.peek() == Some(b':') {
+            return self.no(Decline::Outside("`.[a:b]` (slicing)".into()));
+        }
         let e = self.pipe()?;
+        self.ws()?;
+        if self.peek() == Some(b':') {
+            return self.no(Decline::Outside("`.[a:b]` (slicing)".into()));
+        }
         self.expect(b']')?;
+        let computed = Decline::Other("a computed or fractional index is left to jaq");
         match e {
             Expr::Lit(Lit::Str(s)) => Some(Step::Key(s)),
             Expr::Lit(Lit::Num(n)) => {
-                let n = jaq_json::read::parse_single_num(n.as_bytes())?;
-                Some(Step::Idx(n.as_isize()?))
+                match jaq_json::read::parse_single_num(n.as_bytes()).and_then(|n| n.as_isize()) {
+                    Some(n) => Some(Step::Idx(n)),
+                    None => self.no(computed),
+                }
             }
-            _ => None,
+            _ => self.no(computed),
         }
     }
 
@@ -441,14 +508,15 @@ impl<'s> Parser<'s> {
             *i - s
         };
         let mut i = self.i;
+        let unusual = Decline::Other("a number literal not written as in JSON is left to jaq");
         let int_len = digits(&mut i);
         if int_len == 0 || (int_len > 1 && b[start] == b'0') {
-            return None;
+            return self.no(unusual);
         }
         if b.get(i) == Some(&b'.') {
             i += 1;
             if digits(&mut i) == 0 {
-                return None;
+                return self.no(unusual);
             }
         }
         if let Some(b'e' | b'E') = b.get(i) {
@@ -457,11 +525,11 @@ impl<'s> Parser<'s> {
                 i += 1;
             }
             if digits(&mut i) == 0 {
-                return None;
+                return self.no(unusual);
             }
         }
         if b.get(i).is_some_and(|&c| is_ident(c) || c == b'.') {
-            return None;
+            return self.no(unusual);
         }
         self.i = i;
         let tok = &self.s[start..i];
@@ -470,7 +538,9 @@ impl<'s> Parser<'s> {
         } else {
             tok.to_string()
         };
-        jaq_json::read::parse_single_num(text.as_bytes())?;
+        if jaq_json::read::parse_single_num(text.as_bytes()).is_none() {
+            return self.no(unusual);
+        }
         Some(text)
     }
 
@@ -478,7 +548,9 @@ impl<'s> Parser<'s> {
     fn plain_string(&mut self) -> Option<String> {
         match self.string()? {
             Expr::Lit(Lit::Str(s)) => Some(s),
-            _ => None,
+            _ => self.no(Decline::Other(
+                "an interpolated key or argument is left to jaq",
+            )),
         }
     }
 
@@ -489,9 +561,12 @@ impl<'s> Parser<'s> {
         self.i += 1;
         let mut parts: Vec<Expr> = Vec::new();
         let mut lit = String::new();
+        let bad = Decline::Other("a string literal the fast path does not read is left to jaq");
         loop {
             let rest = self.rest();
-            let n = rest.find(['\\', '"'])?;
+            let Some(n) = rest.find(['\\', '"']) else {
+                return self.no(bad);
+            };
             lit.push_str(&rest[..n]);
             self.i += n;
             let c = self.peek()?;
@@ -511,13 +586,16 @@ impl<'s> Parser<'s> {
                 b'r' => lit.push('\r'),
                 b't' => lit.push('\t'),
                 b'u' => {
-                    let hex = self.s.get(self.i..self.i + 4)?;
-                    if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                        return None;
-                    }
-                    let cp = u32::from_str_radix(hex, 16).ok()?;
+                    let cp = self
+                        .s
+                        .get(self.i..self.i + 4)
+                        .filter(|hex| hex.bytes().all(|c| c.is_ascii_hexdigit()))
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok());
                     // Surrogates are an error in jaq's lexer.
-                    lit.push(char::from_u32(cp)?);
+                    match cp.and_then(char::from_u32) {
+                        Some(c) => lit.push(c),
+                        None => return self.no(bad),
+                    }
                     self.i += 4;
                 }
                 b'(' => {
@@ -528,7 +606,7 @@ impl<'s> Parser<'s> {
                     self.expect(b')')?;
                     parts.push(Expr::Pipe(Box::new(f), Box::new(Expr::ToString)));
                 }
-                _ => return None,
+                _ => return self.no(bad),
             }
         }
         if parts.is_empty() {
@@ -545,70 +623,93 @@ impl<'s> Parser<'s> {
     }
 
     /// A string literal argument.
-    fn str_arg(&mut self) -> Option<String> {
+    fn str_arg(&mut self, name: &str) -> Option<String> {
         match self.pipe()? {
             Expr::Lit(Lit::Str(s)) => Some(s),
-            _ => None,
+            _ => self.no(Decline::Outside(format!(
+                "`{name}` with an argument other than a string literal"
+            ))),
         }
     }
 
-    /// `(a)`, `(a; b)` or `(a; b; c)` string arguments; `None` if there are
-    /// more than `max` or fewer than `min`.
-    fn str_args(&mut self, min: usize, max: usize) -> Option<Vec<String>> {
+    /// `(a)`, `(a; b)` or `(a; b; c)` string arguments of `name`, between
+    /// `min` and `max` of them.
+    fn str_args(&mut self, name: &str, min: usize, max: usize) -> Option<Vec<String>> {
         self.ws()?;
         if self.peek() != Some(b'(') {
-            return (min == 0).then(Vec::new);
+            return self.no(outside(&format!("{name}/0")));
         }
         self.i += 1;
-        let mut args = vec![self.str_arg()?];
+        let mut args = vec![self.str_arg(name)?];
         while self.eat(b';')? {
-            args.push(self.str_arg()?);
+            args.push(self.str_arg(name)?);
         }
         self.expect(b')')?;
-        (min..=max).contains(&args.len()).then_some(args)
+        if (min..=max).contains(&args.len()) {
+            Some(args)
+        } else {
+            self.no(outside(&format!("{name}/{}", args.len())))
+        }
     }
 
-    fn no_args(&mut self) -> Option<()> {
+    fn no_args(&mut self, name: &str) -> Option<()> {
         self.ws()?;
-        (self.peek() != Some(b'(')).then_some(())
+        if self.peek() == Some(b'(') {
+            return self.no(outside(&format!("{name}/1")));
+        }
+        Some(())
+    }
+
+    /// A regex of `name`'s literal arguments, or why not.
+    fn regex(&mut self, name: &str, pattern: &str, flags: &str) -> Option<Re> {
+        match Re::new(pattern, flags) {
+            Ok(re) => Some(re),
+            Err(_) => self.no(Decline::Outside(format!(
+                "`{name}` with an invalid regex or flags (jaq reports the error)"
+            ))),
+        }
     }
 
     fn call(&mut self) -> Option<Expr> {
         let name = self.word();
         if self.rest().starts_with("::") {
-            return None;
+            return self.no(Decline::Other("uses a module"));
         }
         Some(match name {
             "true" => {
-                self.no_args()?;
+                self.no_args(name)?;
                 Expr::Lit(Lit::Bool(true))
             }
             "false" => {
-                self.no_args()?;
+                self.no_args(name)?;
                 Expr::Lit(Lit::Bool(false))
             }
             "null" => {
-                self.no_args()?;
+                self.no_args(name)?;
                 Expr::Lit(Lit::Null)
             }
             "empty" => {
-                self.no_args()?;
+                self.no_args(name)?;
                 Expr::Empty
             }
             "not" => {
-                self.no_args()?;
+                self.no_args(name)?;
                 Expr::Not
             }
             "tostring" => {
-                self.no_args()?;
+                self.no_args(name)?;
                 Expr::ToString
             }
             "ascii_downcase" | "ascii_upcase" => {
-                self.no_args()?;
+                self.no_args(name)?;
                 Expr::AsciiCase(name == "ascii_upcase")
             }
             "select" => {
-                self.expect(b'(')?;
+                self.ws()?;
+                if self.peek() != Some(b'(') {
+                    return self.no(outside("select/0"));
+                }
+                self.i += 1;
                 let f = self.pipe()?;
                 self.expect(b')')?;
                 Expr::Select(Box::new(f))
@@ -618,32 +719,37 @@ impl<'s> Parser<'s> {
                 let body = self.atom()?;
                 self.ws()?;
                 if self.rest().starts_with("catch") && !self.peek_at(5).is_some_and(is_ident) {
-                    return None;
+                    return self.no(outside("catch"));
                 }
                 Expr::Try(Box::new(body))
             }
             "capture" => {
-                let a = self.str_args(1, 2)?;
-                let re = regex(&a[0], a.get(1).map_or("", |f| f))?;
-                if re.global {
-                    // Several outputs.
-                    return None;
+                let a = self.str_args(name, 1, 2)?;
+                let re = self.regex(name, &a[0], a.get(1).map_or("", |f| f))?;
+                if re.flags.global {
+                    return self.no(Decline::Other(
+                        "`capture` with the g flag can have several outputs",
+                    ));
                 }
                 Expr::Capture(Box::new(re))
             }
             "test" => {
-                let a = self.str_args(1, 2)?;
-                Expr::Test(Box::new(regex(&a[0], a.get(1).map_or("", |f| f))?))
+                let a = self.str_args(name, 1, 2)?;
+                Expr::Test(Box::new(self.regex(
+                    name,
+                    &a[0],
+                    a.get(1).map_or("", |f| f),
+                )?))
             }
             "sub" | "gsub" => {
-                let a = self.str_args(2, 3)?;
+                let a = self.str_args(name, 2, 3)?;
                 let mut flags = a.get(2).cloned().unwrap_or_default();
                 if name == "gsub" {
                     flags.insert(0, 'g');
                 }
-                Expr::Sub(Box::new(regex(&a[0], &flags)?), a[1].clone())
+                Expr::Sub(Box::new(self.regex(name, &a[0], &flags)?), a[1].clone())
             }
-            _ => return None,
+            _ => return self.no(outside(name)),
         })
     }
 
@@ -680,47 +786,10 @@ impl<'s> Parser<'s> {
     }
 
     fn keyword(&mut self, kw: &str) -> Option<()> {
-        self.try_keyword(kw).then_some(())
-    }
-}
-
-/// Build a regex exactly as jaq-std does; `None` for invalid flags or
-/// patterns (jaq then reports the error).
-fn regex(pattern: &str, flags: &str) -> Option<Re> {
-    let (mut g, mut n, mut i, mut m, mut s, mut l, mut x) = Default::default();
-    for f in flags.chars() {
-        match f {
-            'g' => g = true,
-            'n' => n = true,
-            'i' => i = true,
-            'm' => m = true,
-            's' => s = true,
-            'l' => l = true,
-            'x' => x = true,
-            'p' => {
-                m = true;
-                s = true;
-            }
-            _ => return None,
+        if self.try_keyword(kw) {
+            Some(())
+        } else {
+            self.no(Decline::Other("does not parse (jaq reports why)"))
         }
     }
-    let re = RegexBuilder::new(pattern)
-        .case_insensitive(i)
-        .multi_line(m)
-        .dot_matches_new_line(s)
-        .swap_greed(l)
-        .ignore_whitespace(x)
-        .build()
-        .ok()?;
-    let simple = if i || m || s || l || x {
-        None
-    } else {
-        super::re::Simple::new(re.as_str())
-    };
-    Some(Re {
-        re,
-        simple,
-        global: g,
-        ignore_empty: n,
-    })
 }

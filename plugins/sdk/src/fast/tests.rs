@@ -7,7 +7,8 @@ use crate::jq::{First, Program};
 use crate::json_out;
 
 fn fast(code: &str, doc: &str) -> Outcome {
-    let f = FastFilter::compile(code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
+    let f =
+        FastFilter::compile(code).unwrap_or_else(|e| panic!("not in the fast subset: {code}: {e}"));
     f.first(&Doc::new(doc).unwrap_or_else(|e| panic!("invalid doc {doc}: {e}")))
 }
 
@@ -344,8 +345,101 @@ fn outside_the_subset() {
         "",
         "(.a",
     ] {
-        assert!(FastFilter::compile(code).is_none(), "compiled {code}");
+        assert!(FastFilter::compile(code).is_err(), "compiled {code}");
     }
+}
+
+/// Declining says why, in the words `berth map --explain` shows.
+#[test]
+fn declines_with_a_reason() {
+    for (code, why) in [
+        (
+            "[limit(2; .[])]",
+            "`[...]` (array construction) is outside the fast subset",
+        ),
+        ("limit(2; .a)", "`limit` is outside the fast subset"),
+        (".a | length", "`length` is outside the fast subset"),
+        (".a, .b", "`,` is outside the fast subset"),
+        (".a * 2", "`*` is outside the fast subset"),
+        (".a |= 1", "`|=` is outside the fast subset"),
+        ("$x", "uses $variables"),
+        (". as $x | $x", "uses $variables"),
+        ("$__loc__", "uses $variables"),
+        ("..", "`..` is outside the fast subset"),
+        (".a[]", "`.[]` is outside the fast subset"),
+        (".a[1:2]", "`.[a:b]` (slicing) is outside the fast subset"),
+        ("-.a", "`-` (negation) is outside the fast subset"),
+        ("try .a catch .", "`catch` is outside the fast subset"),
+        (".a # note", "has a comment"),
+        ("not(1)", "`not/1` is outside the fast subset"),
+        (
+            "{a: 1}",
+            "`{...}` (object construction) is outside the fast subset",
+        ),
+        ("@base64", "`@format` is outside the fast subset"),
+        (
+            r#"capture("(?<a>.)"; "g")"#,
+            "`capture` with the g flag can have several outputs",
+        ),
+        (
+            r#"sub("a"; "\(.x)")"#,
+            "`sub` with an argument other than a string literal is outside the fast subset",
+        ),
+        (
+            r#"test("(")"#,
+            "`test` with an invalid regex or flags (jaq reports the error) is outside the fast subset",
+        ),
+        ("test", "`test/0` is outside the fast subset"),
+        (
+            "007",
+            "a number literal not written as in JSON is left to jaq",
+        ),
+        ("(.a", "does not parse (jaq reports why)"),
+        ("", "does not parse (jaq reports why)"),
+    ] {
+        match FastFilter::compile(code) {
+            Ok(_) => panic!("compiled {code}"),
+            Err(e) => assert_eq!(e.to_string(), why, "{code}"),
+        }
+    }
+}
+
+/// `Doc::any` reads one JSON value of any kind, as strictly as `Doc::new`.
+#[test]
+fn doc_any_reads_every_kind_of_value() {
+    for (text, code, want) in [
+        ("[1, {\"a\": 2}]", ".[1].a", "2"),
+        (" \"é\" ", ". + \"!\"", "\"é!\""),
+        ("-1.50", ".", "-1.5"),
+        ("null", ".a", "null"),
+        ("true", "not", "false"),
+        ("{\"a\":1}", ".a", "1"),
+    ] {
+        let doc = Doc::any(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let got = FastFilter::compile(code).unwrap().first(&doc);
+        assert_eq!(got, jaq(code, text), "{code} on {text}");
+        assert_eq!(got, json(want), "{code} on {text}");
+    }
+    for bad in [
+        "",
+        " ",
+        "1 2",
+        "[1,]",
+        "nan",
+        "\u{feff}1",
+        "{\"a\"}",
+        "[",
+        "tru",
+    ] {
+        assert!(Doc::any(bad).is_err(), "accepted {bad:?}");
+    }
+    // Objects read the same either way.
+    let text = r#"{"a":[1,{"b":null}]}"#;
+    let f = FastFilter::compile(".a[1]").unwrap();
+    assert_eq!(
+        f.first(&Doc::any(text).unwrap()),
+        f.first(&Doc::new(text).unwrap())
+    );
 }
 
 #[test]
@@ -542,6 +636,24 @@ const EXPRS: &[&str] = &[
     r#".Identifier | capture("(?<x>.)").x | ascii_upcase"#,
     r#".esc.uni | capture("(?<c>.)") | .c"#,
     r#".flags.t | capture("(?<c>.)")"#,
+    // regexes beyond regex-bites: flags, look-around, backreferences, `$`
+    r#".Identifier | test("(?<=-)b")"#,
+    r#".Identifier | test("^(?!my)")"#,
+    r#".Identifier | capture("(?<c>.)\\k<c>")"#,
+    r#".Identifier | sub("$"; "!")"#,
+    r#".Identifier | gsub("$"; "!")"#,
+    r#".Identifier | gsub("^"; ">")"#,
+    r#".Identifier | gsub("[a-z]*"; "<>")"#,
+    r#".Identifier | gsub("[a-z]*"; "<>"; "n")"#,
+    r#".Identifier | gsub("B U"; "_"; "xi")"#,
+    r#".Identifier | test("t.h"; "p")"#,
+    r#".Identifier | test("t.h"; "s")"#,
+    r#".Identifier | sub("a|ab"; "+"; "l")"#,
+    r#".Identifier | capture("(?<a>\\w+)-(?<a>\\w+)")"#,
+    r#".Identifier | capture("(?<a>\\w+)-(?<a>zzz)?")"#,
+    r#".Identifier | capture("(?<a>\\w+)-(?<a>zzz)?") | .a"#,
+    r#".Identifier | capture("(?<x>é)?(?<y>.)") | .x"#,
+    r#".esc.emoji | sub("(?<e>.)"; "[e]")"#,
     // literals
     "1",
     "-1",
@@ -604,7 +716,7 @@ fn docs() -> Vec<String> {
 #[test]
 fn multiplication_division_and_modulo_run_on_jaq() {
     for code in [".n * 2", ".n / 4", ".n % 5", "2.5 * .s", ".o * .o"] {
-        assert!(FastFilter::compile(code).is_none(), "{code}");
+        assert!(FastFilter::compile(code).is_err(), "{code}");
     }
 }
 
@@ -614,8 +726,8 @@ fn differential_corpus() {
     let mut pairs = 0;
     let mut failures = Vec::new();
     for code in EXPRS {
-        let fast =
-            FastFilter::compile(code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
+        let fast = FastFilter::compile(code)
+            .unwrap_or_else(|e| panic!("not in the fast subset: {code}: {e}"));
         let prog = Program::compile(code).unwrap_or_else(|e| panic!("jaq rejects {code}: {e}"));
         for d in &docs {
             let got = fast.first(&Doc::new(d).unwrap());
@@ -684,8 +796,8 @@ fn differential_fixtures() {
     let mut pairs = 0;
     let mut failures = Vec::new();
     for code in EXPRS.iter().chain(&extra) {
-        let fast =
-            FastFilter::compile(code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
+        let fast = FastFilter::compile(code)
+            .unwrap_or_else(|e| panic!("not in the fast subset: {code}: {e}"));
         let prog = Program::compile(code).unwrap();
         for d in &docs {
             let got = fast.first(&Doc::new(d).unwrap());
@@ -941,8 +1053,8 @@ fn differential_random() {
         let Ok(prog) = Program::compile(&code) else {
             panic!("jaq rejects generated {code}");
         };
-        let fast =
-            FastFilter::compile(&code).unwrap_or_else(|| panic!("not in the fast subset: {code}"));
+        let fast = FastFilter::compile(&code)
+            .unwrap_or_else(|e| panic!("not in the fast subset: {code}: {e}"));
         for d in &docs {
             let got = fast.first(&Doc::new(d).unwrap_or_else(|e| panic!("{d}: {e}")));
             let want = jaq_with(&prog, d);
@@ -1040,7 +1152,7 @@ fn differential_token_soup() {
         let n = 1 + rng.below(7);
         let code: String = (0..n).map(|_| *rng.pick(TOKS)).collect();
         tried += 1;
-        let Some(fast) = FastFilter::compile(&code) else {
+        let Ok(fast) = FastFilter::compile(&code) else {
             continue;
         };
         accepted += 1;

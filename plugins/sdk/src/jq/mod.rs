@@ -1,5 +1,14 @@
-//! The JQ engine: jaq with jq 1.7 behaviour where a mapping can tell the
-//! difference.
+//! The JQ engine: one [`Filter`] type through which mappings and `run-jq`
+//! (so `berth jq` and the jq 1.7.1 conformance suite) compile and run every
+//! expression. A filter evaluates on the fast path ([`crate::fast`], an
+//! accelerator for the common mapping expressions, run on the input's JSON
+//! text) when the expression is in its subset, and on jaq with jq 1.7
+//! behaviour otherwise; [`Input`] holds one parsed input for any number of
+//! filters. In shadow mode (debug builds, and release plugins built with
+//! `scripts/build-plugins --shadow`, which `scripts/test` uses) every
+//! fast-path evaluation is repeated on jaq and a difference panics
+//! (see [`Filter`]). Regular expressions, for both paths, are fancy-regex with
+//! jq's flags and search loop ([`regex`]).
 //!
 //! Owns compiling a filter (with Ocean's single-quote rewrite applied by the
 //! caller, see [`crate::rewrite`]) and running it. Knows nothing about
@@ -18,7 +27,7 @@
 //!    definitions instead (`=` → `_assign`, `|=` → `_modify`, `/` → `_div`,
 //!    computed array indices floor like jq's, ...);
 //! 3. the tree is printed back as jq text, which jaq compiles together with
-//!    [`COMPAT_DEFS`] and a few native helpers ([`natives`]).
+//!    [`COMPAT_DEFS`] and a few native helpers ([`natives`], [`regex`]).
 //!
 //! A filter the front end cannot read (a syntax error, a module directive)
 //! is compiled as written, so that errors are jaq's and point into the
@@ -30,8 +39,10 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 
+pub use filter::{Filter, Input, Outcome};
+
 type Data = data::JustLut<Val>;
-type Filter = jaq_core::Filter<Data>;
+type JaqFilter = jaq_core::Filter<Data>;
 
 /// Definitions that replace jaq's where jq 1.7.1 behaves differently and a
 /// mapping can hit the difference. Each is jq 1.7.1's own definition (from
@@ -43,7 +54,10 @@ type Filter = jaq_core::Filter<Data>;
 /// filter before it is overridden; the front end's rewrites call `_assign`,
 /// `_assign_jq`, `_modify`, `_modify_fast`, `_modify_<op>`, `_neg`, `_rng`
 /// and `_last` (defined here) and `_div`, `_rem`, `_mul`, `_ix`, `_sx`,
-/// `_ex`, `_tostr`, `_jqerr` ([`natives`]).
+/// `_ex`, `_tostr`, `_jqerr` ([`natives`]). The regex builtins are jq
+/// 1.7.1's definitions on the native `_match_impl` ([`regex`]); jaq-std's own
+/// (`sub` yields a cartesian product of replacements, `scan` drops groups
+/// that did not take part) are shadowed here.
 ///
 /// Updates (`=`, `|=`, `+=`, ...) first try jaq's own update, which agrees
 /// with jq wherever it succeeds, and fall back to jq 1.7.1's definitions
@@ -87,9 +101,29 @@ def tonumber: if isnumber then .
   elif isstring then (_fromjson as $v | if $v | isnumber then $v else error("\(_tv) cannot be parsed as a number") end)
   else error("\(_tv) cannot be parsed as a number") end;
 def has($k): _has($k);
-def _jaq_match(re; flags): match(re; flags);
-def match(re; flags): _jaq_match(re; flags)
-  | . + {captures: [.captures[] | if has("name") then . else . + {name: null} end]};
+def match(re; flags): _match_impl(re; flags; false)[];
+def test(re; flags): _match_impl(re; flags; true);
+def _capture_object: reduce (.captures[] | select(.name != null)) as $c ({}; . + {($c.name): $c.string});
+def capture(re; flags): match(re; flags) | _capture_object;
+def scan($re; $flags): match($re; "g" + $flags)
+  | if (.captures | length) > 0 then [.captures[].string] else .string end;
+def scan($re): scan($re; null);
+def split($re; flags): split_($re; "g" + flags);
+def splits($re; flags): split($re; flags)[];
+def splits($re): splits($re; null);
+def sub($re; str; $flags): . as $in
+  | (reduce _match_impl($re; $flags; false)[] as $edit ({result: [], previous: 0};
+        $in[.previous:($edit | .offset)] as $gap
+        | [$edit | _capture_object | str] as $inserts
+        | .result as $r
+        | {result: [range(0; [($r | length), ($inserts | length)] | max) as $ix
+                    | if $ix < ($inserts | length) then $r[$ix] + $gap + $inserts[$ix] else $r[$ix] end],
+           previous: ($edit | .offset + .length)})
+     | .result[] + $in[.previous:])
+    // $in;
+def sub($re; str): sub($re; str; "");
+def gsub($re; str; $flags): sub($re; str; $flags + "g");
+def gsub($re; str): sub($re; str; "g");
 def _rng($from; $upto): if . == null then . else .[$from:$upto] end;
 def _neg(f): f | if isnumber then -. else error("\(_tv) cannot be negated") end;
 def setpath($p; $v): _setpath($p; $v);
@@ -281,7 +315,7 @@ pub enum First {
 
 /// A compiled filter, reusable across inputs.
 pub struct Program {
-    filter: Filter,
+    filter: JaqFilter,
     /// Names of `--arg`-style variables, in declaration order after GLOBALS.
     extra_vars: Vec<String>,
 }
@@ -359,10 +393,13 @@ impl Program {
             .chain(jaq_std::defs())
             .chain(jaq_json::defs())
             .chain(COMPAT.with(|c| c.clone()));
+        // jaq-std's regex natives run on regex-bites; ours (same names and
+        // shapes, fancy-regex, jq's flags and search loop) replace them.
         let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
+            .chain(jaq_std::funs().filter(|(name, _, _)| !regex::JAQ_STD_NATIVES.contains(name)))
             .chain(jaq_json::funs())
-            .chain(natives::funs());
+            .chain(natives::funs())
+            .chain(regex::funs());
         let loader = Loader::new(defs);
         let arena = Arena::default();
         let modules = loader
@@ -541,8 +578,15 @@ pub fn parse_json(text: &str) -> Result<Val, String> {
     }
 }
 
+/// `type (value)` as jq's error messages show a value.
+pub(crate) fn type_value(v: &Val) -> String {
+    natives::tv(v)
+}
+
+mod filter;
 mod front;
 mod natives;
+pub(crate) mod regex;
 
 #[cfg(test)]
 mod tests {
@@ -768,6 +812,63 @@ mod tests {
         assert_eq!(
             first("[.[] | select(. > 1)] | .[0] += 10", "[1,2,3]"),
             "[12,3]"
+        );
+    }
+
+    /// The regex builtins as jq 1.7.1 defines them, on fancy-regex.
+    #[test]
+    fn regex_builtins_as_jq_1_7_1() {
+        // One result per output of the replacement, across all matches.
+        assert_eq!(
+            all(
+                r#"gsub("(?<a>.)"; "\(.a|ascii_upcase)", "\(.a|ascii_downcase)", "c")"#,
+                r#""aB""#
+            ),
+            r#""AB" "ab" "cc""#
+        );
+        assert_eq!(all(r#"sub("x"; "y", "z")"#, r#""abc""#), r#""abc""#);
+        assert_eq!(first(r#"gsub("$"; "!")"#, r#""ab""#), r#""ab!""#);
+        assert_eq!(first(r#"gsub(""; "-")"#, r#""aé""#), r#""-a-é-""#);
+        assert_eq!(
+            first(r#"gsub("(?<x>[a-z])(?<y>\\d)?"; "\(.x)\(.y)")"#, r#""a1b""#),
+            r#""a1bnull""#
+        );
+        // A group that did not take part: offset -1, string null.
+        assert_eq!(
+            first(
+                r#"[match("(a)?b"; "g") | .captures[0].offset]"#,
+                r#""b ab""#
+            ),
+            "[-1,2]"
+        );
+        assert_eq!(
+            first(r#"capture("(?<a>x)?(?<b>y)")"#, r#""y""#),
+            r#"{"a":null,"b":"y"}"#
+        );
+        assert_eq!(
+            all(r#"scan("(a)?(b)")"#, r#""b ab""#),
+            r#"[null,"b"] ["a","b"]"#
+        );
+        assert_eq!(all(r#"scan("c")"#, r#""abcdc""#), r#""c" "c""#);
+        assert_eq!(
+            first(r#"[splits(", *")]"#, r#""a, b,c""#),
+            r#"["a","b","c"]"#
+        );
+        assert_eq!(first(r#"split(", *"; null)"#, r#""a, b""#), r#"["a","b"]"#);
+        assert_eq!(first(r#"[splits("")]"#, r#""ab""#), r#"["","a","b",""]"#);
+        assert_eq!(first(r#"test("A"; "i")"#, r#""a""#), "true");
+        assert_eq!(first(r#"test("(?<=a)b")"#, r#""ab""#), "true");
+        assert_eq!(
+            first(r#"[match("é+"; "g") | .offset]"#, r#""aéébé""#),
+            "[1,4]"
+        );
+        assert_eq!(
+            first(r#"try test("a"; "q") catch ."#, r#""a""#),
+            r#""q is not a valid modifier string""#
+        );
+        assert_eq!(
+            first(r#"try test("a") catch ."#, "1"),
+            r#""number (1) cannot be matched, as it is not a string""#
         );
     }
 

@@ -134,7 +134,7 @@ fn dump_trunc(v: &Val, bufsize: usize) -> String {
     }
 }
 
-fn tv(v: &Val) -> String {
+pub(crate) fn tv(v: &Val) -> String {
     format!("{} ({})", kind(v), dump_trunc(v, 15))
 }
 
