@@ -19,7 +19,7 @@
 //! mapping: mappings/default.yaml    # or {fromPort: true}, or inline resources
 //! plugins: /opt/berth/plugins
 //! schedule: {intervalMinutes: 60, pollSeconds: 60}
-//! limits: {pluginMemoryMb: 256, pluginTimeoutMs: 5000}
+//! limits: {plugin: {memoryMb: 256, timeoutMs: 5000}, batchItems: 50}   # see `crate::limits`
 //! state: .berth/state.db            # SQLite file, or postgres://...
 //! blueprints: mappings/blueprints   # ensured in Port before entities are written
 //! ```
@@ -149,7 +149,8 @@ pub struct PortSection {
     #[serde(default)]
     pub base_url: Option<String>,
     pub integration: IntegrationSection,
-    /// Requests to Port in flight at once.
+    /// Requests to Port in flight at once: the first spelling of `limits.port.concurrency`,
+    /// which it sets when given (see [`Config::parse`]).
     #[serde(default)]
     pub concurrency: Option<usize>,
     /// Report `resyncState` and sync metrics (default true).
@@ -207,29 +208,6 @@ impl Default for Schedule {
     }
 }
 
-/// `limits:`: the tenant's sandbox limits (defaults in [`crate::limits::Limits`]).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LimitsSection {
-    pub plugin_memory_mb: Option<u64>,
-    pub plugin_timeout_ms: Option<u64>,
-    pub batch_items: Option<usize>,
-}
-
-impl LimitsSection {
-    pub fn apply(&self, l: &mut crate::limits::Limits) {
-        if let Some(mb) = self.plugin_memory_mb {
-            l.max_memory_bytes = (mb as usize) << 20;
-        }
-        if let Some(ms) = self.plugin_timeout_ms {
-            l.call_timeout = std::time::Duration::from_millis(ms);
-        }
-        if let Some(n) = self.batch_items {
-            l.max_batch_items = n;
-        }
-    }
-}
-
 /// The parsed config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,8 +224,10 @@ pub struct Config {
     pub plugins: Option<PathBuf>,
     #[serde(default)]
     pub schedule: Option<Schedule>,
+    /// `limits:`: every limit of the sync, as [`crate::limits::TenantLimits`] declares them;
+    /// what the file leaves out keeps its default.
     #[serde(default)]
-    pub limits: LimitsSection,
+    pub limits: crate::limits::TenantLimits,
     /// Where `berth sync` writes its HTML report (default `berth-report.html` beside the
     /// state store).
     #[serde(default)]
@@ -298,7 +278,7 @@ impl Config {
             path: source_name.to_string(),
             message,
         };
-        let c: Config = serde_norway::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut c: Config = serde_norway::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if matches!(c.port.client_secret, ValueRef::Inline(_)) {
             return Err(invalid(
                 "port.clientSecret: write it as {env: VARIABLE} or {file: PATH}; an inline \
@@ -320,6 +300,10 @@ impl Config {
         }
         if c.port.concurrency == Some(0) {
             return Err(invalid("port.concurrency: must be at least 1".into()));
+        }
+        // One value from here on: the client, a tenant's ceiling and `effective` read the tree.
+        if let Some(n) = c.port.concurrency {
+            c.limits.port.concurrency = n;
         }
         // The static keys' references are read by the loader (`from_path`, or `berth serve`
         // with the tenant's secrets), so only their presence is checked here.
@@ -373,9 +357,7 @@ impl Config {
             &self.port.integration.identifier,
         );
         let mut cc = ClientConfig::new(self.port_base_url(), Credentials::new(id, secret), ua);
-        if let Some(n) = self.port.concurrency {
-            cc.concurrency = n;
-        }
+        cc.apply_limits(&self.limits.port);
         cc.worker = self.worker.clone();
         PortClient::new(cc).map_err(|e: PortError| invalid(e.to_string()))
     }
@@ -562,6 +544,36 @@ mod tests {
         let text = OK.replace("integration:", "integratoin:");
         let e = Config::parse(&text, "c.yaml").unwrap_err().to_string();
         assert!(e.contains("integratoin"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_the_tree_of_crate_limits() {
+        let text = format!(
+            "{OK}limits:\n  pluginTimeoutMs: 5000\n  batchItems: 200\n  \
+             aws: {{maxInFlight: 8}}\n  port: {{retry: {{maxAttempts: 2}}}}\n"
+        );
+        let c = Config::parse(&text, "c.yaml").unwrap();
+        assert_eq!(
+            c.limits.plugin.call_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(c.limits.batch_items, 200);
+        assert_eq!(c.limits.aws.max_in_flight, 8);
+        assert_eq!(c.limits.port.retry.max_attempts, 2);
+        // `port.concurrency`, the first spelling, sets the tree's value.
+        let text = OK.replace("integration:", "concurrency: 3\n  integration:");
+        let c = Config::parse(&text, "c.yaml").unwrap();
+        assert_eq!(c.limits.port.concurrency, 3);
+        // An unknown key is named with its path and line.
+        let text = format!("{OK}limits:\n  plugin:\n    memoryMbb: 1\n");
+        let e = Config::parse(&text, "c.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("limits.plugin") && e.contains("memoryMbb") && e.contains("line 8"),
+            "{e}"
+        );
+        let text = format!("{OK}limits: {{port: {{bulkEntities: 50}}}}\n");
+        let e = Config::parse(&text, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("limits.port.bulkEntities: 1 to 20"), "{e}");
     }
 
     #[test]

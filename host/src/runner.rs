@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 
-use crate::aws::{AwsLimits, AwsTenant};
+use crate::aws::AwsTenant;
 use crate::config::Config;
-use crate::limits::{EngineLimits, Limits};
+use crate::limits::{EngineLimits, Limits, TenantLimits};
 use crate::map::MapOptions;
 use crate::mapping::MappingFile;
 use crate::plugin::{AotCache, PluginEngine, Registry};
@@ -65,7 +65,7 @@ struct LocalParts {
 
 impl LocalParts {
     async fn open(config_path: &Path, plugins: &Path) -> anyhow::Result<Self> {
-        let config = Config::from_path(config_path)?;
+        let mut config = Config::from_path(config_path)?;
         if config.aws.is_none() {
             bail!(
                 "{}: no `aws:` section; a sync needs to know how to reach AWS",
@@ -75,9 +75,13 @@ impl LocalParts {
         let dir = config
             .plugins_dir()
             .unwrap_or_else(|| plugins.to_path_buf());
-        let registry = open_registry(&dir).await?;
-        let mut limits = Limits::from_env().map_err(anyhow::Error::msg)?;
-        config.limits.apply(&mut limits);
+        // The environment overrides the file: the one tree is what every part below reads.
+        config
+            .limits
+            .apply_env(crate::limits::process_env)
+            .map_err(anyhow::Error::msg)?;
+        let registry = open_registry(&dir, config.limits.engine.clone()).await?;
+        let limits = config.limits.plugin.clone();
         let store = config.open_store().await?;
         let key = config.integration_key();
         Ok(Self {
@@ -187,7 +191,7 @@ impl Setup {
                 );
             }
         }
-        let aws = AwsTenant::new(tenant_id, aws_config, AwsLimits::default())?;
+        let aws = AwsTenant::new(tenant_id, aws_config, config.limits.aws.clone())?;
         Ok(Self {
             config,
             aws,
@@ -217,15 +221,7 @@ impl Setup {
         push.dry_run = dry_run;
         push.report_status = self.config.port.report_status.unwrap_or(true);
         push.interval_minutes = self.config.schedule.as_ref().map(|s| s.interval_minutes);
-        let map = MapOptions {
-            jobs: self.limits.sync_concurrent_batches.max(1),
-            batch_items: self
-                .limits
-                .max_batch_items
-                .min(self.limits.sync_batch_items)
-                .max(1),
-            ..MapOptions::default()
-        };
+        let map = sync_map_options(&self.config.limits);
         resync(ResyncInputs {
             aws: self.aws.clone(),
             registry: self.registry.clone(),
@@ -283,15 +279,30 @@ impl Setup {
     }
 }
 
-/// The plugin registry over `dir`, with the files that could not be loaded logged.
-pub(crate) async fn open_registry(dir: &Path) -> anyhow::Result<Arc<Registry>> {
+/// How a sync maps: `batchItems` items per plugin call, exactly as `berth map` does (never a
+/// smaller size of its own), `concurrentBatches` at once.
+pub(crate) fn sync_map_options(limits: &TenantLimits) -> MapOptions {
+    MapOptions {
+        jobs: limits.concurrent_batches.max(1),
+        batch_items: limits.batch_items.max(1),
+        ..MapOptions::default()
+    }
+}
+
+/// The plugin registry over `dir`, its engine built with `engine` (a config file's
+/// `limits.engine`, or `berth serve`'s `engine:`), with the files that could not be loaded
+/// logged.
+pub(crate) async fn open_registry(
+    dir: &Path,
+    engine: EngineLimits,
+) -> anyhow::Result<Arc<Registry>> {
     if !dir.is_dir() {
         bail!(
             "plugin directory {} does not exist; build the plugins with `scripts/build-plugins` or set `plugins:`",
             dir.display()
         );
     }
-    let engine = PluginEngine::new(EngineLimits::default())?;
+    let engine = PluginEngine::new(engine)?;
     // The error names the directory; a context would say it twice.
     let registry = Registry::open(engine, AotCache::default_location(), dir).await?;
     // The first scan leaves its refusals to be reported here, once.
@@ -563,7 +574,8 @@ fn stop_on_signal() -> watch::Receiver<bool> {
 }
 
 /// Builds the setup, again and again while Port cannot be reached (connection failures,
-/// 429/5xx after the client's own retries), each wait logged and shown by `/healthz`. Any
+/// 429/5xx after the client's own retries), each wait (`limits.port.startupBaseDelayMs`,
+/// doubling up to `startupMaxDelayMs`) logged and shown by `/healthz`. Any
 /// other failure (config, credentials refused, a bad mapping) is returned at once. `None`:
 /// stopped while waiting.
 async fn setup_when_port_answers(
@@ -572,11 +584,12 @@ async fn setup_when_port_answers(
     state: &Mutex<RunState>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Setup>> {
+    let port = &local.config.limits.port;
     let backoff = RetryPolicy {
         max_attempts: u32::MAX,
-        base_delay: Duration::from_secs(1),
-        max_delay: Duration::from_secs(60),
-        jitter: 0.25,
+        base_delay: port.startup_base_delay,
+        max_delay: port.startup_max_delay,
+        jitter: port.retry.jitter,
     };
     let mut attempt = 0u32;
     loop {
@@ -820,6 +833,28 @@ mod tests {
         st.scopes.insert("complete", 6);
         st.aws_calls = 40;
         st
+    }
+
+    /// `batchItems` is the sync's batch size as it is `berth map`'s: 200 in the file is 200 per
+    /// plugin call, not capped to a smaller sync size; the environment overrides the file.
+    #[test]
+    fn the_sync_batch_size_is_batch_items() {
+        let text = "port:\n  clientId: x\n  clientSecret: {env: X}\n  integration: {identifier: i}\n\
+                    limits: {batchItems: 200, concurrentBatches: 5}\n";
+        let mut c = Config::parse(text, "c.yaml").unwrap();
+        let m = sync_map_options(&c.limits);
+        assert_eq!((m.batch_items, m.jobs), (200, 5));
+        c.limits
+            .apply_env(|v| (v == "BERTH_BATCH_ITEMS").then(|| "7".to_string()))
+            .unwrap();
+        assert_eq!(sync_map_options(&c.limits).batch_items, 7);
+        let d = sync_map_options(&TenantLimits::default());
+        assert_eq!(d.batch_items, crate::limits::DEFAULT_BATCH_ITEMS);
+        assert_eq!(
+            d.batch_items,
+            MapOptions::default().batch_items,
+            "one default"
+        );
     }
 
     #[test]

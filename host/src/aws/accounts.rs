@@ -2,7 +2,8 @@
 //! (ACTIVE only) or OU recursion, each account's enabled regions
 //! (`account:ListRegions`), and the raw items of `AWS::Organizations::Account`.
 //!
-//! Owns: the listing calls (paged, paced and retried through [`Caller`]) and
+//! Owns: the listing calls (paged at the largest page AWS allows, declared in
+//! `crate::limits`; paced and retried through [`Caller`]) and
 //! the account object's JSON shape. Must not assume roles (that is
 //! `credentials`) or decide what a failure means for a sync (`session`).
 
@@ -13,6 +14,7 @@ use aws_sdk_organizations::types::{AccountState, AccountStatus, ChildType};
 use serde_json::{Map, Value, json};
 
 use super::call::{CallError, CallStats, Caller, Target, sdk};
+use crate::limits::{AWS_LIST_REGIONS_MAX_PAGE_SIZE, AWS_ORGANIZATIONS_MAX_PAGE_SIZE};
 
 /// An organization member, as `ListAccounts` describes it, in the JSON shape
 /// Ocean's mappings read (`.Id`, `.Name`, `.JoinedTimestamp`, …).
@@ -146,7 +148,7 @@ pub async fn list_accounts(
                         API,
                         org.list_accounts()
                             .set_next_token(t.clone())
-                            .max_results(20)
+                            .max_results(AWS_ORGANIZATIONS_MAX_PAGE_SIZE)
                             .send(),
                     )
                 },
@@ -198,7 +200,7 @@ pub async fn list_accounts_under(
                             org.list_accounts_for_parent()
                                 .parent_id(p.clone())
                                 .set_next_token(t.clone())
-                                .max_results(20)
+                                .max_results(AWS_ORGANIZATIONS_MAX_PAGE_SIZE)
                                 .send(),
                         )
                     },
@@ -234,7 +236,7 @@ pub async fn list_accounts_under(
                                 .parent_id(p.clone())
                                 .child_type(ChildType::OrganizationalUnit)
                                 .set_next_token(t.clone())
-                                .max_results(20)
+                                .max_results(AWS_ORGANIZATIONS_MAX_PAGE_SIZE)
                                 .send(),
                         )
                     },
@@ -285,7 +287,7 @@ pub async fn enabled_regions(
                             .region_opt_status_contains(RegionOptStatus::Enabled)
                             .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
                             .set_next_token(t.clone())
-                            .max_results(50)
+                            .max_results(AWS_LIST_REGIONS_MAX_PAGE_SIZE)
                             .send(),
                     )
                 },

@@ -636,7 +636,10 @@ impl AwsSync {
     ) -> Result<(Vec<CloudResource>, Option<String>), CallError> {
         const API: &str = "cloudcontrol:ListResources";
         let client = self.cc(acct, region);
-        let page_size = self.limits().page_size.clamp(1, 100);
+        let page_size = self
+            .limits()
+            .page_size
+            .clamp(1, crate::limits::AWS_MAX_PAGE_SIZE);
         let out = self
             .caller()
             .call(

@@ -3,8 +3,10 @@
 //! the pooling allocator when the machine can reserve its address space (the
 //! on-demand allocator otherwise).
 //!
-//! Owns engine configuration only. Per-call budgets live in
-//! [`crate::limits::Limits`] and are applied by [`super::instance`].
+//! Owns engine configuration only: its capacities are [`EngineLimits`] (`limits.engine`,
+//! declared in `crate::limits`); the pool's per-component shape in `pooling_config` is what a
+//! Rust wasip2 component is made of, not a limit. Per-call budgets are
+//! [`crate::limits::Limits`], applied by [`super::instance`].
 
 use std::sync::Arc;
 use std::thread;

@@ -4,7 +4,7 @@
 //! (Ocean's ownership rule, version left out so entities written by older versions still
 //! count), through the documented paginated blueprint search (`POST
 //! /v1/blueprints/{bp}/entities/search`, not Ocean's undocumented datasource route), and the
-//! two delete routes: bulk (≤ 100 ids, one blueprint) and single. Must not touch: which entities
+//! two delete routes: bulk (`limits.port.bulkDelete` ids, one blueprint) and single. Must not touch: which entities
 //! to delete; that is `sync::reconcile`'s decision.
 
 use reqwest::Method;
@@ -13,12 +13,6 @@ use serde_json::{Value, json};
 
 use super::PortError;
 use super::client::{PortClient, call_error, encode_segment};
-
-/// Ids per bulk delete call (Port's cap, and Ocean's batch size).
-pub const MAX_BULK_DELETE: usize = 100;
-
-/// Entities per search page (Port's maximum `limit`).
-const SEARCH_PAGE: u32 = 1000;
 
 /// An entity this integration owns, as far as reconciliation needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +72,7 @@ impl PortClient {
             let mut body = json!({
                 "query": {"combinator": "and", "rules": self.ownership_rules()},
                 "include": ["$identifier", "$updatedAt"],
-                "limit": SEARCH_PAGE,
+                "limit": self.search_page(),
             });
             if let Some(cursor) = &from {
                 body["from"] = json!(cursor);
@@ -114,7 +108,7 @@ impl PortClient {
     }
 
     /// Deletes `ids` of `blueprint` with `POST /v1/blueprints/{bp}/bulk/entities/delete`, at
-    /// most [`MAX_BULK_DELETE`] per call. With `delete_dependents`, Port also deletes entities
+    /// most `limits.port.bulkDelete` (Port's cap of 100 by default) per call. With `delete_dependents`, Port also deletes entities
     /// that require these. Ids Port did not report deleted come back as failed.
     pub async fn delete_bulk(
         &self,
@@ -127,7 +121,7 @@ impl PortClient {
             encode_segment(blueprint)
         );
         let mut outcome = DeleteOutcome::default();
-        for chunk in ids.chunks(MAX_BULK_DELETE) {
+        for chunk in ids.chunks(self.bulk_delete_size()) {
             let body = json!({ "entities": chunk }).to_string().into_bytes();
             let answer = self.send(Method::POST, &path, Some(body)).await?;
             if !(200..300).contains(&answer.status) {

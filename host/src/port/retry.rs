@@ -4,7 +4,8 @@
 //! the next attempt (the server's `Retry-After` or `x-ratelimit-reset`, else exponential backoff
 //! with jitter, as Ocean does), how few attempts a connection refused by this very machine gets,
 //! and the [`Budget`] that bounds concurrency and pauses every caller when Port says the window
-//! is used up. The parsing and decisions are pure functions.
+//! is used up. The parsing and decisions are pure functions; the numbers they use (attempts,
+//! delays) are `limits.port`, declared in `crate::limits`.
 //! Must not touch: HTTP requests, tokens or response bodies (`client.rs` and `auth.rs` call in).
 
 use std::sync::Mutex;
@@ -14,41 +15,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Attempts in all when a loopback address refuses the connection. Nothing listens there, and
-/// nothing will by waiting minutes (a mistyped port, a local Port that is not started): a user
-/// should hear it at once. Remote hosts keep the whole policy (a load balancer between
-/// deployments refuses for a while too).
-pub const LOCAL_REFUSED_ATTEMPTS: u32 = 3;
-
 /// `x-ratelimit-reset` values above this are an epoch second, smaller ones a delta in seconds
-/// (Ocean's threshold, see `docs/port-api.md`).
+/// (Ocean's threshold, see `docs/port-api.md`). A protocol rule, not a limit.
 pub const EPOCH_THRESHOLD: f64 = 10_000.0;
 
-/// How often and how long to retry. `Default` is Ocean's: 10 attempts, 0.3 s · 2^n, capped at
-/// 300 s. Tests shrink `base_delay` and `max_delay` to milliseconds.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all (the first one included); at least 1.
-    pub max_attempts: u32,
-    /// Backoff of the first retry; doubles on each further one.
-    pub base_delay: Duration,
-    /// Cap on every wait, the server's own hints included.
-    pub max_delay: Duration,
-    /// Fraction (0..=1) of a backoff delay that is randomised away, so callers that failed
-    /// together do not retry together.
-    pub jitter: f64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(300),
-            max_delay: Duration::from_secs(300),
-            jitter: 0.25,
-        }
-    }
-}
+/// Declared with every other limit (`limits.port.retry`); its behaviour is here.
+pub use crate::limits::RetryPolicy;
 
 impl RetryPolicy {
     /// Whether another attempt follows attempt number `attempt` (0-based).
@@ -56,12 +28,13 @@ impl RetryPolicy {
         attempt + 1 < self.max_attempts.max(1)
     }
 
-    /// Attempts in all for a failure to connect: [`LOCAL_REFUSED_ATTEMPTS`] (at most) when a
-    /// loopback address refused the connection, else `max_attempts`.
-    pub fn transport_attempts(&self, refused_by_loopback: bool) -> u32 {
+    /// Attempts in all for a failure to connect: `loopback_attempts` (at most; see
+    /// `limits.port.loopbackRefusedAttempts`) when a loopback address refused the connection,
+    /// else `max_attempts`.
+    pub fn transport_attempts(&self, refused_by_loopback: bool, loopback_attempts: u32) -> u32 {
         let all = self.max_attempts.max(1);
         if refused_by_loopback {
-            all.min(LOCAL_REFUSED_ATTEMPTS)
+            all.min(loopback_attempts.max(1))
         } else {
             all
         }
@@ -391,13 +364,15 @@ mod tests {
     #[test]
     fn a_refused_loopback_gets_few_attempts_a_remote_host_all() {
         let p = RetryPolicy::default();
-        assert_eq!(p.transport_attempts(true), 3);
-        assert_eq!(p.transport_attempts(false), 10);
+        let loopback = crate::limits::PortLimits::default().loopback_refused_attempts;
+        assert_eq!(p.transport_attempts(true, loopback), 3);
+        assert_eq!(p.transport_attempts(false, loopback), 10);
+        assert_eq!(p.transport_attempts(true, 0), 1, "one attempt at least");
         let one = RetryPolicy {
             max_attempts: 1,
             ..RetryPolicy::default()
         };
-        assert_eq!(one.transport_attempts(true), 1);
+        assert_eq!(one.transport_attempts(true, loopback), 1);
         for local in [
             "http://127.0.0.1:9",
             "http://127.3.4.5/v1",

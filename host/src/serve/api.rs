@@ -52,9 +52,6 @@ use crate::store::{Store, StoreError, now_ms};
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Largest request body accepted (a tenant document with an inline mapping).
-const MAX_BODY: usize = 1 << 20;
-
 pub struct ApiState {
     pub store: Store,
     pub key: Arc<SecretKey>,
@@ -66,6 +63,8 @@ pub struct ApiState {
     pub limits: RateLimits,
     /// How long a handler waits for a request's whole body.
     pub body_timeout: Duration,
+    /// Largest request body read, bytes (`listener.bodyKb`).
+    pub max_body_bytes: usize,
 }
 
 /// The listener's token buckets: one per configured token, one per client address.
@@ -493,19 +492,19 @@ async fn aws_setup(
     }
 }
 
-/// Reads a request body of at most [`MAX_BODY`] bytes, all of it within `timeout`: a client
-/// dripping a byte at a time cannot hold the handler longer than that.
-async fn read_body(body: Body, timeout: Duration) -> Result<axum::body::Bytes, Response> {
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+/// Reads a request body of at most `max` bytes, all of it within `timeout`: a client dripping
+/// a byte at a time cannot hold the handler longer than that.
+async fn read_body(
+    body: Body,
+    timeout: Duration,
+    max: usize,
+) -> Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
             let inner = e.into_inner();
             if inner.is::<http_body_util::LengthLimitError>() {
-                Err(error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("a tenant document is at most {MAX_BODY} bytes"),
-                ))
+                Err(too_large(max))
             } else {
                 Err(error(
                     StatusCode::BAD_REQUEST,
@@ -525,6 +524,14 @@ async fn read_body(body: Body, timeout: Duration) -> Result<axum::body::Bytes, R
     }
 }
 
+fn too_large(max: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("a tenant document is at most {max} bytes (listener.bodyKb)"),
+    )
+}
+
 async fn put_tenant(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
@@ -542,12 +549,8 @@ async fn put_tenant(
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if length.is_some_and(|n| n > MAX_BODY as u64) {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("a tenant document is at most {MAX_BODY} bytes"),
-        );
+    if length.is_some_and(|n| n > s.max_body_bytes as u64) {
+        return too_large(s.max_body_bytes);
     }
     let expected = match headers.get(header::IF_MATCH).map(|v| v.to_str()) {
         None => None,
@@ -569,7 +572,7 @@ async fn put_tenant(
             );
         }
     };
-    let body = match read_body(body, s.body_timeout).await {
+    let body = match read_body(body, s.body_timeout, s.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -797,6 +800,27 @@ mod tests {
         served.sort();
         assert_eq!(documented, served);
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    /// The body cap is the listener's `bodyKb`: a body of exactly the cap is read, one byte
+    /// more is 413.
+    #[tokio::test]
+    async fn bodies_past_the_configured_cap_are_refused() {
+        let max = 2 << 10;
+        let timeout = Duration::from_secs(5);
+        let got = read_body(Body::from(vec![b' '; max]), timeout, max)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), max);
+        let refused = read_body(Body::from(vec![b' '; max + 1]), timeout, max)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("at most 2048 bytes"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `berth serve`'s own config file: where it listens, who may call the admin API, where the
-//! shared state lives, the plugin directory, the worker's limits and what tenants may do.
+//! shared state lives, the plugin directory, the process's limits and what tenants may do.
 //!
 //! ```yaml
 //! listen: 127.0.0.1:8080
@@ -12,25 +12,28 @@
 //!   - token: {file: /run/secrets/acme-token}
 //!     tenant: acme                      # only tenant `acme`; sees nothing of the others
 //! worker: {maxConcurrentSyncs: 1024, workSlots: 8, leaseSeconds: 30}
-//! listener: {headerTimeoutSeconds: 10, bodyTimeoutSeconds: 30,
+//! listener: {headerTimeoutSeconds: 10, bodyTimeoutSeconds: 30, bodyKb: 1024,
 //!            tokenRate: {perSecond: 50, burst: 100}, addressRate: {perSecond: 100, burst: 200}}
-//! //! tenantPolicy: {allowCustomEndpoints: false, maxWeight: 10}
+//! engine: {pooledInstances: 128, maxMemoryMb: 1024}   # the wasmtime engine every tenant shares
+//! tenantPolicy: {allowCustomEndpoints: false, maxWeight: 10,
+//!                limits: {plugin: {timeoutMs: 10000}, batchItems: 500}}   # ceilings on tenants' `limits:`
 //! identity: {issuer: https://berth.example.com}   # Berth as its tenants' OIDC provider
 //! ```
 //!
-//! Owns: parsing and checking this file (errors name the key and line), every limit and
-//! timeout of the worker in [`WorkerLimits`] and of the admin API's listener in
-//! [`ListenerLimits`]. Must not touch: tenants' configs (`serve::tenants`) or what the
-//! settings do.
+//! Owns: parsing and checking this file (errors name the key and line). The worker's limits
+//! ([`WorkerLimits`], `worker:`), the admin API listener's ([`ListenerLimits`], `listener:`) and
+//! the plugin engine's ([`EngineLimits`], `engine:`, the operator's alone: a tenant's
+//! `limits.engine` is refused) are declared in `crate::limits` with every other limit and
+//! embedded here. Must not touch: tenants' configs (`serve::tenants`) or what the settings do.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::tenants::TenantPolicy;
 use crate::config::{ConfigError, SecretValues, ValueRef};
+pub use crate::limits::{EngineLimits, ListenerLimits, Rate, WorkerLimits};
 
 /// One admin API token.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,177 +43,6 @@ pub struct TokenSection {
     /// Limits the token to one tenant.
     #[serde(default)]
     pub tenant: Option<String>,
-}
-
-/// Every limit and timeout of one worker process.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct WorkerLimits {
-    /// Tenants synced at once by this worker. A sync spends most of its time waiting on its
-    /// own tenant's AWS and Port rate limits, and the CPU work of all of them is shared by
-    /// `workSlots`, so this is set high: a tenant falling due beyond it waits for a running
-    /// sync to end (with 500 due at once and 256 places, the last waited minutes).
-    #[serde(default = "d_syncs")]
-    pub max_concurrent_syncs: usize,
-    /// Plugin batches mapped at once across all tenants, shared fairly (`crate::fair`).
-    #[serde(default = "d_slots")]
-    pub work_slots: usize,
-    /// A lease not renewed for this long is taken by another worker.
-    #[serde(default = "d_lease")]
-    pub lease_seconds: u64,
-    /// How often a lease is renewed (well under `leaseSeconds`).
-    #[serde(default = "d_heartbeat")]
-    pub heartbeat_seconds: u64,
-    /// How often the worker looks for due tenants.
-    #[serde(default = "d_poll")]
-    pub poll_millis: u64,
-    /// How often each tenant's Port resync request is polled (0: never).
-    #[serde(default = "d_port_poll")]
-    pub port_poll_seconds: u64,
-    /// Tenant setups (clients, mapping, AWS sessions) kept between syncs.
-    #[serde(default = "d_cached")]
-    pub max_cached_tenants: usize,
-}
-
-fn d_syncs() -> usize {
-    1_024
-}
-fn d_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get() * 4)
-}
-fn d_lease() -> u64 {
-    30
-}
-fn d_heartbeat() -> u64 {
-    5
-}
-fn d_poll() -> u64 {
-    500
-}
-fn d_port_poll() -> u64 {
-    60
-}
-fn d_cached() -> usize {
-    1_000
-}
-
-impl Default for WorkerLimits {
-    fn default() -> Self {
-        Self {
-            max_concurrent_syncs: d_syncs(),
-            work_slots: d_slots(),
-            lease_seconds: d_lease(),
-            heartbeat_seconds: d_heartbeat(),
-            poll_millis: d_poll(),
-            port_poll_seconds: d_port_poll(),
-            max_cached_tenants: d_cached(),
-        }
-    }
-}
-
-impl WorkerLimits {
-    pub fn lease(&self) -> Duration {
-        Duration::from_secs(self.lease_seconds)
-    }
-    pub fn heartbeat(&self) -> Duration {
-        Duration::from_secs(self.heartbeat_seconds)
-    }
-    pub fn poll(&self) -> Duration {
-        Duration::from_millis(self.poll_millis)
-    }
-}
-
-/// A token bucket: `perSecond` requests on average, `burst` at once after a quiet spell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Rate {
-    pub per_second: u32,
-    pub burst: u32,
-}
-
-/// Every limit of the admin API's listener: what an unauthenticated or abusive client can
-/// hold of it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListenerLimits {
-    /// A request's head must arrive within this of the connection opening, or of the previous
-    /// response on a kept-alive connection (hyper starts the same timer when a connection goes
-    /// idle), so it is also the keep-alive idle timeout.
-    #[serde(default = "d_header_timeout")]
-    pub header_timeout_seconds: u64,
-    /// A request's whole body must arrive within this once its handler starts reading it
-    /// (bodies are read only after the token is checked).
-    #[serde(default = "d_body_timeout")]
-    pub body_timeout_seconds: u64,
-    /// Per bearer token, after it is checked: one tenant's automation cannot starve the
-    /// others' or the operator's calls.
-    #[serde(default = "d_token_rate")]
-    pub token_rate: Rate,
-    /// Per client address (IPv6: per /64), every request, authenticated or not (`/healthz`,
-    /// `/openapi.json`, wrong tokens). Behind a reverse proxy every client shares the
-    /// proxy's address.
-    #[serde(default = "d_address_rate")]
-    pub address_rate: Rate,
-}
-
-fn d_header_timeout() -> u64 {
-    10
-}
-fn d_body_timeout() -> u64 {
-    30
-}
-// High enough that a dashboard or a test polling a handful of tenants several times a
-// second is never refused; low enough that one client cannot monopolise the sealing and
-// the state store behind the API.
-fn d_token_rate() -> Rate {
-    Rate {
-        per_second: 50,
-        burst: 100,
-    }
-}
-fn d_address_rate() -> Rate {
-    Rate {
-        per_second: 100,
-        burst: 200,
-    }
-}
-
-impl Default for ListenerLimits {
-    fn default() -> Self {
-        Self {
-            header_timeout_seconds: d_header_timeout(),
-            body_timeout_seconds: d_body_timeout(),
-            token_rate: d_token_rate(),
-            address_rate: d_address_rate(),
-        }
-    }
-}
-
-impl ListenerLimits {
-    pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_timeout_seconds)
-    }
-    pub fn body_timeout(&self) -> Duration {
-        Duration::from_secs(self.body_timeout_seconds)
-    }
-
-    fn check(&self) -> Result<(), String> {
-        if self.header_timeout_seconds == 0 || self.body_timeout_seconds == 0 {
-            return Err(
-                "listener.headerTimeoutSeconds and listener.bodyTimeoutSeconds: must be at least 1"
-                    .into(),
-            );
-        }
-        for (key, r) in [
-            ("listener.tokenRate", self.token_rate),
-            ("listener.addressRate", self.address_rate),
-        ] {
-            if r.per_second == 0 || r.burst == 0 {
-                return Err(format!("{key}: perSecond and burst must be at least 1"));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The parsed `berth serve` config.
@@ -237,6 +69,10 @@ pub struct ServeConfig {
     pub worker: WorkerLimits,
     #[serde(default)]
     pub listener: ListenerLimits,
+    /// The wasmtime engine of the plugin registry, shared by every tenant. Also the engine of
+    /// `tenant_policy.limits` once read, so that ceilings and tenants are checked against it.
+    #[serde(default)]
+    pub engine: EngineLimits,
     #[serde(default)]
     pub tenant_policy: TenantPolicy,
     /// Berth as its tenants' OIDC identity provider (`aws.auth.method: berthIdentity`).
@@ -283,20 +119,17 @@ impl ServeConfig {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let w = &c.worker;
-        if w.max_concurrent_syncs == 0 || w.work_slots == 0 {
-            return Err(invalid(
-                "worker.maxConcurrentSyncs and worker.workSlots: must be at least 1".into(),
-            ));
-        }
-        if w.heartbeat_seconds == 0 || w.heartbeat_seconds * 2 > w.lease_seconds {
-            return Err(invalid(format!(
-                "worker.heartbeatSeconds: must be at least 1 and at most half of leaseSeconds ({})",
-                w.lease_seconds
-            )));
-        }
+        c.worker.check().map_err(invalid)?;
         c.listener.check().map_err(invalid)?;
         c.tenant_policy.check().map_err(|e| invalid(e.0))?;
+        c.engine.check().map_err(invalid)?;
+        // The ceilings are checked against the engine: a plugin memory ceiling above the pool's
+        // slot size would let tenants ask for what cannot run.
+        c.tenant_policy.limits.engine = c.engine.clone();
+        c.tenant_policy
+            .limits
+            .check()
+            .map_err(|e| invalid(format!("tenantPolicy.{e}")))?;
         if let Some(i) = c.identity.as_mut() {
             i.check().map_err(invalid)?;
         }
@@ -371,6 +204,7 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<ServeConfig, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
@@ -421,7 +255,7 @@ mod tests {
                 burst: 3
             }
         );
-        assert_eq!(c.listener.token_rate, d_token_rate());
+        assert_eq!(c.listener.token_rate, ListenerLimits::default().token_rate);
         let e = parse("listener: {bodyTimeoutSeconds: 0}\n").unwrap_err();
         assert!(e.to_string().contains("listener.bodyTimeoutSeconds"), "{e}");
         let e = parse("listener: {tokenRate: {perSecond: 0, burst: 1}}\n").unwrap_err();
@@ -430,5 +264,100 @@ mod tests {
         assert!(e.to_string().contains("idle"), "{e}");
         let e = parse("tenantPolicy: {maxWeight: 0}\n").unwrap_err();
         assert!(e.to_string().contains("tenantPolicy.maxWeight"), "{e}");
+        let e = parse("worker: {workSlots: 0}\n").unwrap_err();
+        assert!(e.to_string().contains("worker.workSlots"), "{e}");
+        let e = parse("worker: {leaseSecond: 3}\n").unwrap_err();
+        assert!(e.to_string().contains("leaseSecond"), "{e}");
+        let e = parse("tenantPolicy:\n  limits: {aws: {maxInFlite: 3}}\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("tenantPolicy.limits.aws.maxInFlite: unknown key"),
+            "{e}"
+        );
+        let c = parse("tenantPolicy: {maxPluginTimeoutMs: 2000}\n").unwrap();
+        assert_eq!(c.tenant_policy.limits.plugin.call_timeout.as_millis(), 2000);
+        let c = parse("listener: {bodyKb: 64, addressSweepSeconds: 5}\n").unwrap();
+        assert_eq!(c.listener.max_body_bytes, 64 << 10);
+        assert_eq!(c.listener.address_sweep(), Duration::from_secs(5));
+        assert_eq!(ListenerLimits::default().max_body_bytes, 1 << 20);
+        let e = parse("listener: {bodyKb: 0}\n").unwrap_err();
+        assert!(e.to_string().contains("listener.bodyKb"), "{e}");
+        let e = parse("listener: {addressSweepSeconds: 0}\n").unwrap_err();
+        assert!(
+            e.to_string().contains("listener.addressSweepSeconds"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_port_poll_budget_is_a_floor_under_the_poll_interval() {
+        let c = parse("listen: 127.0.0.1:9000\n").unwrap();
+        assert_eq!(c.worker.port_poll_budget(), Duration::from_secs(60));
+        let c = parse("worker: {portPollSeconds: 2}\n").unwrap();
+        assert_eq!(c.worker.port_poll_budget(), Duration::from_secs(10));
+        let c = parse("worker: {portPollSeconds: 2, portPollBudgetSeconds: 3}\n").unwrap();
+        assert_eq!(c.worker.port_poll_budget(), Duration::from_secs(3));
+        let e = parse("worker: {portPollBudgetSeconds: 0}\n").unwrap_err();
+        assert!(
+            e.to_string().contains("worker.portPollBudgetSeconds"),
+            "{e}"
+        );
+    }
+
+    /// `engine:` is the operator's: read with every key checked, put under the tenants'
+    /// ceilings (which tenants' trees take it from), and the ceilings checked against it.
+    #[test]
+    fn the_engine_is_read_and_bounds_the_ceilings() {
+        let c = parse(
+            "engine: {pooledInstances: 3, maxMemoryMb: 512, epochTickMs: 5, \
+             idleInstancesTotal: 9, wasmStackMb: 2}\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine.pooled_instances, 3);
+        assert_eq!(c.engine.max_memory_bytes, 512 << 20);
+        assert_eq!(c.engine.epoch_tick, Duration::from_millis(5));
+        assert_eq!(c.engine.max_idle_instances_total, 9);
+        assert_eq!(c.engine.max_wasm_stack, 2 << 20);
+        assert_eq!(c.tenant_policy.limits.engine, c.engine);
+        let tenant = crate::limits::TenantLimits::default()
+            .under(&c.tenant_policy.limits, &Default::default())
+            .unwrap();
+        assert_eq!(tenant.engine, c.engine);
+        // Left out: the defaults.
+        let c = parse("listen: 127.0.0.1:9000\n").unwrap();
+        assert_eq!(c.engine, EngineLimits::default());
+
+        let e = parse("engine: {pooledInstance: 3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("engine") && e.contains("unknown field `pooledInstance`"),
+            "{e}"
+        );
+        let e = parse("engine:\n  maxMemoryMb: 512\n  stackMb: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stackMb") && e.contains("line 3"), "{e}");
+        let e = parse("engine: {pooledInstances: 0}\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("engine.pooledInstances: must be at least 1"),
+            "{e}"
+        );
+        // A memory ceiling past the pool's slot size: refused, written or the default's.
+        let e = parse("engine: {maxMemoryMb: 128}\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("tenantPolicy.limits.plugin.memoryMb: at most engine.maxMemoryMb (128)"),
+            "{e}"
+        );
+        let c = parse(
+            "engine: {maxMemoryMb: 128}\ntenantPolicy: {limits: {plugin: {memoryMb: 128}}}\n",
+        )
+        .unwrap();
+        assert_eq!(c.tenant_policy.limits.plugin.max_memory_bytes, 128 << 20);
+        // The engine is not a ceiling: the policy cannot name it.
+        let e = parse("tenantPolicy: {limits: {engine: {pooledInstances: 3}}}\n").unwrap_err();
+        assert!(e.to_string().contains("tenantPolicy.limits.engine"), "{e}");
     }
 }

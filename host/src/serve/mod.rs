@@ -40,16 +40,11 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
     let store = Store::open(&config.state_url())
         .await
         .context("opening the state store")?;
-    let dir = config
-        .plugins
-        .as_ref()
-        .map(|p| config.base_dir.join(p))
-        .unwrap_or_else(|| default_plugins.to_path_buf());
-    let registry = crate::runner::open_registry(&dir).await?;
+    let registry = open_plugins(&config, default_plugins).await?;
     // New or changed `.wasm` files are picked up for every tenant without a restart.
     let _watch = registry
         .watch()
-        .with_context(|| format!("watching {}", dir.display()))?;
+        .with_context(|| format!("watching {}", registry.dir().display()))?;
     let issuer = match config.identity.clone() {
         Some(c) => Some(
             identity::Issuer::open(c, store.clone(), key.clone())
@@ -71,6 +66,7 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
         policy: config.tenant_policy.clone(),
         limits: api::RateLimits::new(&config.listener, tokens.len()),
         body_timeout: config.listener.body_timeout(),
+        max_body_bytes: config.listener.max_body_bytes,
         tokens,
         worker: worker.clone(),
         issuer: issuer.clone(),
@@ -85,9 +81,9 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let forget = {
-        let state = state.clone();
+        let (state, sweep) = (state.clone(), config.listener.address_sweep());
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut every = tokio::time::interval(sweep);
             loop {
                 every.tick().await;
                 state.limits.forget_idle();
@@ -110,4 +106,46 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
     }
     forget.abort();
     Ok(())
+}
+
+/// The plugin registry every tenant shares: the config's `plugins:` directory (else
+/// `default_plugins`), its engine built with the config's `engine:`.
+async fn open_plugins(
+    config: &config::ServeConfig,
+    default_plugins: &Path,
+) -> anyhow::Result<Arc<crate::plugin::Registry>> {
+    let dir = config
+        .plugins
+        .as_ref()
+        .map(|p| config.base_dir.join(p))
+        .unwrap_or_else(|| default_plugins.to_path_buf());
+    crate::runner::open_registry(&dir, config.engine.clone()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The serve config's `engine:` is the engine the shared registry is built with.
+    #[tokio::test]
+    async fn the_registry_runs_on_the_configured_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        let path = dir.path().join("serve.yaml");
+        std::fs::write(
+            &path,
+            "plugins: plugins\nengine: {pooledInstances: 3, maxMemoryMb: 512, epochTickMs: 5}\n\
+             tenantPolicy: {limits: {plugin: {memoryMb: 512}}}\n",
+        )
+        .unwrap();
+        let config = config::ServeConfig::from_path(&path).unwrap();
+        let nowhere = dir.path().join("not-there");
+        let registry = open_plugins(&config, &nowhere).await.unwrap();
+        assert_eq!(registry.dir(), dir.path().join("plugins"));
+        let engine = &registry.engine().limits;
+        assert_eq!(engine.pooled_instances, 3);
+        assert_eq!(engine.max_memory_bytes, 512 << 20);
+        assert_eq!(engine.epoch_tick, std::time::Duration::from_millis(5));
+        assert_eq!(**engine, config.engine);
+    }
 }

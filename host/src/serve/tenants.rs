@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::secrets::SecretKey;
 use crate::config::{Config, MappingSource, Schedule, SecretValues, ValueRef};
+use crate::limits::{TenantLimits, written_keys};
 
 /// A tenant document as the API takes it (`PUT /v1/tenants/{id}`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -61,65 +62,34 @@ pub struct StoredTenant {
 
 /// What the operator lets tenants do (`serve.tenantPolicy`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(try_from = "PolicyDoc")]
 pub struct TenantPolicy {
     /// Tenants may set `aws.endpointUrl` and `port.baseUrl` (local emulators; never in a
     /// hosted service, where it would let a tenant aim Berth at internal addresses).
-    #[serde(default)]
     pub allow_custom_endpoints: bool,
     /// Tenants may use the worker's own AWS identity (`aws.auth.method: default`) to assume
     /// their roles, always with the external id Berth generated for the tenant (the
     /// confused-deputy guard).
-    #[serde(default)]
     pub allow_host_credentials: bool,
     /// Tenants may hand over long-lived AWS access keys (`aws.auth.method: static`, sealed
     /// with the tenant). Off by default: `berthIdentity` needs no AWS secret at all.
-    #[serde(default)]
     pub allow_static_keys: bool,
     /// Plugins a tenant gets when its document names none (absent: every plugin).
-    #[serde(default)]
     pub default_plugins: Option<Vec<String>>,
-    /// The highest sandbox memory (`limits.pluginMemoryMb`) a tenant gets, MiB.
-    #[serde(default = "default_max_memory")]
-    pub max_plugin_memory_mb: u64,
-    /// The longest plugin call time (`limits.pluginTimeoutMs`) a tenant gets, ms.
-    #[serde(default = "default_max_timeout")]
-    pub max_plugin_timeout_ms: u64,
-    /// The most items per plugin batch (`limits.batchItems`) a tenant gets.
-    #[serde(default = "default_max_batch_items")]
-    pub max_batch_items: u64,
-    /// The most Port requests in flight at once (`port.concurrency`) a tenant gets.
-    #[serde(default = "default_max_port_concurrency")]
-    pub max_port_concurrency: u64,
-    /// The shortest schedule interval (`schedule.intervalMinutes`), minutes.
-    #[serde(default = "one")]
+    /// `limits`: the bound on every limit a tenant can set, a tree of the same shape as a
+    /// config's `limits:` (`crate::limits::TenantLimits`) whose values are ceilings (floors for
+    /// the waits of `crate::limits::FLOORS`). Keys it leaves out keep
+    /// [`TenantLimits::default_ceiling`]. The first spellings `maxPluginMemoryMb`,
+    /// `maxPluginTimeoutMs`, `maxBatchItems` and `maxPortConcurrency` ([`POLICY_ALIASES`]) are
+    /// still read. Its `engine` is no ceiling and cannot be written here: it is the serve
+    /// config's `engine:`, put there by `serve::config`, which tenants' trees take.
+    pub limits: TenantLimits,
+    /// The shortest schedule interval (`schedule.intervalMinutes`), minutes (default 1).
     pub min_interval_minutes: u64,
-    /// The largest `weight` (share of the work slots) a tenant may be given.
-    #[serde(default = "default_max_weight")]
+    /// The largest `weight` (share of the work slots) a tenant may be given (default 10: ten
+    /// times a default tenant's share, enough to favour a big customer, not enough for one
+    /// tenant to take every slot from hundreds of others).
     pub max_weight: u32,
-}
-
-fn default_max_memory() -> u64 {
-    256
-}
-fn default_max_timeout() -> u64 {
-    10_000
-}
-fn default_max_batch_items() -> u64 {
-    500
-}
-// Twice the Port client's default: a tenant may speed up its own pushes a little, not open
-// hundreds of connections from the worker.
-fn default_max_port_concurrency() -> u64 {
-    16
-}
-// Ten times a default tenant's share of the work slots: enough to favour a big customer, not
-// enough for one tenant to take every slot from hundreds of others.
-fn default_max_weight() -> u32 {
-    10
-}
-fn one() -> u64 {
-    1
 }
 
 impl Default for TenantPolicy {
@@ -129,22 +99,125 @@ impl Default for TenantPolicy {
             allow_host_credentials: false,
             allow_static_keys: false,
             default_plugins: None,
-            max_plugin_memory_mb: default_max_memory(),
-            max_plugin_timeout_ms: default_max_timeout(),
-            max_batch_items: default_max_batch_items(),
-            max_port_concurrency: default_max_port_concurrency(),
+            limits: TenantLimits::default_ceiling(),
             min_interval_minutes: 1,
-            max_weight: default_max_weight(),
+            max_weight: 10,
         }
     }
 }
 
+/// The first spellings of `tenantPolicy.limits` keys, still read: (key, path under `limits`).
+pub const POLICY_ALIASES: &[(&str, &str)] = &[
+    ("maxPluginMemoryMb", "plugin.memoryMb"),
+    ("maxPluginTimeoutMs", "plugin.timeoutMs"),
+    ("maxBatchItems", "batchItems"),
+    ("maxPortConcurrency", "port.concurrency"),
+];
+
+/// `tenantPolicy` as written: `limits` is read over the default ceiling (not over the
+/// built-in defaults), so it stays JSON until then.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+struct PolicyDoc {
+    allow_custom_endpoints: bool,
+    allow_host_credentials: bool,
+    allow_static_keys: bool,
+    default_plugins: Option<Vec<String>>,
+    limits: Option<Value>,
+    max_plugin_memory_mb: Option<u64>,
+    max_plugin_timeout_ms: Option<u64>,
+    max_batch_items: Option<u64>,
+    max_port_concurrency: Option<u64>,
+    min_interval_minutes: u64,
+    max_weight: u32,
+}
+
+impl Default for PolicyDoc {
+    fn default() -> Self {
+        let d = TenantPolicy::default();
+        Self {
+            allow_custom_endpoints: d.allow_custom_endpoints,
+            allow_host_credentials: d.allow_host_credentials,
+            allow_static_keys: d.allow_static_keys,
+            default_plugins: d.default_plugins,
+            limits: None,
+            max_plugin_memory_mb: None,
+            max_plugin_timeout_ms: None,
+            max_batch_items: None,
+            max_port_concurrency: None,
+            min_interval_minutes: d.min_interval_minutes,
+            max_weight: d.max_weight,
+        }
+    }
+}
+
+impl TryFrom<PolicyDoc> for TenantPolicy {
+    type Error = String;
+
+    /// Errors name the key with its path from `tenantPolicy` (the YAML reader adds no position
+    /// to an error found after the section is read).
+    fn try_from(d: PolicyDoc) -> Result<Self, String> {
+        let mut raw = d.limits.unwrap_or_else(|| json!({}));
+        let first_spellings = [
+            d.max_plugin_memory_mb,
+            d.max_plugin_timeout_ms,
+            d.max_batch_items,
+            d.max_port_concurrency,
+        ];
+        for ((key, path), v) in POLICY_ALIASES.iter().zip(first_spellings) {
+            let Some(v) = v else { continue };
+            if v == 0 {
+                return Err(format!("tenantPolicy.{key}: must be at least 1"));
+            }
+            let pointer = format!("/{}", path.replace('.', "/"));
+            if raw.pointer(&pointer).is_some() {
+                return Err(format!(
+                    "tenantPolicy.{key}: the first spelling of tenantPolicy.limits.{path}; give \
+                     one of them"
+                ));
+            }
+            let (section, leaf) = path.rsplit_once('.').map_or(("", *path), |(s, l)| (s, l));
+            let mut at = &mut raw;
+            for k in section.split('.').filter(|k| !k.is_empty()) {
+                at = at
+                    .as_object_mut()
+                    .ok_or_else(|| "tenantPolicy.limits: expected a section".to_string())?
+                    .entry(k)
+                    .or_insert_with(|| json!({}));
+            }
+            at.as_object_mut()
+                .ok_or_else(|| format!("tenantPolicy.limits.{section}: expected a section"))?
+                .insert(leaf.to_string(), json!(v));
+        }
+        // The engine bounds no tenant (a tenant cannot set it): it is the process's, the
+        // serve config's own `engine:`, which `serve::config` puts in this tree.
+        if raw.get(crate::limits::OPERATOR_ONLY).is_some() {
+            return Err(format!(
+                "tenantPolicy.limits.{}: not a ceiling; the serve config's own `engine:` sets \
+                 the engine every tenant shares",
+                crate::limits::OPERATOR_ONLY
+            ));
+        }
+        let limits = TenantLimits::default_ceiling()
+            .overlay(&raw)
+            .map_err(|e| format!("tenantPolicy.{e}"))?;
+        Ok(Self {
+            allow_custom_endpoints: d.allow_custom_endpoints,
+            allow_host_credentials: d.allow_host_credentials,
+            allow_static_keys: d.allow_static_keys,
+            default_plugins: d.default_plugins,
+            limits,
+            min_interval_minutes: d.min_interval_minutes,
+            max_weight: d.max_weight,
+        })
+    }
+}
+
 impl TenantPolicy {
-    /// The policy itself makes sense (checked when the serve config is read).
+    /// The policy itself makes sense (checked when the serve config is read; its `limits` are
+    /// checked as they are read).
     pub fn check(&self) -> Result<(), TenantError> {
         for (key, v) in [
-            ("maxBatchItems", self.max_batch_items),
-            ("maxPortConcurrency", self.max_port_concurrency),
             ("minIntervalMinutes", self.min_interval_minutes),
             ("maxWeight", u64::from(self.max_weight)),
         ] {
@@ -156,27 +229,6 @@ impl TenantPolicy {
         }
         Ok(())
     }
-}
-
-/// The value a tenant gets for one limit: its own, refused above the operator's `max`, or
-/// the built-in `default` lowered to `max` when it set none.
-fn capped(set: Option<u64>, default: u64, max: u64, key: &str) -> Result<u64, String> {
-    match set {
-        Some(v) if v > max => Err(format!("{key}: at most {max} here")),
-        Some(v) => Ok(v),
-        None => Ok(default.min(max)),
-    }
-}
-
-/// The Port client's own default of requests in flight, when a tenant sets none.
-fn port_default_concurrency() -> usize {
-    use crate::port::{ClientConfig, Credentials, UserAgent};
-    ClientConfig::new(
-        "",
-        Credentials::new("", ""),
-        UserAgent::exporter("", "", ""),
-    )
-    .concurrency
 }
 
 /// A fresh external id: 128 random bits, in the characters `sts:ExternalId` accepts.
@@ -383,32 +435,21 @@ impl StoredTenant {
         if self.weight > policy.max_weight {
             return Err(format!("weight: at most {} here", policy.max_weight));
         }
-        let d = crate::limits::Limits::default();
-        let l = &mut c.limits;
-        l.plugin_memory_mb = Some(capped(
-            l.plugin_memory_mb,
-            (d.max_memory_bytes >> 20) as u64,
-            policy.max_plugin_memory_mb,
-            "config.limits.pluginMemoryMb",
-        )?);
-        l.plugin_timeout_ms = Some(capped(
-            l.plugin_timeout_ms,
-            d.call_timeout.as_millis() as u64,
-            policy.max_plugin_timeout_ms,
-            "config.limits.pluginTimeoutMs",
-        )?);
-        l.batch_items = Some(capped(
-            l.batch_items.map(|n| n as u64),
-            d.max_batch_items as u64,
-            policy.max_batch_items,
-            "config.limits.batchItems",
-        )? as usize);
-        c.port.concurrency = Some(capped(
-            c.port.concurrency.map(|n| n as u64),
-            port_default_concurrency() as u64,
-            policy.max_port_concurrency,
-            "config.port.concurrency",
-        )? as usize);
+        // The keys the tenant wrote, named in an error as it wrote them; `Config::parse` has
+        // already moved `port.concurrency` into the tree.
+        let mut written: BTreeMap<String, String> = self
+            .config
+            .get("limits")
+            .map(written_keys)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(path, key)| (path, format!("config.limits.{key}")))
+            .collect();
+        if c.port.concurrency.is_some() {
+            written.insert("port.concurrency".into(), "config.port.concurrency".into());
+        }
+        c.limits = c.limits.under(&policy.limits, &written)?;
+        c.port.concurrency = Some(c.limits.port.concurrency);
         // The interval is a floor, not a ceiling: the default is raised to it.
         match &c.schedule {
             Some(s) if s.interval_minutes < policy.min_interval_minutes => {
@@ -434,10 +475,11 @@ impl StoredTenant {
     pub fn effective(&self, id: &str, policy: &TenantPolicy) -> Value {
         match self.checked_config(id, policy) {
             Ok(c) => json!({
-                "pluginMemoryMb": c.limits.plugin_memory_mb,
-                "pluginTimeoutMs": c.limits.plugin_timeout_ms,
+                "pluginMemoryMb": c.limits.plugin.max_memory_bytes >> 20,
+                "pluginTimeoutMs": c.limits.plugin.call_timeout.as_millis() as u64,
                 "batchItems": c.limits.batch_items,
-                "portConcurrency": c.port.concurrency,
+                "portConcurrency": c.limits.port.concurrency,
+                "limits": effective_limits(&c.limits),
                 "intervalMinutes": c.schedule.map(|s| s.interval_minutes),
                 "weight": self.weight,
             }),
@@ -492,6 +534,15 @@ impl StoredTenant {
         serde_json::from_slice(&plain)
             .map_err(|e| TenantError(format!("tenant {id}: stored document is unreadable: {e}")))
     }
+}
+
+/// Every limit of the tenant's tree but the operator's engine.
+fn effective_limits(l: &TenantLimits) -> Value {
+    let mut v = serde_json::to_value(l).expect("limits serialise");
+    if let Some(m) = v.as_object_mut() {
+        m.remove(crate::limits::OPERATOR_ONLY);
+    }
+    v
 }
 
 fn pointer_mut<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
@@ -646,19 +697,25 @@ mod tests {
         c["aws"]["externalId"] = json!("x-1");
         refused(c, &host, "config.aws.externalId");
         let mut c = base();
-        c["limits"] = json!({"pluginMemoryMb": 4096});
-        refused(c, &p, "pluginMemoryMb");
+        c["limits"] = json!({"pluginMemoryMb": 512});
+        refused(c, &p, "config.limits.pluginMemoryMb: at most 256 here");
+    }
+
+    fn ceiling(raw: Value) -> TenantLimits {
+        TenantLimits::default_ceiling().overlay(&raw).unwrap()
     }
 
     /// The policy bounds what a tenant left out as well as what it set: the built-in defaults
-    /// (30 s, 256 MiB, 500 items, 8 Port requests, 60 minutes) are above or below it here.
+    /// (30 s, 256 MiB, 50 items, 8 Port requests, 60 minutes) are above or below it here.
     #[test]
     fn the_policy_is_a_ceiling_whether_the_tenant_set_a_limit_or_not() {
         let p = TenantPolicy {
-            max_plugin_memory_mb: 64,
-            max_plugin_timeout_ms: 5_000,
-            max_batch_items: 10,
-            max_port_concurrency: 2,
+            limits: ceiling(json!({
+                "plugin": {"memoryMb": 64, "timeoutMs": 5_000},
+                "batchItems": 10,
+                "port": {"concurrency": 2},
+                "aws": {"maxInFlight": 4, "backoffBaseMs": 100},
+            })),
             min_interval_minutes: 120,
             ..hosting()
         };
@@ -667,39 +724,167 @@ mod tests {
         c.limits.apply(&mut limits);
         assert_eq!(limits.call_timeout, std::time::Duration::from_secs(5));
         assert_eq!(limits.max_memory_bytes, 64 << 20);
-        assert_eq!(limits.max_batch_items, 10);
+        assert_eq!(c.limits.batch_items, 10);
+        assert_eq!(c.limits.port.concurrency, 2);
         assert_eq!(c.port.concurrency, Some(2));
+        assert_eq!(c.limits.aws.max_in_flight, 4);
+        assert_eq!(
+            c.limits.aws.backoff_base,
+            std::time::Duration::from_millis(100),
+            "a floor raises the default"
+        );
         assert_eq!(StoredTenant::interval_ms(&c), 120 * 60_000);
 
-        // Under a generous policy a tenant that sets nothing keeps the built-in defaults.
+        // Under a generous policy a tenant that sets nothing keeps the built-in defaults, but
+        // for the default ceiling's shorter plugin time.
         let c = doc(hosted()).checked_config("acme", &hosting()).unwrap();
-        let mut limits = crate::limits::Limits::default();
-        c.limits.apply(&mut limits);
-        let d = crate::limits::Limits::default();
-        assert_eq!(limits.max_memory_bytes, d.max_memory_bytes);
-        assert_eq!(limits.max_batch_items, d.max_batch_items);
-        assert_eq!(limits.call_timeout, std::time::Duration::from_secs(10));
+        let d = TenantLimits::default();
+        assert_eq!(c.limits.plugin.max_memory_bytes, d.plugin.max_memory_bytes);
+        assert_eq!(c.limits.batch_items, d.batch_items);
+        assert_eq!(c.limits.aws, d.aws);
+        assert_eq!(c.limits.port, d.port);
+        assert_eq!(
+            c.limits.plugin.call_timeout,
+            std::time::Duration::from_secs(10)
+        );
         assert_eq!(StoredTenant::interval_ms(&c), 60 * 60_000);
 
-        // What a tenant sets within the ceiling is kept; above it is refused, naming the key.
+        // What a tenant sets within the ceiling is kept, in either spelling.
         let mut within = hosted();
-        within["limits"] = json!({"pluginTimeoutMs": 1_000, "batchItems": 3});
+        within["limits"] = json!({"pluginTimeoutMs": 1_000, "batchItems": 3,
+                                  "aws": {"maxInFlight": 2, "backoffBaseMs": 150}});
         within["port"]["concurrency"] = json!(1);
         let c = doc(within).checked_config("acme", &p).unwrap();
-        assert_eq!(c.limits.plugin_timeout_ms, Some(1_000));
-        assert_eq!(c.limits.batch_items, Some(3));
-        assert_eq!(c.port.concurrency, Some(1));
-        for (section, field, v) in [
-            ("limits", "pluginMemoryMb", 65),
-            ("limits", "pluginTimeoutMs", 5_001),
-            ("limits", "batchItems", 11),
-            ("port", "concurrency", 3),
-            ("schedule", "intervalMinutes", 119),
+        assert_eq!(
+            c.limits.plugin.call_timeout,
+            std::time::Duration::from_secs(1)
+        );
+        assert_eq!(c.limits.batch_items, 3);
+        assert_eq!(c.limits.port.concurrency, 1);
+        assert_eq!(c.limits.aws.max_in_flight, 2);
+        assert_eq!(
+            c.limits.aws.backoff_base,
+            std::time::Duration::from_millis(150)
+        );
+        // Above it (below, for a floor) is refused, naming the key as written.
+        for (section, field, v, key) in [
+            (
+                "limits",
+                "pluginMemoryMb",
+                json!(65),
+                "config.limits.pluginMemoryMb",
+            ),
+            (
+                "limits",
+                "pluginTimeoutMs",
+                json!(5_001),
+                "config.limits.pluginTimeoutMs",
+            ),
+            (
+                "limits",
+                "plugin",
+                json!({"timeoutMs": 5_001}),
+                "config.limits.plugin.timeoutMs",
+            ),
+            (
+                "limits",
+                "batchItems",
+                json!(11),
+                "config.limits.batchItems",
+            ),
+            (
+                "limits",
+                "aws",
+                json!({"maxInFlight": 5}),
+                "config.limits.aws.maxInFlight",
+            ),
+            (
+                "limits",
+                "aws",
+                json!({"backoffBaseMs": 99}),
+                "config.limits.aws.backoffBaseMs",
+            ),
+            (
+                "limits",
+                "port",
+                json!({"concurrency": 3}),
+                "config.limits.port.concurrency",
+            ),
+            (
+                "limits",
+                "engine",
+                json!({"pooledInstances": 8}),
+                "config.limits.engine.pooledInstances",
+            ),
+            ("port", "concurrency", json!(3), "config.port.concurrency"),
+            (
+                "schedule",
+                "intervalMinutes",
+                json!(119),
+                "config.schedule.intervalMinutes",
+            ),
         ] {
             let mut c = hosted();
             // Indexing a missing key of a JSON object creates it.
-            c[section][field] = json!(v);
-            refused(c, &p, &format!("config.{section}.{field}"));
+            c[section][field] = v;
+            refused(c, &p, key);
+        }
+        // The effective limits say what the worker runs with.
+        let e = doc(hosted()).effective("acme", &p);
+        assert_eq!(e["pluginTimeoutMs"], 5_000, "{e}");
+        assert_eq!(e["portConcurrency"], 2, "{e}");
+        assert_eq!(e["limits"]["aws"]["maxInFlight"], 4, "{e}");
+        assert!(e["limits"].get("engine").is_none(), "{e}");
+    }
+
+    #[test]
+    fn the_policy_reads_its_limits_over_the_default_ceiling_in_either_spelling() {
+        let read = |text: &str| serde_norway::from_str::<TenantPolicy>(text);
+        let p = read(
+            "maxPluginTimeoutMs: 5000\nmaxPortConcurrency: 4\nlimits: {aws: {maxInFlight: 4}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.limits.plugin.call_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(p.limits.port.concurrency, 4);
+        assert_eq!(p.limits.aws.max_in_flight, 4);
+        let d = TenantLimits::default_ceiling();
+        assert_eq!(
+            p.limits.batch_items, d.batch_items,
+            "a key left out keeps the default ceiling"
+        );
+        let p = read("limits: {plugin: {memoryMb: 128}}\n").unwrap();
+        assert_eq!(p.limits.plugin.call_timeout, d.plugin.call_timeout);
+        assert_eq!(p.limits.plugin.max_memory_bytes, 128 << 20);
+
+        for (text, needle) in [
+            (
+                "maxBatchItems: 5\nlimits: {batchItems: 6}\n",
+                "tenantPolicy.maxBatchItems: the first spelling of tenantPolicy.limits.batchItems",
+            ),
+            ("maxBatchItems: 0\n", "maxBatchItems: must be at least 1"),
+            (
+                "limits: {plugin: {memoryMbb: 1}}\n",
+                "tenantPolicy.limits.plugin.memoryMbb: unknown key",
+            ),
+            (
+                "limits: {port: {bulkEntities: 21}}\n",
+                "tenantPolicy.limits.port.bulkEntities: 1 to 20",
+            ),
+            (
+                "limits: {aws: {maxInFlight: -1}}\n",
+                "tenantPolicy.limits.aws.maxInFlight: expected a whole number",
+            ),
+            ("maxPluginMemory: 3\n", "maxPluginMemory"),
+            (
+                "limits: {engine: {pooledInstances: 3}}\n",
+                "tenantPolicy.limits.engine: not a ceiling; the serve config's own `engine:`",
+            ),
+        ] {
+            let e = read(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
         }
     }
 
@@ -818,5 +1003,63 @@ mod tests {
         for bad in ["", "-x", "A", "a/b", "a b", &"x".repeat(65)] {
             assert!(check_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// `v` has exactly the keys `schema` lists (all of them required), recursively, each leaf
+    /// of the type it gives.
+    fn conforms(v: &Value, schema: &Value, path: &str) {
+        match schema["type"].as_str() {
+            Some("object") => {
+                let mut keys: Vec<&String> = v.as_object().expect(path).keys().collect();
+                let mut documented: Vec<&String> = schema["properties"]
+                    .as_object()
+                    .expect(path)
+                    .keys()
+                    .collect();
+                keys.sort();
+                documented.sort();
+                assert_eq!(keys, documented, "{path}");
+                let required: Vec<&str> = schema["required"]
+                    .as_array()
+                    .expect(path)
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                assert_eq!(required.len(), keys.len(), "{path}: every key is required");
+                for k in keys {
+                    conforms(&v[k], &schema["properties"][k], &format!("{path}.{k}"));
+                }
+            }
+            Some("integer") => assert!(v.is_u64(), "{path}: {v}"),
+            Some("number") => assert!(v.is_number(), "{path}: {v}"),
+            other => panic!("{path}: type {other:?} in the OpenAPI document"),
+        }
+    }
+
+    /// The OpenAPI document describes `effective.limits` as the API returns it: every key of
+    /// the tree but the operator's engine, of its type, nothing more.
+    #[test]
+    fn the_openapi_document_describes_the_effective_limits() {
+        let doc: Value = serde_json::from_str(super::super::api::OPENAPI).unwrap();
+        let e = doc_with_limits().effective("acme", &hosting());
+        assert!(e.get("error").is_none(), "{e}");
+        let described = &doc["components"]["schemas"]["Tenant"]["properties"]["effective"];
+        for k in e.as_object().unwrap().keys() {
+            assert!(described["properties"].get(k).is_some(), "effective.{k}");
+        }
+        assert_eq!(
+            described["properties"]["limits"]["$ref"],
+            "#/components/schemas/EffectiveLimits"
+        );
+        let schema = &doc["components"]["schemas"]["EffectiveLimits"];
+        conforms(&e["limits"], schema, "effective.limits");
+        assert!(schema["properties"].get("engine").is_none());
+    }
+
+    /// A hosted tenant that sets a few limits (the rest come from the defaults and ceiling).
+    fn doc_with_limits() -> StoredTenant {
+        let mut c = hosted();
+        c["limits"] = json!({"batchItems": 20, "aws": {"maxInFlight": 4, "initialRate": 2.5}});
+        doc(c)
     }
 }

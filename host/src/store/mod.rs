@@ -26,9 +26,9 @@ pub use keys::SigningKeyRow;
 pub use leases::{Lease, ScheduleRow};
 pub use tenants::{TenantRow, incarnation_integration_key, tenant_integration_key};
 
-/// Rows per multi-row statement: 7 parameters each stays far below SQLite's (32,766) and
-/// Postgres's (65,535) parameter caps.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row statement: a bound of the databases' parameter caps, declared in
+/// `crate::limits` with why.
+use crate::limits::STORE_ROWS_PER_STATEMENT as ROWS_PER_STATEMENT;
 
 /// Bumped when the schema changes in a way older Berths cannot live with; a database written
 /// by a newer Berth is refused. Columns in [`ADDED_COLUMNS`] are not such a change.
@@ -150,8 +150,8 @@ pub struct StateKey {
 pub struct EntityState {
     /// Hash of the body last upserted (see `sync::changes`).
     pub body_hash: String,
-    /// The scope the entity came from, as `sync::scope::ScopeKey` renders it; reconciliation
-    /// deletes an unseen entity only when this scope completed.
+    /// The scope the entity came from, as `crate::scope::ScopeKey::to_text` renders it;
+    /// reconciliation deletes an unseen entity only when this scope completed.
     pub scope: String,
     /// When it was written (Unix milliseconds).
     pub written_at: i64,
