@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
-use crate::aws::ScopeStatus;
 use crate::mapping::MappingFile;
 use crate::resync::{Progress, ProgressSnapshot, ResyncReport, Stage};
+use crate::scope::ScopeStatus;
 
 /// Narrowest layout; a narrower terminal wraps, as any program's output does.
 pub const MIN_WIDTH: usize = 80;
@@ -279,17 +279,17 @@ pub fn summary(r: &ResyncReport, mapping: &MappingFile, width: usize) -> String 
     let mut listed = std::collections::HashSet::new();
     for sc in &r.discovery.scopes {
         if let ScopeStatus::Denied(why) | ScopeStatus::Failed(why) = &sc.status {
-            let text = format!("{}/{}/{}", sc.key.account_id, sc.key.region, sc.key.kind);
+            let text = sc.key.to_text();
             incomplete.push(format!("{} {text}: {why}", sc.status.label()));
             listed.insert(text);
         }
     }
-    for (k, _) in &r.push.incomplete_scopes {
+    // Scopes discovery read in full whose entities then failed (their reason says so).
+    for (k, st) in &r.push.incomplete_scopes {
         let text = k.to_text();
         if !listed.contains(&text) {
-            incomplete.push(format!(
-                "failed {text}: some of its entities failed to map or load"
-            ));
+            let why = st.reason().unwrap_or(crate::scope::ENTITIES_FAILED);
+            incomplete.push(format!("{} {text}: {why}", st.label()));
         }
     }
     for (bp, why) in &r.push.blocked_blueprints {
@@ -583,7 +583,8 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::{ScopeKey, ScopeReport};
+    use crate::aws::ScopeReport;
+    use crate::scope::ScopeKey;
     use crate::sync::metrics::KindCounters;
     use crate::sync::push::{Outcome, Plan, PushReport};
     use indicatif::InMemoryTerm;

@@ -21,6 +21,8 @@
 //! - [`port`]: the Port API client (tokens, retries, bulk upsert, deletes, sync status).
 //! - [`aws`]: AWS discovery (credentials, accounts, regions, Cloud Control,
 //!   adaptive rate limits) streaming raw items, and the plugins' AWS lookups.
+//! - [`scope`]: the (account, region, kind) unit of discovery completeness, how each ended
+//!   and why; what decides which entities may be deleted.
 //! - [`store`]: Berth's state (change detection, sync history, tenants, schedules, leases),
 //!   SQLite or Postgres.
 //! - [`sync`]: one sync's Port side: change detection, upserts, reconciliation, metrics.
@@ -48,6 +50,7 @@ pub mod port;
 pub mod report;
 pub mod resync;
 pub mod runner;
+pub mod scope;
 pub mod serve;
 pub mod store;
 pub mod sync;

@@ -3,7 +3,7 @@
 //!
 //! Owns the [`CloudLookup`] trait that discovery backends implement (the AWS
 //! one performs real, rate-limited, cached Cloud Control reads), the
-//! [`Scope`] a call is made in, and two offline implementations: [`Offline`]
+//! [`Place`] a call is made in, and two offline implementations: [`Offline`]
 //! (refuses every read, with a message saying how to provide data) and
 //! [`Fixture`] (answers from a JSON-lines file, for `berth map --lookups`,
 //! `berth plugin test` and tests). Must not know about plugins' grants: the
@@ -15,9 +15,14 @@ use std::path::Path;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-/// Where a lookup is performed: the raw item's own account and region.
+/// Where a lookup is performed: the raw item's own account and region. Not a scope: a scope
+/// ([`crate::scope::ScopeKey`]) also has a kind and is what completeness is tracked for; a
+/// place is only where calls run, and a scope gives its own ([`ScopeKey::place`]). The plugin
+/// host (`host/src/plugin/`) still imports it under its old name, `Scope`.
+///
+/// [`ScopeKey::place`]: crate::scope::ScopeKey::place
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Scope {
+pub struct Place {
     pub account_id: String,
     pub region: String,
 }
@@ -47,18 +52,18 @@ pub enum LookupError {
     Failed(String),
 }
 
-/// Read-only Cloud Control access for plugins, scoped per call.
+/// Read-only Cloud Control access for plugins, each call in its own [`Place`].
 pub trait CloudLookup: Send + Sync {
     fn get<'a>(
         &'a self,
-        scope: &'a Scope,
+        place: &'a Place,
         type_name: &'a str,
         identifier: &'a str,
     ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>>;
 
     fn list<'a>(
         &'a self,
-        scope: &'a Scope,
+        place: &'a Place,
         type_name: &'a str,
         resource_model: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>>;
@@ -74,7 +79,7 @@ const OFFLINE: &str =
 impl CloudLookup for Offline {
     fn get<'a>(
         &'a self,
-        _: &'a Scope,
+        _: &'a Place,
         _: &'a str,
         _: &'a str,
     ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>> {
@@ -83,7 +88,7 @@ impl CloudLookup for Offline {
 
     fn list<'a>(
         &'a self,
-        _: &'a Scope,
+        _: &'a Place,
         _: &'a str,
         _: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>> {
@@ -142,11 +147,11 @@ impl Fixture {
         Ok(f)
     }
 
-    fn of(&self, scope: &Scope, type_name: &str) -> &[CloudResource] {
+    fn of(&self, place: &Place, type_name: &str) -> &[CloudResource] {
         self.by_type
             .get(&(
-                scope.account_id.clone(),
-                scope.region.clone(),
+                place.account_id.clone(),
+                place.region.clone(),
                 type_name.to_string(),
             ))
             .map(Vec::as_slice)
@@ -157,12 +162,12 @@ impl Fixture {
 impl CloudLookup for Fixture {
     fn get<'a>(
         &'a self,
-        scope: &'a Scope,
+        place: &'a Place,
         type_name: &'a str,
         identifier: &'a str,
     ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>> {
         let found = self
-            .of(scope, type_name)
+            .of(place, type_name)
             .iter()
             .find(|r| r.identifier == identifier)
             .cloned();
@@ -171,11 +176,11 @@ impl CloudLookup for Fixture {
 
     fn list<'a>(
         &'a self,
-        scope: &'a Scope,
+        place: &'a Place,
         type_name: &'a str,
         _: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>> {
-        let all = self.of(scope, type_name).to_vec();
+        let all = self.of(place, type_name).to_vec();
         Box::pin(async move { Ok(all) })
     }
 }

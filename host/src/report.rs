@@ -10,9 +10,9 @@
 
 use std::fmt::Write as _;
 
-use crate::aws::ScopeStatus;
 use crate::mapping::MappingFile;
 use crate::resync::ResyncReport;
+use crate::scope::ScopeStatus;
 
 fn esc(text: &str) -> String {
     let mut o = String::with_capacity(text.len());
@@ -133,19 +133,11 @@ impl Level {
     }
 }
 
-fn from_aws(s: &ScopeStatus) -> Level {
+fn level_of(s: &ScopeStatus) -> Level {
     match s {
         ScopeStatus::Complete => Level::Complete,
         ScopeStatus::Denied(_) => Level::Denied,
         ScopeStatus::Failed(_) => Level::Failed,
-    }
-}
-
-fn from_push(s: &crate::sync::ScopeStatus) -> Level {
-    match s {
-        crate::sync::ScopeStatus::Complete => Level::Complete,
-        crate::sync::ScopeStatus::Denied => Level::Denied,
-        crate::sync::ScopeStatus::Failed => Level::Failed,
     }
 }
 
@@ -159,7 +151,7 @@ fn duration_text(d: std::time::Duration) -> String {
     }
 }
 
-const PARTIAL_CAUSE: &str = "some of its entities failed to map or load";
+const PARTIAL_CAUSE: &str = crate::scope::ENTITIES_FAILED;
 /// Causes shown in a cell's hover text; the rest are in the list below the matrix.
 const CELL_CAUSES: usize = 3;
 
@@ -429,7 +421,7 @@ fn matrix(h: &mut String, r: &ResyncReport, mapping: &MappingFile) {
         .push
         .incomplete_scopes
         .iter()
-        .map(|(k, s)| (k.to_text(), from_push(s)))
+        .map(|(k, s)| (k.to_text(), level_of(s)))
         .collect();
     let mut listed: Vec<Listed> = Vec::new();
     let mut listed_keys: BTreeSet<String> = BTreeSet::new();
@@ -454,13 +446,8 @@ fn matrix(h: &mut String, r: &ResyncReport, mapping: &MappingFile) {
         }
     }
     for s in &r.discovery.scopes {
-        let text = format!("{}/{}/{}", s.key.account_id, s.key.region, s.key.kind);
-        let (mut level, mut cause) = match &s.status {
-            ScopeStatus::Complete => (Level::Complete, None),
-            ScopeStatus::Denied(w) | ScopeStatus::Failed(w) => {
-                (from_aws(&s.status), Some(w.clone()))
-            }
-        };
+        let text = s.key.to_text();
+        let (mut level, mut cause) = (level_of(&s.status), s.status.reason().map(str::to_string));
         if level == Level::Complete && push_status.get(&text).is_some_and(|l| *l > Level::Complete)
         {
             level = Level::Partial;
@@ -497,14 +484,14 @@ fn matrix(h: &mut String, r: &ResyncReport, mapping: &MappingFile) {
         if !listed_keys.insert(text) {
             continue;
         }
-        let level = from_push(s).max(Level::Partial);
-        let cause = if k.region == "*" && k.account != "*" {
+        let level = level_of(s).max(Level::Partial);
+        let cause = if k.region == "*" && k.account_id != "*" {
             "not enumerated; nothing of it was deleted".to_string()
         } else {
             PARTIAL_CAUSE.to_string()
         };
         if k.region == "*"
-            && let Some(&i) = row.get(k.account.as_str())
+            && let Some(&i) = row.get(k.account_id.as_str())
         {
             if k.kind == "*" {
                 for c in &mut cells[i] {
@@ -517,7 +504,7 @@ fn matrix(h: &mut String, r: &ResyncReport, mapping: &MappingFile) {
             }
         }
         listed.push(Listed {
-            account: k.account.clone(),
+            account: k.account_id.clone(),
             region: k.region.clone(),
             kind: k.kind.clone(),
             level,

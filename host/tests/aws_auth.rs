@@ -15,7 +15,7 @@ use std::time::Duration;
 use aws_support::*;
 use berth::aws::config::{AuthConfig, AuthMethod};
 use berth::aws::{AwsConfig, AwsLookup, KindPlan};
-use berth::lookup::{CloudLookup, Scope};
+use berth::lookup::{CloudLookup, Place};
 use berth::serve::identity::{IdentityConfig, Issuer};
 use serde_json::json;
 
@@ -178,7 +178,7 @@ async fn web_identity_chains_to_org_and_member_roles_and_refreshes() {
         } else {
             assert_eq!(
                 s.status,
-                berth::aws::ScopeStatus::Complete,
+                berth::scope::ScopeStatus::Complete,
                 "{}",
                 report.render()
             );
@@ -192,12 +192,12 @@ async fn web_identity_chains_to_org_and_member_roles_and_refreshes() {
     std::fs::write(&token, issuer.mint("tenant:token-file").await.unwrap()).unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let lookup = AwsLookup::new(sync);
-    let scope = Scope {
+    let place = Place {
         account_id: members[1].clone(),
         region: "eu-west-1".into(),
     };
     let f = lookup
-        .get(&scope, "AWS::Lambda::Function", "fn-000")
+        .get(&place, "AWS::Lambda::Function", "fn-000")
         .await
         .unwrap()
         .expect("fn-000");

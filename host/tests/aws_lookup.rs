@@ -5,7 +5,7 @@ mod aws_support;
 
 use aws_support::*;
 use berth::aws::{AwsConfig, AwsLookup};
-use berth::lookup::{CloudLookup, LookupError, Scope};
+use berth::lookup::{CloudLookup, LookupError, Place};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_get_and_list_in_the_right_account_and_region() {
@@ -30,14 +30,14 @@ async fn lookups_get_and_list_in_the_right_account_and_region() {
     let (a, b) = (&members[0], &members[1]);
 
     // The same function name exists in every account and region; the answer
-    // must be the one of the scope asked.
+    // must be the one of the place asked.
     for (acct, region) in [(a, "eu-west-1"), (b, "us-east-1"), (b, "eu-west-1")] {
-        let scope = Scope {
+        let place = Place {
             account_id: acct.clone(),
             region: region.into(),
         };
         let f = lookup
-            .get(&scope, "AWS::Lambda::Function", "fn-001")
+            .get(&place, "AWS::Lambda::Function", "fn-001")
             .await
             .unwrap()
             .expect("fn-001");
@@ -48,13 +48,13 @@ async fn lookups_get_and_list_in_the_right_account_and_region() {
             format!("arn:aws:lambda:{region}:{acct}:function:fn-001")
         );
     }
-    let scope_b = Scope {
+    let place_b = Place {
         account_id: b.clone(),
         region: "us-east-1".into(),
     };
     assert_eq!(
         lookup
-            .get(&scope_b, "AWS::Lambda::Function", "no-such-fn")
+            .get(&place_b, "AWS::Lambda::Function", "no-such-fn")
             .await
             .unwrap(),
         None
@@ -63,7 +63,7 @@ async fn lookups_get_and_list_in_the_right_account_and_region() {
     // List with a resource model: services of one cluster, in b/us-east-1 only.
     let services = lookup
         .list(
-            &scope_b,
+            &place_b,
             "AWS::ECS::Service",
             Some(r#"{"Cluster":"cluster-000"}"#),
         )
@@ -94,7 +94,7 @@ async fn lookups_get_and_list_in_the_right_account_and_region() {
     let before = emu.stats().await.unwrap()["total"].as_u64().unwrap();
     let again = lookup
         .get(
-            &Scope {
+            &Place {
                 account_id: a.clone(),
                 region: "eu-west-1".into(),
             },
@@ -105,7 +105,7 @@ async fn lookups_get_and_list_in_the_right_account_and_region() {
     assert!(again.unwrap().is_some());
     let listed = lookup
         .list(
-            &scope_b,
+            &place_b,
             "AWS::ECS::Service",
             Some(r#"{"Cluster":"cluster-000"}"#),
         )
@@ -117,7 +117,7 @@ async fn lookups_get_and_list_in_the_right_account_and_region() {
     assert_eq!(after, before, "cached lookups made calls");
 
     // Accounts outside the sync and bad requests are refused, not guessed.
-    let other = Scope {
+    let other = Place {
         account_id: "999999999999".into(),
         region: "us-east-1".into(),
     };
@@ -125,7 +125,7 @@ async fn lookups_get_and_list_in_the_right_account_and_region() {
         lookup.get(&other, "AWS::Lambda::Function", "fn-001").await,
         Err(LookupError::NotPermitted(_))
     ));
-    let bad = lookup.get(&scope_b, "AWS::No::Such", "x").await;
+    let bad = lookup.get(&place_b, "AWS::No::Such", "x").await;
     assert!(
         matches!(bad, Err(LookupError::InvalidRequest(_))),
         "{bad:?}"

@@ -17,9 +17,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use berth::port::entities::OwnedEntity;
+use berth::scope::{ScopeBook, ScopeKey, ScopeStatus};
 use berth::store::{EntityKey, EntityState};
 use berth::sync::reconcile::{Inputs, decide};
-use berth::sync::{ScopeBook, ScopeKey, ScopeStatus};
 use proptest::prelude::*;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -266,15 +266,24 @@ fn run(c: &Case) -> Outcome {
             }
             AccountFault::None => Box::new(|_, _| true),
             AccountFault::RoleDenied => {
-                book.set(&ScopeKey::account_wide(&id), ScopeStatus::Denied);
+                book.set(
+                    &ScopeKey::account_wide(&id),
+                    ScopeStatus::Denied("the account's role could not be assumed".into()),
+                );
                 Box::new(|_, _| false)
             }
             AccountFault::RegionsUnknown => {
-                book.set(&ScopeKey::account_wide(&id), ScopeStatus::Failed);
+                book.set(
+                    &ScopeKey::account_wide(&id),
+                    ScopeStatus::Failed("regions unknown".into()),
+                );
                 Box::new(|r, _| r == 0)
             }
             AccountFault::Panicked { done } => {
-                book.set(&ScopeKey::account_wide(&id), ScopeStatus::Failed);
+                book.set(
+                    &ScopeKey::account_wide(&id),
+                    ScopeStatus::Failed("discovery panicked".into()),
+                );
                 let done = *done;
                 Box::new(move |r, k| r * KINDS.len() + k < done)
             }
@@ -298,17 +307,18 @@ fn run(c: &Case) -> Outcome {
                         .collect(),
                 };
                 let status = match c.scope_faults[i] {
-                    ScopeFault::Denied => ScopeStatus::Denied,
-                    ScopeFault::Failed => ScopeStatus::Failed,
+                    ScopeFault::Denied => ScopeStatus::Denied("AccessDenied".into()),
+                    ScopeFault::Failed => ScopeStatus::Failed("throttled".into()),
                     _ => ScopeStatus::Complete,
                 };
+                let complete = status.is_complete();
                 book.set(&key, status);
                 // An account that could not be enumerated proves nothing gone, not even in
                 // the scopes it did read.
                 let account_whole = matches!(c.account_faults[a], AccountFault::None);
                 if matches!(c.scope_faults[i], ScopeFault::EntityFailed) {
                     failed_scopes.insert(key.to_text());
-                } else if status == ScopeStatus::Complete && account_whole {
+                } else if complete && account_whole {
                     proven.insert(key.to_text());
                 }
                 // A resource entry that fails produces no entity at all.

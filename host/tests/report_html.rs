@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use berth::aws::call::CallCounts;
-use berth::aws::{AccountReport, DiscoveryReport, ScopeKey, ScopeReport, ScopeStatus};
+use berth::aws::{AccountReport, DiscoveryReport, ScopeReport};
 use berth::map::Summary;
 use berth::mapping::MappingFile;
 use berth::report::{ReportHeader, failed_html, html};
 use berth::resync::ResyncReport;
+use berth::scope::{ScopeKey, ScopeStatus};
 use berth::sync::metrics::KindCounters;
 use berth::sync::push::{Outcome, PlanCounts};
 use berth::sync::{Plan, PushReport};
@@ -101,10 +102,7 @@ fn counters(index: usize, kind: &str, deleted: u64) -> KindCounters {
     }
 }
 
-fn push(
-    kinds: Vec<KindCounters>,
-    incomplete: Vec<(berth::sync::ScopeKey, berth::sync::ScopeStatus)>,
-) -> PushReport {
+fn push(kinds: Vec<KindCounters>, incomplete: Vec<(ScopeKey, ScopeStatus)>) -> PushReport {
     let deleted = kinds.iter().map(|k| k.deleted).sum();
     let mut plan = Plan::default();
     plan.blueprints.insert(
@@ -243,8 +241,8 @@ fn organization_of_100_accounts_10_regions_10_kinds() {
         push: push(
             kinds,
             vec![(
-                berth::sync::ScopeKey::new(&partial.0, partial.1, partial.2),
-                berth::sync::ScopeStatus::Failed,
+                ScopeKey::new(&partial.0, partial.1, partial.2),
+                ScopeStatus::Failed(berth::scope::ENTITIES_FAILED.into()),
             )],
         ),
         elapsed: Duration::from_secs(754),

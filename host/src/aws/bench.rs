@@ -222,7 +222,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         report
             .scopes
             .iter()
-            .filter(|s| s.status == super::ScopeStatus::Complete)
+            .filter(|s| s.status.is_complete())
             .count()
     );
     println!(

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 
 use super::call::{CallCounts, CallError, CallStats, ErrorClass};
 use super::session::AwsSync;
-use crate::lookup::{CloudLookup, CloudResource, LookupError, Scope};
+use crate::lookup::{CloudLookup, CloudResource, LookupError, Place};
 
 /// Lookups for one sync.
 #[derive(Debug, Clone)]
@@ -74,17 +74,17 @@ fn to_lookup_error(e: CallError) -> LookupError {
 }
 
 impl AwsLookup {
-    async fn account(&self, scope: &Scope) -> Result<Arc<super::session::AccountCtx>, LookupError> {
-        let acct = self.sync.account(&scope.account_id).await.ok_or_else(|| {
+    async fn account(&self, place: &Place) -> Result<Arc<super::session::AccountCtx>, LookupError> {
+        let acct = self.sync.account(&place.account_id).await.ok_or_else(|| {
             LookupError::NotPermitted(format!(
                 "account {} is not part of this sync",
-                scope.account_id
+                place.account_id
             ))
         })?;
         if let Some(e) = &acct.error {
             return Err(LookupError::AccessDenied(format!(
                 "account {}: {e}",
-                scope.account_id
+                place.account_id
             )));
         }
         Ok(acct)
@@ -94,15 +94,15 @@ impl AwsLookup {
 impl CloudLookup for AwsLookup {
     fn get<'a>(
         &'a self,
-        scope: &'a Scope,
+        place: &'a Place,
         type_name: &'a str,
         identifier: &'a str,
     ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>> {
         Box::pin(async move {
-            let acct = self.account(scope).await?;
+            let acct = self.account(place).await?;
             let stats = self.stats("GetResource", type_name);
             self.sync
-                .get_cached(&acct, &scope.region, type_name, identifier, &stats)
+                .get_cached(&acct, &place.region, type_name, identifier, &stats)
                 .await
                 .map_err(to_lookup_error)
         })
@@ -110,16 +110,16 @@ impl CloudLookup for AwsLookup {
 
     fn list<'a>(
         &'a self,
-        scope: &'a Scope,
+        place: &'a Place,
         type_name: &'a str,
         resource_model: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>> {
         Box::pin(async move {
-            let acct = self.account(scope).await?;
+            let acct = self.account(place).await?;
             let stats = self.stats("ListResources", type_name);
             let all = self
                 .sync
-                .list_all_cached(&acct, &scope.region, type_name, resource_model, &stats)
+                .list_all_cached(&acct, &place.region, type_name, resource_model, &stats)
                 .await
                 .map_err(to_lookup_error)?;
             Ok(all.as_ref().clone())

@@ -41,9 +41,7 @@ pub mod s3;
 pub mod session;
 
 pub use config::{AwsConfig, KindPlan, RegionPolicy, kinds_from_mapping};
-pub use discover::{
-    AccountReport, DiscoveryReport, Event, RawItem, ScopeKey, ScopeReport, ScopeStatus, discover,
-};
+pub use discover::{AccountReport, DiscoveryReport, Event, RawItem, ScopeReport, discover};
 pub use limits::AwsLimits;
 pub use lookup::AwsLookup;
 pub use session::{AwsError, AwsSync, AwsTenant};

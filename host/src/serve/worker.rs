@@ -43,9 +43,6 @@ use crate::store::{Lease, Store, TenantRow, now_ms};
 /// the tenant's current incarnation.
 pub use crate::store::tenant_integration_key as integration_key;
 
-/// The least time one read of a Port's resync request may take, however often it is polled.
-const MIN_PORT_POLL_BUDGET: Duration = Duration::from_secs(10);
-
 /// A tenant incarnation's setup, kept between syncs while its document's version is unchanged.
 struct Cached {
     tenant: String,
@@ -206,7 +203,7 @@ impl Worker {
     /// Ends, forgetting the incarnation, once the tenant is deleted or created anew.
     async fn poll_port(self: Arc<Self>, tenant: String, key: String) {
         let every = Duration::from_secs(self.limits.port_poll_seconds);
-        let budget = every.max(MIN_PORT_POLL_BUDGET);
+        let budget = self.limits.port_poll_budget();
         // The last answer and the setup version it came through: the first answer through a
         // new version (perhaps another Port) only sets the watermark.
         let mut watermark: Option<(i64, Option<String>)> = None;
@@ -581,7 +578,6 @@ impl Worker {
 
 /// Why a sync ended partial, in a few lines an operator can act on.
 fn log_incomplete(tenant: &str, report: &crate::resync::ResyncReport) {
-    use crate::aws::ScopeStatus;
     for a in &report.discovery.accounts {
         if let Some(e) = &a.error {
             tracing::warn!(tenant, account = a.account_id, "account not read: {e}");
@@ -591,12 +587,9 @@ fn log_incomplete(tenant: &str, report: &crate::resync::ResyncReport) {
         .discovery
         .scopes
         .iter()
-        .filter_map(|s| match &s.status {
-            ScopeStatus::Complete => None,
-            ScopeStatus::Denied(m) | ScopeStatus::Failed(m) => Some((&s.key, m)),
-        });
+        .filter_map(|s| s.status.reason().map(|m| (&s.key, m)));
     for (key, m) in incomplete.take(5) {
-        tracing::warn!(tenant, scope = %key, "scope incomplete: {m}");
+        tracing::warn!(tenant, scope = %key.to_text(), "scope incomplete: {m}");
     }
     for (m, n) in report.map.errors.iter().take(5) {
         tracing::warn!(tenant, items = n, "mapping: {m}");

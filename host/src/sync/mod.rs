@@ -1,7 +1,5 @@
 //! One sync's Port side: from mapped entities to a catalog that matches them.
 //!
-//! - [`scope`]: the (account, region, kind) scopes entities come from, and whether each
-//!   completed; reconciliation trusts nothing else.
 //! - [`changes`]: change detection, the hash of the body last written per entity.
 //! - [`reconcile`]: which owned entities to delete, and why others are kept (a pure decision).
 //! - [`metrics`]: per-kind counts in Ocean's sync-metrics shape.
@@ -9,14 +7,13 @@
 //! - [`push`]: the orchestration: resync state, change detection, upserts, relation retry,
 //!   reconciliation, metrics, state store.
 //!
-//! Must not touch: AWS or plugins; entities arrive mapped, each with its scope.
+//! Must not touch: AWS or plugins; entities arrive mapped, each with its scope
+//! ([`crate::scope`], shared with discovery), whose statuses are all reconciliation trusts.
 
 pub mod changes;
 pub mod input;
 pub mod metrics;
 pub mod push;
 pub mod reconcile;
-pub mod scope;
 
 pub use push::{Plan, PushOptions, PushReport, Pusher};
-pub use scope::{ScopeBook, ScopeKey, ScopeStatus};

@@ -25,9 +25,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::port::entities::OwnedEntity;
+use crate::scope::{ScopeBook, ScopeStatus};
 use crate::store::{EntityKey, EntityState};
-
-use super::scope::{ScopeBook, ScopeStatus};
 
 /// Everything the decision needs.
 pub struct Inputs<'a> {
@@ -90,14 +89,6 @@ pub struct Decision {
 impl Decision {
     pub fn delete_count(&self) -> usize {
         self.delete.values().map(Vec::len).sum()
-    }
-}
-
-fn status_text(s: ScopeStatus) -> &'static str {
-    match s {
-        ScopeStatus::Complete => "complete",
-        ScopeStatus::Denied => "denied",
-        ScopeStatus::Failed => "failed",
     }
 }
 
@@ -184,12 +175,14 @@ fn keep_reason(
                 scope: state.scope.clone(),
             }),
             Some(ScopeStatus::Complete) if !inp.failed_scopes.contains(&state.scope) => None,
+            // The label, not the reason: kept entities are counted per reason text, and one
+            // line per scope's error message would bury the count.
             Some(s) => Some(KeepReason::ScopeIncomplete {
                 scope: state.scope.clone(),
-                status: if s == ScopeStatus::Complete {
+                status: if s.is_complete() {
                     "entities failed".into()
                 } else {
-                    status_text(s).into()
+                    s.label().into()
                 },
             }),
         },
@@ -201,7 +194,7 @@ fn keep_reason(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::scope::ScopeKey;
+    use crate::scope::ScopeKey;
 
     fn owned(ids: &[&str]) -> Vec<OwnedEntity> {
         ids.iter()
@@ -282,8 +275,10 @@ mod tests {
     #[test]
     fn an_incomplete_scope_keeps_everything_it_had() {
         let mut w = world();
-        w.scopes
-            .set(&ScopeKey::new("1", "r2", "K"), ScopeStatus::Denied);
+        w.scopes.set(
+            &ScopeKey::new("1", "r2", "K"),
+            ScopeStatus::Denied("AccessDenied".into()),
+        );
         let d = run(&w, 0.9, None);
         assert_eq!(d.delete["bp"], vec!["a2"]);
         let kept: Vec<_> = d.kept.iter().map(|(k, _)| k.identifier.as_str()).collect();
@@ -305,8 +300,10 @@ mod tests {
     #[test]
     fn an_account_wide_failure_keeps_entities_of_no_known_scope() {
         let mut w = world();
-        w.scopes
-            .set(&ScopeKey::account_wide("2"), ScopeStatus::Failed);
+        w.scopes.set(
+            &ScopeKey::account_wide("2"),
+            ScopeStatus::Failed("no regions".into()),
+        );
         let d = run(&w, 0.9, None);
         // a2 and b2 came from scopes that completed; x1 could be account 2's.
         assert_eq!(d.delete["bp"], vec!["a2", "b2"]);
