@@ -19,6 +19,13 @@
 //! - `__TaskDefinitions`: `{task definition ARN: model}` for the distinct
 //!   task definitions those services run (null when it no longer exists).
 //!
+//! Each field is added only when some expression of the batch's mapping can
+//! read it ([`Cloud::wants`]); otherwise it is left out (null would say
+//! "read, and not there") and the lookups only it needs are not made: the
+//! model is read only for `Properties` or `__Tags`, services are listed only
+//! for the `__Service*` and `__TaskDefinitions` fields, and read one by one
+//! only for `__Services` or `__TaskDefinitions`.
+//!
 //! Owns only enriching and mapping cluster items. Must not read anything but
 //! the declared ECS types, nor map services or task definitions as entities
 //! of their own (that is the `AWS::ECS::Service` kind's plugin).
@@ -48,6 +55,11 @@ const CLUSTER_LIST_ONLY: ListOnly = ListOnly {
 };
 const SERVICE_LIST_ONLY: &[&str] = &["ServiceArn", "Cluster"];
 
+const TAGS: &str = "__Tags";
+const SERVICE_COUNT: &str = "__ServiceCount";
+const SERVICES: &str = "__Services";
+const TASK_DEFINITIONS: &str = "__TaskDefinitions";
+
 /// Services read per cluster. Each costs one read (plus one per distinct
 /// task definition); the host rate-limits them, so a bound keeps one large
 /// cluster from starving the rest of the sync.
@@ -76,12 +88,15 @@ fn cluster_of(r: &Resource) -> Option<&str> {
 }
 
 /// The cluster's services and their task definitions:
-/// `(__ServiceCount, __Services, __TaskDefinitions)`.
+/// `(__ServiceCount, __Services, __TaskDefinitions)`, each read only as far
+/// as a wanted field needs it (null when not read).
 fn services(
     cloud: &Cloud,
     cluster: &str,
     errors: &mut Vec<Value>,
 ) -> Result<(Value, Value, Value), String> {
+    let want_task_definitions = cloud.wants(TASK_DEFINITIONS);
+    let want_models = want_task_definitions || cloud.wants(SERVICES);
     // Cloud Control lists services only within a cluster named by the
     // resource model.
     let listed = match cloud.list(SERVICE, Some(&json!({ "Cluster": cluster }))) {
@@ -100,6 +115,9 @@ fn services(
         .collect();
     listed.sort_by(|a, b| a.identifier.cmp(&b.identifier));
     let count = listed.len();
+    if !want_models {
+        return Ok((Value::from(count), Value::Null, Value::Null));
+    }
     if count > MAX_SERVICES {
         log::info(&format!(
             "cluster {cluster} has {count} services; reading the first {MAX_SERVICES}"
@@ -121,6 +139,9 @@ fn services(
         }
     }
 
+    if !want_task_definitions {
+        return Ok((Value::from(count), Value::Array(models), Value::Null));
+    }
     let mut task_definitions = Map::new();
     for arn in models
         .iter()
@@ -146,6 +167,11 @@ impl Plugin for EcsCluster {
             .lookup(CLUSTER)
             .lookup(SERVICE)
             .lookup(TASK_DEFINITION)
+            .field("Properties", &[CLUSTER])
+            .field(TAGS, &[CLUSTER])
+            .field(SERVICE_COUNT, &[SERVICE])
+            .field(SERVICES, &[SERVICE])
+            .field(TASK_DEFINITIONS, &[SERVICE, TASK_DEFINITION])
             .default_mapping(
                 &default_entry(DEFAULT_MAPPING, CLUSTER)
                     .unwrap_or_else(|e| panic!("mappings/default.yaml: {e}")),
@@ -163,28 +189,48 @@ impl Enricher for EcsCluster {
             .as_object_mut()
             .ok_or_else(|| "raw item is not an object".to_string())?;
         let mut errors = Vec::new();
-        let tags = if CLUSTER_LIST_ONLY.complete(obj, cloud, &mut errors)? {
-            model_tags(obj.get("Properties").unwrap_or(&Value::Null), &mut errors)
-        } else {
-            Value::Null
-        };
-        let name = obj
-            .get("Properties")
-            .and_then(|p| p.get("ClusterName"))
-            .or_else(|| obj.get("Identifier"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let (count, services, task_definitions) = match name {
-            Some(name) => services(cloud, &name, &mut errors)?,
-            None => {
-                errors.push("the item has neither Properties.ClusterName nor Identifier".into());
-                (Value::Null, Value::Null, Value::Null)
+        let want_tags = cloud.wants(TAGS);
+        if want_tags || cloud.wants("Properties") {
+            let full = CLUSTER_LIST_ONLY.complete(obj, cloud, &mut errors)?;
+            if want_tags {
+                let tags = if full {
+                    model_tags(obj.get("Properties").unwrap_or(&Value::Null), &mut errors)
+                } else {
+                    Value::Null
+                };
+                obj.insert(TAGS.into(), tags);
             }
-        };
-        obj.insert("__Tags".into(), tags);
-        obj.insert("__ServiceCount".into(), count);
-        obj.insert("__Services".into(), services);
-        obj.insert("__TaskDefinitions".into(), task_definitions);
+        }
+        let wanted = [SERVICE_COUNT, SERVICES, TASK_DEFINITIONS].map(|f| cloud.wants(f));
+        if wanted.contains(&true) {
+            let name = obj
+                .get("Properties")
+                .and_then(|p| p.get("ClusterName"))
+                .or_else(|| obj.get("Identifier"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let read = match name {
+                Some(name) => services(cloud, &name, &mut errors)?,
+                None => {
+                    errors
+                        .push("the item has neither Properties.ClusterName nor Identifier".into());
+                    (Value::Null, Value::Null, Value::Null)
+                }
+            };
+            let (count, services, task_definitions) = read;
+            for ((field, value), want) in [
+                (SERVICE_COUNT, count),
+                (SERVICES, services),
+                (TASK_DEFINITIONS, task_definitions),
+            ]
+            .into_iter()
+            .zip(wanted)
+            {
+                if want {
+                    obj.insert(field.into(), value);
+                }
+            }
+        }
         attach_errors(obj, errors);
         Ok(())
     }

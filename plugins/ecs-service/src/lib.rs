@@ -15,6 +15,12 @@
 //! - `__Tags`: the service's tags as `{Key: Value}` (null when the model
 //!   could not be read).
 //!
+//! Each field is added only when some expression of the batch's mapping can
+//! read it ([`Cloud::wants`]); otherwise it is left out (null would say
+//! "read, and not there") and the lookups only it needs are not made. The
+//! model is read for `Properties`, `__Tags` and `__TaskDefinition`, and for
+//! `__ClusterArn` only when `Properties` lacks `Cluster`.
+//!
 //! Owns only enriching and mapping service items. Must not list services
 //! (discovery does, cluster by cluster) nor read anything but the declared
 //! ECS types.
@@ -31,6 +37,10 @@ use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
 
 const SERVICE: &str = "AWS::ECS::Service";
 const TASK_DEFINITION: &str = "AWS::ECS::TaskDefinition";
+
+const TASK_DEFINITION_FIELD: &str = "__TaskDefinition";
+const CLUSTER_ARN: &str = "__ClusterArn";
+const TAGS: &str = "__Tags";
 
 /// What Cloud Control's list handler returns: the primary identifiers.
 const LIST_ONLY: ListOnly = ListOnly {
@@ -60,6 +70,10 @@ impl Plugin for EcsService {
             .kind(SERVICE)
             .lookup(SERVICE)
             .lookup(TASK_DEFINITION)
+            .field("Properties", &[SERVICE])
+            .field(TASK_DEFINITION_FIELD, &[SERVICE, TASK_DEFINITION])
+            .field(CLUSTER_ARN, &[SERVICE])
+            .field(TAGS, &[SERVICE])
     }
 }
 
@@ -69,27 +83,47 @@ impl Enricher for EcsService {
             .as_object_mut()
             .ok_or_else(|| "raw item is not an object".to_string())?;
         let mut errors = Vec::new();
-        let full = LIST_ONLY.complete(obj, cloud, &mut errors)?;
+        let [want_task_definition, want_cluster, want_tags] =
+            [TASK_DEFINITION_FIELD, CLUSTER_ARN, TAGS].map(|f| cloud.wants(f));
+        let has_cluster = obj
+            .get("Properties")
+            .and_then(|p| p.get("Cluster"))
+            .is_some_and(Value::is_string);
+        let full = if cloud.wants("Properties")
+            || want_tags
+            || want_task_definition
+            || (want_cluster && !has_cluster)
+        {
+            LIST_ONLY.complete(obj, cloud, &mut errors)?
+        } else {
+            false
+        };
         let props = obj.get("Properties").cloned().unwrap_or(Value::Null);
         let str_at = |k: &str| props.get(k).and_then(Value::as_str);
 
-        let tags = if full {
-            model_tags(&props, &mut errors)
-        } else {
-            Value::Null
+        let tags = match (want_tags, full) {
+            (false, _) => None,
+            (true, true) => Some(model_tags(&props, &mut errors)),
+            (true, false) => Some(Value::Null),
         };
-        let task_definition = match str_at("TaskDefinition") {
+        let task_definition = match str_at("TaskDefinition").filter(|_| want_task_definition) {
             Some(arn) => get(cloud, TASK_DEFINITION, arn, &mut errors)?.unwrap_or(Value::Null),
             None => Value::Null,
         };
         let cluster = str_at("Cluster").and_then(|c| cluster_arn(c, str_at("ServiceArn")));
 
-        obj.insert("__TaskDefinition".into(), task_definition);
-        obj.insert(
-            "__ClusterArn".into(),
-            cluster.map_or(Value::Null, Value::String),
-        );
-        obj.insert("__Tags".into(), tags);
+        if want_task_definition {
+            obj.insert(TASK_DEFINITION_FIELD.into(), task_definition);
+        }
+        if want_cluster {
+            obj.insert(
+                CLUSTER_ARN.into(),
+                cluster.map_or(Value::Null, Value::String),
+            );
+        }
+        if let Some(tags) = tags {
+            obj.insert(TAGS.into(), tags);
+        }
         attach_errors(obj, errors);
         Ok(())
     }

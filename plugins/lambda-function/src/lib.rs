@@ -10,6 +10,10 @@
 //! unchanged. It adds `__Tags`, the function's tags as `{Key: Value}` (null
 //! when the model could not be read).
 //!
+//! Each field is added only when some expression of the batch's mapping can
+//! read it ([`Cloud::wants`]); otherwise it is left out (null would say
+//! "read, and not there") and the model is not read for it.
+//!
 //! Owns only enriching and mapping function items. Must not read anything
 //! but `AWS::Lambda::Function` (not the function's code, role or
 //! environment's secrets beyond what the model already carries).
@@ -46,6 +50,8 @@ impl Plugin for LambdaFunction {
         Info::new("lambda-function", env!("CARGO_PKG_VERSION"))
             .kind(FUNCTION)
             .lookup(FUNCTION)
+            .field("Properties", &[FUNCTION])
+            .field("__Tags", &[FUNCTION])
             .default_mapping(
                 &default_entry(DEFAULT_MAPPING, FUNCTION)
                     .unwrap_or_else(|e| panic!("mappings/default.yaml: {e}")),
@@ -63,12 +69,18 @@ impl Enricher for LambdaFunction {
             .as_object_mut()
             .ok_or_else(|| "raw item is not an object".to_string())?;
         let mut errors = Vec::new();
-        let tags = if LIST_ONLY.complete(obj, cloud, &mut errors)? {
-            model_tags(obj.get("Properties").unwrap_or(&Value::Null), &mut errors)
-        } else {
-            Value::Null
-        };
-        obj.insert("__Tags".into(), tags);
+        let want_tags = cloud.wants("__Tags");
+        if want_tags || cloud.wants("Properties") {
+            let full = LIST_ONLY.complete(obj, cloud, &mut errors)?;
+            if want_tags {
+                let tags = if full {
+                    model_tags(obj.get("Properties").unwrap_or(&Value::Null), &mut errors)
+                } else {
+                    Value::Null
+                };
+                obj.insert("__Tags".into(), tags);
+            }
+        }
         attach_errors(obj, errors);
         Ok(())
     }

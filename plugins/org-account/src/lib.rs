@@ -17,7 +17,9 @@
 //!
 //! Owns only enriching and mapping account items. Declares no cloud lookups
 //! and must not read any: accounts are not a Cloud Control type, and
-//! everything the plugin adds is derived from the item itself.
+//! everything the plugin adds is derived from the item itself. So both
+//! fields are declared with no lookups and always added, whatever the
+//! mapping reads: computing them costs less than asking whether to.
 
 use berth_plugin_sdk::enrich::{attach_errors, default_entry, tags_object};
 use berth_plugin_sdk::serde_json::Value;
@@ -36,6 +38,8 @@ impl Plugin for OrgAccount {
     fn info() -> Info {
         Info::new("org-account", env!("CARGO_PKG_VERSION"))
             .kind(ACCOUNT)
+            .field("__IsManagementAccount", &[])
+            .field("__Tags", &[])
             .default_mapping(
                 &default_entry(DEFAULT_MAPPING, ACCOUNT)
                     .unwrap_or_else(|e| panic!("mappings/default.yaml: {e}")),

@@ -15,6 +15,12 @@
 //! - `__Tags`: the instance's tags as `{Key: Value}` (null when the model
 //!   could not be read).
 //!
+//! Each field is added only when some expression of the batch's mapping can
+//! read it ([`Cloud::wants`]); otherwise it is left out (null would say
+//! "read, and not there") and the lookups only it needs are not made (the
+//! model is read for any of them, since `__SecurityGroups` needs its
+//! `VPCSecurityGroups`).
+//!
 //! Owns only enriching and mapping DB instance items. Must not read anything
 //! but the declared types (never the database itself, its snapshots or
 //! secrets).
@@ -53,6 +59,9 @@ impl Plugin for RdsInstance {
             .kind(DB_INSTANCE)
             .lookup(DB_INSTANCE)
             .lookup(SECURITY_GROUP)
+            .field("Properties", &[DB_INSTANCE])
+            .field("__SecurityGroups", &[DB_INSTANCE, SECURITY_GROUP])
+            .field("__Tags", &[DB_INSTANCE])
             .default_mapping(
                 &default_entry(DEFAULT_MAPPING, DB_INSTANCE)
                     .unwrap_or_else(|e| panic!("mappings/default.yaml: {e}")),
@@ -70,16 +79,21 @@ impl Enricher for RdsInstance {
             .as_object_mut()
             .ok_or_else(|| "raw item is not an object".to_string())?;
         let mut errors = Vec::new();
+        let [want_groups, want_tags] = ["__SecurityGroups", "__Tags"].map(|f| cloud.wants(f));
+        if !(want_groups || want_tags || cloud.wants("Properties")) {
+            return Ok(());
+        }
         let full = LIST_ONLY.complete(obj, cloud, &mut errors)?;
         let props = obj.get("Properties").cloned().unwrap_or(Value::Null);
 
-        let tags = if full {
+        let tags = if full && want_tags {
             model_tags(&props, &mut errors)
         } else {
             Value::Null
         };
         // VPCSecurityGroups is a list of group ids in the CloudFormation schema.
         let groups = match props.get("VPCSecurityGroups") {
+            _ if !want_groups => Value::Null,
             None | Some(Value::Null) if !full => Value::Null,
             None | Some(Value::Null) => Value::Array(Vec::new()),
             Some(Value::Array(ids)) => {
@@ -105,8 +119,12 @@ impl Enricher for RdsInstance {
             }
         };
 
-        obj.insert("__SecurityGroups".into(), groups);
-        obj.insert("__Tags".into(), tags);
+        if want_groups {
+            obj.insert("__SecurityGroups".into(), groups);
+        }
+        if want_tags {
+            obj.insert("__Tags".into(), tags);
+        }
         attach_errors(obj, errors);
         Ok(())
     }

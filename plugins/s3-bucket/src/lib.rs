@@ -13,6 +13,10 @@
 //! bucket listed in another region is "not found" here; that is reported,
 //! not guessed around.
 //!
+//! Each field is added only when some expression of the batch's mapping can
+//! read it ([`Cloud::wants`]); otherwise it is left out (null would say
+//! "read, and not there") and the model is not read for it.
+//!
 //! Owns only enriching and mapping bucket items. Must not decide which
 //! region a bucket is discovered in or drop items (discovery and the
 //! mapping's selector do that), and reads nothing but `AWS::S3::Bucket`.
@@ -82,6 +86,9 @@ impl Plugin for S3Bucket {
         Info::new("s3-bucket", env!("CARGO_PKG_VERSION"))
             .kind(BUCKET)
             .lookup(BUCKET)
+            .field("Properties", &[BUCKET])
+            .field("__Tags", &[BUCKET])
+            .field("__HomeRegion", &[BUCKET])
             .default_mapping(
                 &default_entry(DEFAULT_MAPPING, BUCKET)
                     .unwrap_or_else(|e| panic!("mappings/default.yaml: {e}")),
@@ -99,17 +106,27 @@ impl Enricher for S3Bucket {
             .as_object_mut()
             .ok_or_else(|| "raw item is not an object".to_string())?;
         let mut errors = Vec::new();
-        let (tags, region) = if LIST_ONLY.complete(obj, cloud, &mut errors)? {
-            let props = obj.get("Properties").cloned().unwrap_or(Value::Null);
-            (
-                model_tags(&props, &mut errors),
-                home_region(&props).map_or(Value::Null, Value::String),
-            )
-        } else {
-            (Value::Null, Value::Null)
-        };
-        obj.insert("__Tags".into(), tags);
-        obj.insert("__HomeRegion".into(), region);
+        let [want_tags, want_region] = ["__Tags", "__HomeRegion"].map(|f| cloud.wants(f));
+        if !(want_tags || want_region || cloud.wants("Properties")) {
+            return Ok(());
+        }
+        let full = LIST_ONLY.complete(obj, cloud, &mut errors)?;
+        let props = obj.get("Properties").cloned().unwrap_or(Value::Null);
+        if want_tags {
+            let tags = if full {
+                model_tags(&props, &mut errors)
+            } else {
+                Value::Null
+            };
+            obj.insert("__Tags".into(), tags);
+        }
+        if want_region {
+            let region = home_region(&props).filter(|_| full);
+            obj.insert(
+                "__HomeRegion".into(),
+                region.map_or(Value::Null, Value::String),
+            );
+        }
         attach_errors(obj, errors);
         Ok(())
     }
