@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth::port::{
-    ClientConfig, ConflictKind, Credentials, PortClient, RetryPolicy, UpsertOptions, UserAgent,
+    ClientConfig, ConflictKind, Credentials, Entity, PortClient, RetryPolicy, UpsertOptions,
+    UserAgent,
 };
 use berth_fake_port::{Config, FakePortHandle};
 use serde_json::{Value, json};
@@ -222,12 +223,20 @@ async fn entities_whose_targets_come_later_land_after_the_retry() {
         json!({"identifier": "222222222222", "blueprint": "awsAccount", "properties": {}}),
         json!({"identifier": "nobp"}),
     ];
+    // The last has no blueprint, which `Entity::from_value` refuses: its record says so.
+    let (named, unnamed) = entities.split_at(entities.len() - 1);
+    let mut records = Entity::from_values(named).unwrap();
+    records.push(Entity {
+        identifier: "nobp".into(),
+        body: unnamed[0].to_string(),
+        ..Entity::default()
+    });
     let opts = UpsertOptions {
         merge: false,
         create_missing_related_entities: false,
     };
     let results = port
-        .upsert_with_relation_retry(&entities, opts)
+        .upsert_with_relation_retry(&records, opts)
         .await
         .expect("upsert");
     assert_eq!(results.len(), entities.len());
@@ -308,7 +317,10 @@ async fn relation_cycle_still_lands_what_can_land() {
         e("f", None),
     ];
     let results = port
-        .upsert_with_relation_retry(&entities, UpsertOptions::default())
+        .upsert_with_relation_retry(
+            &Entity::from_values(&entities).unwrap(),
+            UpsertOptions::default(),
+        )
         .await
         .expect("upsert");
     let ok: Vec<&str> = results

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use berth::port::{
-    ClientConfig, Credentials, PortClient, PortError, RetryPolicy, UpsertOptions, UserAgent,
+    ClientConfig, Credentials, Entity, PortClient, PortError, RetryPolicy, UpsertOptions, UserAgent,
 };
 use berth_fake_port::client::Fake;
 use berth_fake_port::{Config, FakePortHandle, Faults, LoggedRequest, RateLimit};
@@ -55,8 +55,8 @@ fn client_with(handle: &FakePortHandle, tweak: impl FnOnce(&mut ClientConfig)) -
     PortClient::new(cfg).expect("client")
 }
 
-/// `berth map`-style entities `svc-0..n`.
-fn entities(n: usize) -> Vec<Value> {
+/// `berth map`-style entities `svc-0..n`, as JSON to edit before [`records`].
+fn values(n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {
             json!({
@@ -68,6 +68,15 @@ fn entities(n: usize) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+fn records(vs: &[Value]) -> Vec<Entity> {
+    Entity::from_values(vs).expect("test entities")
+}
+
+/// [`values`] as records.
+fn entities(n: usize) -> Vec<Entity> {
+    records(&values(n))
 }
 
 fn bulk_calls(handle: &FakePortHandle) -> Vec<LoggedRequest> {
@@ -107,9 +116,9 @@ async fn every_entity_lands_exactly_once_under_faults() {
         ..Faults::default()
     });
     let c = client(&port);
-    let input = entities(400);
+    let input = values(400);
     let results = c
-        .upsert_bulk(BP, &input, UpsertOptions::default())
+        .upsert_bulk(BP, &records(&input), UpsertOptions::default())
         .await
         .unwrap();
     assert_eq!(results.len(), 400);
@@ -141,13 +150,13 @@ async fn every_entity_lands_exactly_once_under_faults() {
 #[tokio::test]
 async fn per_index_errors_map_to_the_right_entities_across_batches() {
     let port = fake(Config::default()).await;
-    let mut input = entities(50);
+    let mut input = values(50);
     let bad = [3usize, 22, 39, 49];
     for &i in &bad {
         input[i]["properties"]["size"] = json!("big");
     }
     let results = client(&port)
-        .upsert_bulk(BP, &input, UpsertOptions::default())
+        .upsert_bulk(BP, &records(&input), UpsertOptions::default())
         .await
         .unwrap();
     assert_eq!(bulk_calls(&port).len(), 3);
@@ -169,6 +178,42 @@ async fn per_index_errors_map_to_the_right_entities_across_batches() {
 }
 
 #[tokio::test]
+async fn bodies_go_out_as_the_mapper_wrote_them() {
+    let port = fake(Config::default()).await;
+    // `1.50` and the key order are what a re-serialisation would change (to `1.5`, and to
+    // whatever order a map keeps): the request must carry these bytes exactly.
+    let body = r#"{"properties":{"size":1.50,"name":"n"},"identifier":"raw-1"}"#;
+    let raw = Entity {
+        blueprint: BP.into(),
+        identifier: "raw-1".into(),
+        relation_targets: Vec::new(),
+        body: body.into(),
+    };
+    let other = Entity {
+        blueprint: "elsewhere".into(),
+        identifier: "lost".into(),
+        ..raw.clone()
+    };
+    let results = client(&port)
+        .upsert_bulk(BP, &[raw, other], UpsertOptions::default())
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    let e = results[1].outcome.clone().unwrap_err();
+    assert_eq!(
+        (e.status, e.message.as_str()),
+        (
+            None,
+            r#"entity belongs to blueprint "elsewhere", not "service""#
+        )
+    );
+    let calls = bulk_calls(&port);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].body_bytes, r#"{"entities":[]}"#.len() + body.len());
+    assert_eq!(stored_ids(&port), BTreeSet::from(["raw-1".to_string()]));
+}
+
+#[tokio::test]
 async fn twenty_one_entities_take_two_calls() {
     let port = fake(Config::default()).await;
     let results = client(&port)
@@ -187,16 +232,16 @@ async fn twenty_one_entities_take_two_calls() {
 #[tokio::test]
 async fn bodies_over_one_mib_are_split_and_a_lone_giant_is_refused() {
     let port = fake(Config::default()).await;
-    let mut input = entities(20);
+    let mut input = values(20);
     let filler = "x".repeat(150_000);
     for e in &mut input {
         e["properties"]["name"] = json!(filler);
     }
-    let mut giant = entities(21).pop().unwrap();
+    let mut giant = values(21).pop().unwrap();
     giant["properties"]["name"] = json!("y".repeat(1024 * 1024));
     input.push(giant);
     let results = client(&port)
-        .upsert_bulk(BP, &input, UpsertOptions::default())
+        .upsert_bulk(BP, &records(&input), UpsertOptions::default())
         .await
         .unwrap();
     for r in &results[..20] {
@@ -218,7 +263,7 @@ async fn bodies_over_one_mib_are_split_and_a_lone_giant_is_refused() {
 #[tokio::test]
 async fn forced_413_halves_down_to_the_entity_that_is_too_big() {
     let port = fake(Config::default()).await;
-    let mut input = entities(8);
+    let mut input = values(8);
     input[5]["properties"]["name"] = json!("z".repeat(5_000));
     // Any body over 4 KB is refused: the batch splits until entity 5 stands alone and fails.
     port.set_faults(Faults {
@@ -226,7 +271,7 @@ async fn forced_413_halves_down_to_the_entity_that_is_too_big() {
         ..Faults::default()
     });
     let results = client(&port)
-        .upsert_bulk(BP, &input, UpsertOptions::default())
+        .upsert_bulk(BP, &records(&input), UpsertOptions::default())
         .await
         .unwrap();
     for (i, r) in results.iter().enumerate() {
@@ -358,9 +403,9 @@ async fn upsert_all_through(port: &FakePortHandle, callers: usize, n: usize) {
         c.concurrency = callers;
         c.retry.max_delay = Duration::from_secs(2);
     });
-    let input = entities(n);
+    let input = values(n);
     let results = c
-        .upsert_bulk(BP, &input, UpsertOptions::default())
+        .upsert_bulk(BP, &records(&input), UpsertOptions::default())
         .await
         .unwrap();
     assert!(results.iter().all(|r| r.is_ok()));

@@ -7,13 +7,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth::mapping::Settings;
-use berth::port::{ClientConfig, Credentials, PortClient, RetryPolicy, UpsertOptions, UserAgent};
+use berth::port::{
+    ClientConfig, Credentials, Entity, PortClient, RetryPolicy, UpsertOptions, UserAgent,
+};
+use berth::scope::{ScopeKey, ScopeStatus};
 use berth::store::Store;
 use berth::sync::push::{EntityIn, Outcome, PushReport};
-use berth::sync::{PushOptions, Pusher, ScopeKey, ScopeStatus};
+use berth::sync::{PushOptions, Pusher};
 use berth_fake_port::client::{Client, Fake};
 use berth_fake_port::{FakePortHandle, Faults, LoggedRequest};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const BP: &str = "service";
 const KEY: &str = "my-aws@test";
@@ -46,8 +49,11 @@ fn client(handle: &FakePortHandle, integration: &str) -> PortClient {
     PortClient::new(cfg).expect("client")
 }
 
-fn entity(id: &str, size: i64) -> Value {
-    json!({"identifier": id, "title": id, "blueprint": BP, "properties": {"size": size}})
+fn entity(id: &str, size: i64) -> Entity {
+    Entity::from_value(
+        &json!({"identifier": id, "title": id, "blueprint": BP, "properties": {"size": size}}),
+    )
+    .unwrap()
 }
 
 fn scoped(id: &str, size: i64, scope: &ScopeKey) -> EntityIn {
@@ -59,7 +65,7 @@ fn scoped(id: &str, size: i64, scope: &ScopeKey) -> EntityIn {
     }
 }
 
-fn unscoped(e: Value) -> EntityIn {
+fn unscoped(e: Entity) -> EntityIn {
     EntityIn {
         entity: e,
         scope: ScopeKey::unscoped(BP),
@@ -85,7 +91,7 @@ async fn push(
         .await
         .expect("begin");
     for (k, s) in scopes {
-        p.scopes_mut().set(k, *s);
+        p.scopes_mut().set(k, s.clone());
     }
     for i in items {
         p.add(i).await.expect("add");
@@ -124,7 +130,7 @@ async fn under_faults_every_entity_lands_once_and_only_the_stale_one_goes() {
     // Entities this integration wrote earlier without Berth's state (written by Ocean, say):
     // svc-0..9 are still in the input, stale-1 is not (1 of 11 owned goes: under the threshold).
     let ours = client(&port, "my-aws");
-    let mut earlier: Vec<Value> = (0..10).map(|i| entity(&format!("svc-{i}"), -1)).collect();
+    let mut earlier: Vec<Entity> = (0..10).map(|i| entity(&format!("svc-{i}"), -1)).collect();
     earlier.push(entity("stale-1", 1));
     ours.upsert_bulk(BP, &earlier, UpsertOptions::default())
         .await
@@ -140,7 +146,7 @@ async fn under_faults_every_entity_lands_once_and_only_the_stale_one_goes() {
         retry_after_secs: 1,
         ..Faults::default()
     });
-    let input: Vec<Value> = (0..400).map(|i| entity(&format!("svc-{i}"), i)).collect();
+    let input: Vec<Entity> = (0..400).map(|i| entity(&format!("svc-{i}"), i)).collect();
     let report = push(
         &port,
         &store,
@@ -244,12 +250,24 @@ async fn reconciliation_respects_scopes_threshold_and_other_datasources() {
         vec![scoped("a1", 1, &a), scoped("a3", 1, &a)],
         &[
             (a.clone(), ScopeStatus::Complete),
-            (b.clone(), ScopeStatus::Denied),
+            (
+                b.clone(),
+                ScopeStatus::Denied("AccessDenied: not authorized".into()),
+            ),
         ],
         |_| {},
     )
     .await;
     assert_eq!(second.deleted, 1, "{}", second.render());
+    // The report names the scope as it always has, then why it did not complete.
+    assert!(
+        second.render().contains(
+            "  Denied: AWS::Lambda::Function in account 111111111111 region us-east-1: \
+             AccessDenied: not authorized\n"
+        ),
+        "{}",
+        second.render()
+    );
     assert_eq!(second.outcome, Outcome::Partial);
     assert_eq!(
         stored(&port),
@@ -291,13 +309,18 @@ async fn reconciliation_respects_scopes_threshold_and_other_datasources() {
         vec![
             scoped("a1", 1, &a),
             EntityIn {
-                entity: json!({"identifier": "bad", "blueprint": BP, "properties": {"size": "not a number"}}),
+                entity: Entity::from_value(&json!({"identifier": "bad", "blueprint": BP,
+                    "properties": {"size": "not a number"}}))
+                .unwrap(),
                 ..scoped("x", 0, &a)
             },
             scoped("b1", 1, &b),
             scoped("b2", 1, &b),
         ],
-        &[(a.clone(), ScopeStatus::Complete), (b.clone(), ScopeStatus::Complete)],
+        &[
+            (a.clone(), ScopeStatus::Complete),
+            (b.clone(), ScopeStatus::Complete),
+        ],
         |_| {},
     )
     .await;
@@ -353,7 +376,7 @@ async fn status_and_metrics_reach_port_and_every_request_is_valid() {
     let store = store(dir.path()).await;
     // Owned before: e0..e9 (kept) and `old` (stale): 1 of 11 goes, under the threshold.
     let ours = client(&port, "my-aws");
-    let mut before: Vec<Value> = (0..10).map(|i| entity(&format!("e{i}"), i)).collect();
+    let mut before: Vec<Entity> = (0..10).map(|i| entity(&format!("e{i}"), i)).collect();
     before.push(entity("old", 1));
     ours.upsert_bulk(BP, &before, UpsertOptions::default())
         .await
@@ -485,7 +508,7 @@ async fn berth_push_command() {
     .unwrap();
     let input = dir.path().join("entities.jsonl");
     let lines: Vec<String> = (0..3)
-        .map(|i| entity(&format!("c{i}"), i).to_string())
+        .map(|i| entity(&format!("c{i}"), i).full_json())
         .collect();
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let run = |extra: &[&str]| {

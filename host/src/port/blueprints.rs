@@ -16,7 +16,9 @@ use serde_json::{Map, Value, json};
 use super::PortError;
 use super::client::{
     Answer, EntityError, EntityResult, PortClient, UpsertOptions, call_error, encode_segment,
+    identifier_of,
 };
+use super::entity::Entity;
 
 /// What [`PortClient::ensure_blueprints`] did, blueprint by blueprint (identifiers in the
 /// order the calls happened).
@@ -183,7 +185,7 @@ impl PortClient {
         Ok(report)
     }
 
-    /// Upserts `entities` (as `berth map` prints them, each with its `blueprint`) with
+    /// Upserts `entities` (each naming its blueprint) with
     /// [`PortClient::upsert_bulk`], one blueprint at a time in order of first appearance, then
     /// upserts again the entities Port refused because a related entity was missing (a
     /// per-entity `404`/`not_found`, which Ocean also reads as an unmet dependency): an entity
@@ -192,10 +194,11 @@ impl PortClient {
     /// calls. Entities on a relation cycle (and those relating to them) are retried last, one
     /// by one in input order, as Ocean's `EntityTopologicalSorter` falls back on a cycle.
     /// `opts` applies to every call. Returns one result per input entity, in input order; an
-    /// entity without a string `blueprint` fails without a call.
+    /// entity without a blueprint fails without a call. Only the failed entities' bodies are
+    /// read (for their relations).
     pub async fn upsert_with_relation_retry(
         &self,
-        entities: &[Value],
+        entities: &[Entity],
         opts: UpsertOptions,
     ) -> Result<Vec<EntityResult>, PortError> {
         let mut results: Vec<Option<EntityResult>> = vec![None; entities.len()];
@@ -205,7 +208,7 @@ impl PortClient {
                 valid.push(i);
             } else {
                 results[i] = Some(EntityResult {
-                    identifier: identifier_text(e),
+                    identifier: identifier_of(e),
                     outcome: Err(EntityError {
                         status: None,
                         code: None,
@@ -255,7 +258,7 @@ impl PortClient {
             .zip(entities)
             .map(|(r, e)| {
                 r.unwrap_or_else(|| EntityResult {
-                    identifier: identifier_text(e),
+                    identifier: identifier_of(e),
                     outcome: Err(EntityError {
                         status: None,
                         code: None,
@@ -270,7 +273,7 @@ impl PortClient {
     /// appearance), writing their results into `results`.
     async fn upsert_grouped(
         &self,
-        entities: &[Value],
+        entities: &[Entity],
         indices: &[usize],
         opts: UpsertOptions,
         results: &mut [Option<EntityResult>],
@@ -284,7 +287,8 @@ impl PortClient {
             }
         }
         for (bp, members) in groups {
-            let batch: Vec<Value> = members.iter().map(|&i| entities[i].clone()).collect();
+            // A copy of each record: this is the retry path, taken by few entities.
+            let batch: Vec<Entity> = members.iter().map(|&i| entities[i].clone()).collect();
             let out = self.upsert_bulk(bp, &batch, opts).await?;
             for (i, r) in members.into_iter().zip(out) {
                 results[i] = Some(r);
@@ -343,16 +347,8 @@ pub fn is_missing_related(e: &EntityError) -> bool {
     e.status == Some(404) && e.code.as_deref().is_none_or(|c| c == "not_found")
 }
 
-fn blueprint_of(entity: &Value) -> Option<&str> {
-    entity.get("blueprint").and_then(Value::as_str)
-}
-
-fn identifier_text(entity: &Value) -> String {
-    match entity.get("identifier") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
+fn blueprint_of(entity: &Entity) -> Option<&str> {
+    Some(entity.blueprint.as_str()).filter(|b| !b.is_empty())
 }
 
 /// The blueprints a blueprint's relations target.
@@ -453,7 +449,7 @@ fn text_at(v: &Value, key: &str) -> String {
 /// relates to. A relation is matched by (target blueprint, identifier) when the entity's
 /// blueprint defines it, else by identifier alone; search-query relation values are skipped.
 fn failed_dependencies(
-    entities: &[Value],
+    entities: &[Entity],
     failed: &[usize],
     targets: &HashMap<String, HashMap<String, String>>,
 ) -> Vec<Vec<usize>> {
@@ -462,7 +458,7 @@ fn failed_dependencies(
         .map(|&i| {
             (
                 blueprint_of(&entities[i]).unwrap_or_default(),
-                identifier_text(&entities[i]),
+                identifier_of(&entities[i]),
             )
         })
         .collect();
@@ -470,11 +466,9 @@ fn failed_dependencies(
         .enumerate()
         .map(|(k, (bp, _))| {
             let mut deps = BTreeSet::new();
-            let rels = entities[failed[k]]
-                .get("relations")
-                .and_then(Value::as_object);
-            for (name, value) in rels.into_iter().flatten() {
-                let target_bp = targets.get(*bp).and_then(|m| m.get(name));
+            let rels = entities[failed[k]].relations();
+            for (name, value) in rels.iter().flatten() {
+                let target_bp = targets.get(*bp).and_then(|m| m.get(name.as_str()));
                 let ids: Vec<&str> = match value {
                     Value::String(s) => vec![s.as_str()],
                     Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
@@ -558,12 +552,13 @@ mod tests {
 
     #[test]
     fn dependencies_match_blueprint_and_identifier() {
-        let entities = vec![
+        let entities = Entity::from_values(&[
             json!({"identifier": "svc", "blueprint": "s", "relations": {"acct": "a1", "peers": ["p"]}}),
             json!({"identifier": "a1", "blueprint": "acct"}),
             json!({"identifier": "a1", "blueprint": "other"}),
             json!({"identifier": "p", "blueprint": "s"}),
-        ];
+        ])
+        .unwrap();
         let mut targets = HashMap::new();
         targets.insert(
             "s".to_string(),

@@ -3,10 +3,12 @@
 //!
 //! Owns: the base URL (EU, US or custom), the User-Agent that makes Port record Berth's writes
 //! under the same `$datasource` as Ocean's, every request's send/retry/refresh loop, and bulk
-//! upsert: batching (≤ 20 entities and ≤ 1 MiB of body per call), mapping Port's per-index
-//! results back to the caller's entities, and splitting a batch Port answers 413.
+//! upsert: batching (at most `limits.port.bulkEntities` entities and `bodyKb` of body per call,
+//! by default Port's maxima of 20 and 1 MiB), mapping Port's per-index results back to the
+//! caller's entities, and splitting a batch Port answers 413.
 //! Must not touch: mappings, AWS, plugins, change detection or reconciliation; entities arrive
-//! as finished JSON and leave as per-entity results.
+//! as [`Entity`] records whose bodies go into the request as they are (never parsed or
+//! re-serialised here), and leave as per-entity results.
 
 use std::fmt;
 use std::ops::Range;
@@ -22,21 +24,18 @@ use serde_json::Value;
 
 use super::PortError;
 use super::auth::{Credentials, TokenCache, TokenGrant, parse_token_answer};
+use super::entity::Entity;
 use super::retry::{
     Budget, RetryPolicy, is_loopback_url, is_retryable_status, jitter_unit, pacing_pause,
     server_hint,
 };
+use crate::limits::PortLimits;
 
 /// Port's EU API (the default region). Ocean still defaults to the legacy host
 /// `https://api.getport.io`, which serves the same API.
 pub const EU_BASE_URL: &str = "https://api.port.io";
 /// Port's US API (legacy host `https://api.us.getport.io`).
 pub const US_BASE_URL: &str = "https://api.us.port.io";
-/// Entities per bulk upsert call (the spec's `maxItems`).
-pub const MAX_BULK_ENTITIES: usize = 20;
-/// Largest request body Port accepts.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 const ENVELOPE_OPEN: &[u8] = br#"{"entities":["#;
 const ENVELOPE_CLOSE: &[u8] = b"]}";
 
@@ -82,7 +81,8 @@ impl fmt::Display for UserAgent {
     }
 }
 
-/// Everything a [`PortClient`] is built from.
+/// Everything a [`PortClient`] is built from. The limits' meanings and defaults are those of
+/// [`PortLimits`] (`limits.port`), which [`ClientConfig::apply_limits`] sets all at once.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Without a trailing `/v1` (e.g. [`EU_BASE_URL`] or the fake's `http://127.0.0.1:PORT`).
@@ -96,6 +96,9 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub max_bulk_entities: usize,
     pub max_body_bytes: usize,
+    pub max_bulk_delete: usize,
+    pub search_page: u32,
+    pub loopback_refused_attempts: u32,
     /// Sent as `X-Berth-Worker` on every request: which `berth serve` worker made a call
     /// (for tracing a tenant's calls across workers; not an identity).
     pub worker: Option<String>,
@@ -107,17 +110,34 @@ impl ClientConfig {
         credentials: Credentials,
         user_agent: UserAgent,
     ) -> Self {
-        Self {
+        let mut c = Self {
             base_url: base_url.into(),
             credentials,
             user_agent,
             retry: RetryPolicy::default(),
-            concurrency: 8,
-            request_timeout: Duration::from_secs(60),
-            max_bulk_entities: MAX_BULK_ENTITIES,
-            max_body_bytes: MAX_BODY_BYTES,
+            concurrency: 0,
+            request_timeout: Duration::ZERO,
+            max_bulk_entities: 0,
+            max_body_bytes: 0,
+            max_bulk_delete: 0,
+            search_page: 0,
+            loopback_refused_attempts: 0,
             worker: None,
-        }
+        };
+        c.apply_limits(&PortLimits::default());
+        c
+    }
+
+    /// Sets every limit of the client from `limits.port`.
+    pub fn apply_limits(&mut self, l: &PortLimits) {
+        self.retry = l.retry.clone();
+        self.concurrency = l.concurrency;
+        self.request_timeout = l.request_timeout;
+        self.max_bulk_entities = l.max_bulk_entities;
+        self.max_body_bytes = l.max_body_bytes;
+        self.max_bulk_delete = l.max_bulk_delete;
+        self.search_page = l.search_page;
+        self.loopback_refused_attempts = l.loopback_refused_attempts;
     }
 
     /// Port's EU region.
@@ -144,7 +164,7 @@ pub struct UpsertOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntityError {
     /// Port's per-entity `statusCode` (or the whole call's status); `None` when the entity was
-    /// refused before sending (not an object, over the size cap, wrong blueprint).
+    /// refused before sending (body not an object, over the size cap, wrong blueprint).
     pub status: Option<u16>,
     /// Port's error code string (`not_found`, ...), when it gave one.
     pub code: Option<String>,
@@ -181,11 +201,12 @@ pub(super) struct Answer {
     pub(super) body: Vec<u8>,
 }
 
-/// An entity ready to send: its input position, identifier and body bytes.
-struct Prepared {
+/// An entity ready to send: its input position, identifier and body bytes (borrowed from the
+/// caller's record: a batch body is the only copy made).
+struct Prepared<'a> {
     index: usize,
     identifier: String,
-    body: Vec<u8>,
+    body: &'a [u8],
 }
 
 struct Inner {
@@ -198,6 +219,9 @@ struct Inner {
     concurrency: usize,
     max_bulk_entities: usize,
     max_body_bytes: usize,
+    max_bulk_delete: usize,
+    search_page: u32,
+    loopback_refused_attempts: u32,
     tokens: TokenCache,
     budget: Budget,
 }
@@ -260,6 +284,9 @@ impl PortClient {
                 concurrency: config.concurrency.max(1),
                 max_bulk_entities: config.max_bulk_entities,
                 max_body_bytes: config.max_body_bytes,
+                max_bulk_delete: config.max_bulk_delete.max(1),
+                search_page: config.search_page.max(1),
+                loopback_refused_attempts: config.loopback_refused_attempts,
                 tokens: TokenCache::new(config.credentials),
                 budget: Budget::new(config.concurrency),
             }),
@@ -274,6 +301,16 @@ impl PortClient {
         &self.inner.user_agent
     }
 
+    /// Ids per bulk delete call (`limits.port.bulkDelete`).
+    pub(super) fn bulk_delete_size(&self) -> usize {
+        self.inner.max_bulk_delete
+    }
+
+    /// Entities per search page (`limits.port.searchPage`).
+    pub(super) fn search_page(&self) -> u32 {
+        self.inner.search_page
+    }
+
     /// Reaches Port and gets an access token (the cached one when it is fresh): whether Port
     /// answers and takes these credentials, with a [`PortError::Transport`] when it cannot be
     /// reached.
@@ -285,18 +322,19 @@ impl PortClient {
             .map(|_| ())
     }
 
-    /// Upserts `entities` (as `berth map` prints them) into `blueprint` with
-    /// `POST /v1/blueprints/{blueprint}/entities/bulk`, in calls of at most 20 entities and
-    /// 1 MiB, several at once. Returns one result per input entity, in input order.
+    /// Upserts `entities` into `blueprint` with
+    /// `POST /v1/blueprints/{blueprint}/entities/bulk`, in calls of at most
+    /// `limits.port.bulkEntities` entities and `bodyKb` KiB, several at once. Returns one result per input entity, in input order.
     ///
-    /// Each entity's `blueprint` field is dropped from the body (the blueprint is in the URL);
-    /// an entity naming another blueprint, not a JSON object, or alone over the body cap is
-    /// refused without a call. A batch answered 413 is halved and sent again, down to single
-    /// entities. Errors of the whole call: Port unreachable, or credentials refused.
+    /// Each entity's body (the entity without `blueprint`, which is in the URL) is sent as it
+    /// is. An entity naming another blueprint, whose body is not a JSON object, or alone over
+    /// the body cap is refused without a call. A batch answered 413 is halved and sent again,
+    /// down to single entities. Errors of the whole call: Port unreachable, or credentials
+    /// refused.
     pub async fn upsert_bulk(
         &self,
         blueprint: &str,
-        entities: &[Value],
+        entities: &[Entity],
         opts: UpsertOptions,
     ) -> Result<Vec<EntityResult>, PortError> {
         let mut results: Vec<Option<EntityResult>> = vec![None; entities.len()];
@@ -304,11 +342,11 @@ impl PortClient {
         let single_cap = self.inner.max_body_bytes - ENVELOPE_OPEN.len() - ENVELOPE_CLOSE.len();
         for (index, entity) in entities.iter().enumerate() {
             let identifier = identifier_of(entity);
-            match prepare_entity(entity, blueprint, single_cap) {
-                Ok(body) => prepared.push(Prepared {
+            match check_entity(entity, blueprint, single_cap) {
+                Ok(()) => prepared.push(Prepared {
                     index,
                     identifier,
-                    body,
+                    body: entity.body.as_bytes(),
                 }),
                 Err(message) => {
                     results[index] = Some(EntityResult {
@@ -362,7 +400,7 @@ impl PortClient {
     fn send_batch<'a>(
         &'a self,
         path: &'a str,
-        items: &'a [Prepared],
+        items: &'a [Prepared<'a>],
     ) -> BoxFuture<'a, Result<Vec<(usize, EntityResult)>, PortError>> {
         Box::pin(async move {
             let answer = self
@@ -554,7 +592,9 @@ impl PortClient {
         let i = &self.inner;
         let refused_locally = is_loopback_url(url)
             && crate::error_text::has_io_kind(&error, std::io::ErrorKind::ConnectionRefused);
-        let attempts = i.retry.transport_attempts(refused_locally);
+        let attempts = i
+            .retry
+            .transport_attempts(refused_locally, i.loopback_refused_attempts);
         let cause = if error.is_timeout() {
             format!("no answer within {:?}", i.request_timeout)
         } else {
@@ -601,38 +641,44 @@ async fn read_answer(
     Ok((status, headers, bytes.to_vec()))
 }
 
-/// The identifier to report for an entity: the string, or the JSON text of a search query.
-fn identifier_of(entity: &Value) -> String {
-    match entity.get("identifier") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
+/// The identifier to report for an entity: the record's, or for a search query (which the
+/// record leaves empty) the JSON text of its body's `identifier`, read only in that case.
+pub(super) fn identifier_of(entity: &Entity) -> String {
+    if !entity.identifier.is_empty() {
+        return entity.identifier.clone();
+    }
+    #[derive(Deserialize)]
+    struct Identifier {
+        identifier: Option<Value>,
+    }
+    match serde_json::from_str::<Identifier>(&entity.body).map(|i| i.identifier) {
+        Ok(Some(Value::String(s))) => s,
+        Ok(Some(other)) => other.to_string(),
+        _ => String::new(),
     }
 }
 
-/// The body of one entity in a bulk call: the input without its `blueprint` field.
-fn prepare_entity(entity: &Value, blueprint: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-    let Value::Object(map) = entity else {
-        return Err("entity is not a JSON object".into());
-    };
-    if let Some(bp) = map.get("blueprint")
-        && bp.as_str() != Some(blueprint)
-    {
+/// Whether one entity may go into a bulk call to `blueprint`: its record names no other
+/// blueprint (empty means "not said": the URL decides), its body is an object (one that is
+/// not would make Port refuse the whole batch), and it fits a request on its own.
+fn check_entity(entity: &Entity, blueprint: &str, max_bytes: usize) -> Result<(), String> {
+    if !entity.blueprint.is_empty() && entity.blueprint != blueprint {
         return Err(format!(
-            "entity belongs to blueprint {bp}, not \"{blueprint}\""
+            "entity belongs to blueprint {}, not \"{blueprint}\"",
+            Value::from(entity.blueprint.as_str())
         ));
     }
-    let mut map = map.clone();
-    map.remove("blueprint");
-    let body = serde_json::to_vec(&map).map_err(|e| e.to_string())?;
-    if body.len() > max_bytes {
+    if !entity.body.trim_start().starts_with('{') {
+        return Err("entity is not a JSON object".into());
+    }
+    if entity.body.len() > max_bytes {
         return Err(format!(
             "entity body is {} bytes; a Port request may carry at most {} bytes",
-            body.len(),
+            entity.body.len(),
             max_bytes + ENVELOPE_OPEN.len() + ENVELOPE_CLOSE.len()
         ));
     }
-    Ok(body)
+    Ok(())
 }
 
 /// Splits entity bodies of these sizes, in order, into batches of at most `max_entities` whose
@@ -660,7 +706,7 @@ pub fn plan_batches(sizes: &[usize], max_entities: usize, max_bytes: usize) -> V
     batches
 }
 
-fn bulk_body(items: &[Prepared]) -> Vec<u8> {
+fn bulk_body(items: &[Prepared<'_>]) -> Vec<u8> {
     let len = items.iter().map(|p| p.body.len() + 1).sum::<usize>() + ENVELOPE_OPEN.len() + 2;
     let mut body = Vec::with_capacity(len);
     body.extend_from_slice(ENVELOPE_OPEN);
@@ -668,7 +714,7 @@ fn bulk_body(items: &[Prepared]) -> Vec<u8> {
         if n > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&p.body);
+        body.extend_from_slice(p.body);
     }
     body.extend_from_slice(ENVELOPE_CLOSE);
     body
@@ -804,7 +850,7 @@ mod tests {
         assert_eq!(plan_batches(&[40, 40, 40], 20, 95), vec![0..1, 1..2, 2..3]);
         // Every batch body within the cap, for random-ish sizes.
         let sizes: Vec<usize> = (0..500).map(|i| (i * 7919) % 300_000 + 1).collect();
-        let cap = MAX_BODY_BYTES;
+        let cap = crate::limits::PORT_MAX_BODY_BYTES;
         let batches = plan_batches(&sizes, 20, cap);
         assert_eq!(batches.first().map(|r| r.start), Some(0));
         assert_eq!(batches.last().map(|r| r.end), Some(500));
@@ -825,7 +871,7 @@ mod tests {
             .map(|(index, b)| Prepared {
                 index,
                 identifier: String::new(),
-                body: b.as_bytes().to_vec(),
+                body: b.as_bytes(),
             })
             .collect();
         let body = bulk_body(&items);
@@ -838,23 +884,37 @@ mod tests {
     }
 
     #[test]
-    fn entity_prepared_without_blueprint() {
-        let e = json!({"identifier": "x", "blueprint": "svc", "properties": {"a": 1}});
-        let b = prepare_entity(&e, "svc", 1000).unwrap();
-        let v: Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v, json!({"identifier": "x", "properties": {"a": 1}}));
-        assert!(
-            prepare_entity(&e, "other", 1000)
-                .unwrap_err()
-                .contains("blueprint")
-        );
-        assert!(prepare_entity(&json!([1]), "svc", 1000).is_err());
-        assert!(prepare_entity(&e, "svc", 10).unwrap_err().contains("bytes"));
-        assert_eq!(identifier_of(&e), "x");
+    fn entity_checked_against_blueprint_shape_and_size() {
+        let e = Entity::from_value(
+            &json!({"identifier": "x", "blueprint": "svc", "properties": {"a": 1}}),
+        )
+        .unwrap();
+        assert_eq!(check_entity(&e, "svc", 1000), Ok(()));
         assert_eq!(
-            identifier_of(&json!({"identifier": {"combinator": "and"}})),
-            r#"{"combinator":"and"}"#
+            check_entity(&e, "other", 1000).unwrap_err(),
+            r#"entity belongs to blueprint "svc", not "other""#
         );
+        // A record that names no blueprint goes where the call sends it.
+        let unnamed = Entity {
+            blueprint: String::new(),
+            ..e.clone()
+        };
+        assert_eq!(check_entity(&unnamed, "other", 1000), Ok(()));
+        let not_object = Entity {
+            body: "[1]".into(),
+            ..e.clone()
+        };
+        assert!(
+            check_entity(&not_object, "svc", 1000)
+                .unwrap_err()
+                .contains("object")
+        );
+        assert!(check_entity(&e, "svc", 10).unwrap_err().contains("bytes"));
+        assert_eq!(identifier_of(&e), "x");
+        let query =
+            Entity::from_value(&json!({"identifier": {"combinator": "and"}, "blueprint": "svc"}))
+                .unwrap();
+        assert_eq!(identifier_of(&query), r#"{"combinator":"and"}"#);
     }
 
     #[test]

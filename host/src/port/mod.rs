@@ -3,24 +3,27 @@
 //! Owns: talking to Port over HTTP: credentials and access tokens ([`auth`]), the one retry
 //! policy and shared request budget ([`retry`]), the client with its calls ([`client`]), and
 //! blueprint ensuring plus the relation-ordered retry of failed entities ([`blueprints`]), the
-//! owned-entity listing and deletes ([`entities`]), and the integration resource with resync
-//! state and sync metrics ([`integration`]).
-//! Must not touch: mappings, AWS, plugins or sync state; callers hand in finished entity JSON
-//! (what `berth map` prints) and get per-entity results back.
+//! owned-entity listing and deletes ([`entities`]), the integration resource with resync
+//! state and sync metrics ([`integration`]), and the entity record the catalog side carries
+//! ([`entity`]).
+//! Must not touch: mappings, AWS, plugins or sync state; callers hand in [`Entity`] records
+//! whose bodies are sent as the mapper wrote them, and get per-entity results back.
 
 pub mod auth;
 pub mod blueprints;
 pub mod client;
 pub mod entities;
+pub mod entity;
 pub mod integration;
 pub mod retry;
 
 pub use auth::{Credentials, Secret};
 pub use blueprints::{BlueprintConflict, BlueprintExtension, BlueprintReport, ConflictKind};
 pub use client::{
-    ClientConfig, EU_BASE_URL, EntityError, EntityResult, MAX_BODY_BYTES, MAX_BULK_ENTITIES,
-    PortClient, US_BASE_URL, UpsertOptions, UserAgent,
+    ClientConfig, EU_BASE_URL, EntityError, EntityResult, PortClient, US_BASE_URL, UpsertOptions,
+    UserAgent,
 };
+pub use entity::Entity;
 pub use retry::RetryPolicy;
 
 /// What can go wrong at the crate boundary of a Port call. Per-entity failures of a bulk upsert

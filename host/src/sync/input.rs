@@ -2,19 +2,22 @@
 //! wrapped with where they came from; and a scopes file saying how discovery ended per scope.
 //!
 //! Owns: those two formats and their errors (file, line, why). Must not touch: Port; lines
-//! become [`EntityIn`] values for the [`Pusher`](super::Pusher).
+//! become [`EntityIn`] values (each entity an [`Entity`] record, parsed once here) for the
+//! [`Pusher`](super::Pusher).
 //!
 //! An entity line is either the entity itself (`{"identifier", "blueprint", ...}`) — it then
 //! belongs to the unscoped scope of its blueprint, which the file covers completely — or
 //! `{"entity": {...}, "scope": {"account", "region", "kind"}, "kindIndex": 0}`.
 //! A scopes file is JSON lines (or one array) of `{"account", "region", "kind", "status"}` with
-//! status `complete`, `denied` or `failed`.
+//! status `complete`, `denied` or `failed`, and an optional `"reason"` saying why a scope did
+//! not complete (the push report repeats it).
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::push::EntityIn;
-use super::scope::{ScopeKey, ScopeStatus};
+use crate::port::Entity;
+use crate::scope::{ScopeKey, ScopeStatus};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -37,26 +40,33 @@ pub fn entity_line(line: &str, at: &str) -> Result<EntityIn, String> {
         if !env.entity.is_object() {
             return Err(format!("{at}: \"entity\" must be an object"));
         }
+        let entity = record(&env.entity, at)?;
         let kind = env.scope.kind.clone();
         return Ok(EntityIn {
-            entity: env.entity,
+            entity,
             scope: env.scope,
             kind,
             kind_index: env.kind_index,
         });
     }
-    let Some(bp) = map.get("blueprint").and_then(Value::as_str) else {
+    let entity = record(&v, at)?;
+    Ok(EntityIn {
+        kind: entity.blueprint.clone(),
+        kind_index: 0,
+        scope: ScopeKey::unscoped(&entity.blueprint),
+        entity,
+    })
+}
+
+/// The record of an entity object; an entity without a string `blueprint` is refused here, in
+/// the line's terms, rather than counted as a failed write: the file is not `berth map` output.
+fn record(v: &Value, at: &str) -> Result<Entity, String> {
+    if !v.get("blueprint").is_some_and(Value::is_string) {
         return Err(format!(
             "{at}: the entity has no string \"blueprint\" (is this `berth map` output?)"
         ));
-    };
-    let scope = ScopeKey::unscoped(bp);
-    Ok(EntityIn {
-        kind: bp.to_string(),
-        kind_index: 0,
-        scope,
-        entity: v,
-    })
+    }
+    Entity::from_value(v).map_err(|e| format!("{at}: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -65,25 +75,49 @@ struct ScopeLine {
     account: String,
     region: String,
     kind: String,
-    status: ScopeStatus,
+    /// A [`ScopeStatus::label`]; read by hand, since the reason is a field of its own.
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl ScopeLine {
+    /// `at` names the line, in errors and as the reason of a line that gives none.
+    fn read(self, at: &str) -> Result<(ScopeKey, ScopeStatus), String> {
+        let reason = self
+            .reason
+            .unwrap_or_else(|| format!("no reason given ({at})"));
+        match ScopeStatus::from_label(&self.status, reason) {
+            Some(status) => Ok((ScopeKey::new(self.account, self.region, self.kind), status)),
+            None => Err(format!(
+                "{at}: unknown status {:?}: expected complete, denied or failed",
+                self.status
+            )),
+        }
+    }
 }
 
 /// Reads a scopes file.
 pub fn scopes(text: &str, source: &str) -> Result<Vec<(ScopeKey, ScopeStatus)>, String> {
     let trimmed = text.trim_start();
-    let lines: Vec<ScopeLine> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).map_err(|e| format!("{source}: {e}"))?
-    } else {
-        text.lines()
+    if trimmed.starts_with('[') {
+        let lines: Vec<ScopeLine> =
+            serde_json::from_str(trimmed).map_err(|e| format!("{source}: {e}"))?;
+        return lines
+            .into_iter()
             .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{source}:{}: {e}", i + 1)))
-            .collect::<Result<_, _>>()?
-    };
-    Ok(lines
-        .into_iter()
-        .map(|l| (ScopeKey::new(l.account, l.region, l.kind), l.status))
-        .collect())
+            .map(|(i, l)| l.read(&format!("{source}[{i}]")))
+            .collect();
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let at = format!("{source}:{}", i + 1);
+            let line: ScopeLine = serde_json::from_str(l).map_err(|e| format!("{at}: {e}"))?;
+            line.read(&at)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -94,12 +128,27 @@ mod tests {
     fn bare_and_enveloped_lines() {
         let e = entity_line(r#"{"identifier":"a","blueprint":"bp"}"#, "f:1").unwrap();
         assert_eq!(e.scope, ScopeKey::unscoped("bp"));
+        assert_eq!(
+            (e.entity.blueprint.as_str(), e.entity.identifier.as_str()),
+            ("bp", "a")
+        );
+        assert_eq!(e.entity.body, r#"{"identifier":"a"}"#);
         let e = entity_line(
             r#"{"entity":{"identifier":"a","blueprint":"bp"},"scope":{"account":"1","region":"r","kind":"K"},"kindIndex":2}"#,
             "f:2",
         )
         .unwrap();
         assert_eq!((e.kind.as_str(), e.kind_index), ("K", 2));
+        assert_eq!(e.entity.blueprint, "bp");
+        let err = entity_line(
+            r#"{"entity":{"identifier":"a"},"scope":{"account":"1","region":"r","kind":"K"}}"#,
+            "f:5",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("f:5:") && err.contains("blueprint"),
+            "{err}"
+        );
         let err = entity_line(r#"{"identifier":"a"}"#, "f:3").unwrap_err();
         assert!(
             err.starts_with("f:3:") && err.contains("blueprint"),
@@ -115,12 +164,27 @@ mod tests {
             "s",
         )
         .unwrap();
-        assert_eq!(s[0].1, ScopeStatus::Denied);
+        assert_eq!(s[0].0, ScopeKey::new("1", "r", "K"));
+        assert_eq!(s[0].1, ScopeStatus::Denied("no reason given (s:1)".into()));
+        let s = scopes(
+            "[{\"account\":\"1\",\"region\":\"r\",\"kind\":\"K\",\"status\":\"failed\",\"reason\":\"throttled\"},\n\
+             {\"account\":\"1\",\"region\":\"r2\",\"kind\":\"K\",\"status\":\"complete\",\"reason\":\"ignored\"}]",
+            "s",
+        )
+        .unwrap();
+        assert_eq!(s[0].1, ScopeStatus::Failed("throttled".into()));
+        assert_eq!(s[1], (ScopeKey::new("1", "r2", "K"), ScopeStatus::Complete));
         let e = scopes(
             "[{\"account\":\"1\",\"region\":\"r\",\"kind\":\"K\",\"status\":\"gone\"}]",
             "s",
         )
         .unwrap_err();
-        assert!(e.contains("gone"), "{e}");
+        assert!(e.starts_with("s[0]: ") && e.contains("\"gone\""), "{e}");
+        let e = scopes(
+            "\n{\"account\":\"1\",\"region\":\"r\",\"kind\":\"K\",\"status\":\"complete\",\"extra\":1}",
+            "s",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("s:2: ") && e.contains("extra"), "{e}");
     }
 }

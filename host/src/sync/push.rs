@@ -19,13 +19,13 @@ use crate::mapping::Settings;
 use crate::port::blueprints::is_missing_related;
 use crate::port::entities::OwnedEntity;
 use crate::port::integration::{ResyncStatus, metrics_ingest_url};
-use crate::port::{EntityResult, PortClient, PortError, UpsertOptions};
+use crate::port::{Entity, EntityResult, PortClient, PortError, UpsertOptions};
+use crate::scope::{ENTITIES_FAILED, ScopeBook, ScopeKey, ScopeStatus};
 use crate::store::{EntityKey, EntityState, StateKey, Store, StoreError, now_ms};
 
 use super::changes::{Change, body_hash, classify};
 use super::metrics::{KindCounters, Reporter, kind_metrics_body};
 use super::reconcile::{self, Decision, Inputs, KeepReason};
-use super::scope::{ScopeBook, ScopeKey, ScopeStatus};
 
 /// Why a push stopped (per-entity failures do not stop it; they are in the report).
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,7 @@ impl PushOptions {
 /// One mapped entity with where it came from.
 #[derive(Debug, Clone)]
 pub struct EntityIn {
-    pub entity: Value,
+    pub entity: Entity,
     pub scope: ScopeKey,
     /// The resource entry it was mapped by (`kind`, index in `resources:`).
     pub kind: String,
@@ -217,7 +217,13 @@ impl PushReport {
         if !self.incomplete_scopes.is_empty() {
             let _ = writeln!(s, "\nincomplete scopes (their entities are kept):");
             for (k, st) in &self.incomplete_scopes {
-                let _ = writeln!(s, "  {st:?}: {k}");
+                // The status named as this report always has (`Denied: <scope>`), then why.
+                let (status, why) = match st {
+                    ScopeStatus::Complete => ("Complete", ""),
+                    ScopeStatus::Denied(why) => ("Denied", why.as_str()),
+                    ScopeStatus::Failed(why) => ("Failed", why.as_str()),
+                };
+                let _ = writeln!(s, "  {status}: {k}: {why}");
             }
         }
         if !self.errors.is_empty() {
@@ -232,7 +238,7 @@ impl PushReport {
 
 /// An entity waiting to be written.
 struct Pending {
-    entity: Value,
+    entity: Entity,
     key: StateKey,
     hash: String,
     scope: String,
@@ -390,7 +396,7 @@ impl Pusher {
         for key in retired.iter().filter_map(|s| ScopeKey::from_text(s)) {
             tracing::info!(
                 "account {} is no longer part of the sync: its {} entities in {} go",
-                key.account,
+                key.account_id,
                 key.kind,
                 key.region
             );
@@ -508,18 +514,14 @@ impl Pusher {
             self.scopes.note(&input.scope);
         }
         let scope = input.scope.to_text();
-        let Some(blueprint) = input
-            .entity
-            .get("blueprint")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
+        if input.entity.blueprint.is_empty() {
             self.counters[counter].load_failed += 1;
             self.failed_scopes.insert(scope);
             self.error("entity has no string \"blueprint\" field".into());
             return Ok(());
-        };
-        let Some(identifier) = input.entity.get("identifier").and_then(Value::as_str) else {
+        }
+        let blueprint = input.entity.blueprint.clone();
+        if input.entity.identifier.is_empty() {
             // A search-query identifier names an existing entity; it cannot be tracked.
             self.counters[counter].load_failed += 1;
             self.failed_scopes.insert(scope);
@@ -527,11 +529,11 @@ impl Pusher {
                 "entity of {blueprint:?} has no string identifier (search-query identifiers are not supported by push)"
             ));
             return Ok(());
-        };
+        }
         let key = StateKey {
             entity: EntityKey {
                 blueprint,
-                identifier: identifier.to_string(),
+                identifier: input.entity.identifier.clone(),
             },
             entry: input.kind_index as u32,
         };
@@ -568,7 +570,7 @@ impl Pusher {
     async fn accept(
         &mut self,
         key: StateKey,
-        input: EntityIn,
+        mut input: EntityIn,
         counter: usize,
         scope: String,
     ) -> Result<(), PushError> {
@@ -579,7 +581,9 @@ impl Pusher {
             .get_or_insert_with(|| blueprint.clone());
         self.ensure_owned(&blueprint).await;
         if self.opts.settings.create_missing_related_entities {
-            collect_relation_targets(&input.entity, &mut self.relation_targets);
+            // Moved, not copied: from here on the record only feeds the bulk body.
+            self.relation_targets
+                .extend(std::mem::take(&mut input.entity.relation_targets));
         }
         let hash = body_hash(&input.entity, self.upsert);
         let in_port = if self.owned.contains_key(&blueprint) {
@@ -655,7 +659,7 @@ impl Pusher {
         self.inflight.spawn(async move {
             let mut pending = pending;
             // Lent to the call and given back (an entity may be retried later), not copied.
-            let entities: Vec<Value> = pending
+            let entities: Vec<Entity> = pending
                 .iter_mut()
                 .map(|p| std::mem::take(&mut p.entity))
                 .collect();
@@ -834,7 +838,7 @@ impl Pusher {
         }
         if !self.retry_later.is_empty() {
             let mut pending = std::mem::take(&mut self.retry_later);
-            let entities: Vec<Value> = pending
+            let entities: Vec<Entity> = pending
                 .iter_mut()
                 .map(|p| std::mem::take(&mut p.entity))
                 .collect();
@@ -983,7 +987,7 @@ impl Pusher {
         let mut incomplete: Vec<(ScopeKey, ScopeStatus)> = self
             .scopes
             .incomplete()
-            .map(|(k, s)| (k.clone(), s))
+            .map(|(k, s)| (k.clone(), s.clone()))
             .collect();
         // A scope whose entities did not all land is as incomplete as one that was not read.
         let listed: HashSet<String> = incomplete.iter().map(|(k, _)| k.to_text()).collect();
@@ -997,7 +1001,7 @@ impl Pusher {
             failed
                 .into_iter()
                 .filter_map(|t| ScopeKey::from_text(t))
-                .map(|k| (k, ScopeStatus::Failed)),
+                .map(|k| (k, ScopeStatus::Failed(ENTITIES_FAILED.into()))),
         );
         let clean = load_failed == 0
             && delete_failed == 0
@@ -1140,25 +1144,6 @@ impl Pusher {
                     self.opts.interval_minutes,
                 )
                 .await;
-        }
-    }
-}
-
-/// Identifiers an entity's relations point at (strings and arrays of strings; search-query
-/// relations name no identifier).
-fn collect_relation_targets(entity: &Value, out: &mut HashSet<String>) {
-    let Some(Value::Object(rels)) = entity.get("relations") else {
-        return;
-    };
-    for v in rels.values() {
-        match v {
-            Value::String(s) => {
-                out.insert(s.clone());
-            }
-            Value::Array(a) => {
-                out.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
-            }
-            _ => {}
         }
     }
 }

@@ -9,10 +9,11 @@
 use std::time::Instant;
 
 use berth::mapping::Settings;
-use berth::port::{ClientConfig, Credentials, PortClient, UserAgent};
+use berth::port::{ClientConfig, Credentials, Entity, PortClient, UserAgent};
+use berth::scope::ScopeKey;
 use berth::store::Store;
 use berth::sync::push::EntityIn;
-use berth::sync::{PushOptions, PushReport, Pusher, ScopeKey};
+use berth::sync::{PushOptions, PushReport, Pusher};
 use berth_fake_port::{Config, Faults, RateLimit};
 use serde_json::json;
 
@@ -23,22 +24,29 @@ fn arg(i: usize, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
+/// Entity `i` as the plugin host hands it to a sync: a record whose body lacks `blueprint`.
 fn entity(i: usize) -> EntityIn {
     let region = ["eu-west-1", "us-east-1", "ap-south-1"][i % 3];
+    let identifier = format!("arn:aws:lambda:{region}:123456789012:function:fn-{i:06}");
+    let body = json!({
+        "identifier": identifier,
+        "title": format!("fn-{i:06}"),
+        "properties": {
+            "kind": "AWS::Lambda::Function",
+            "region": region,
+            "runtime": "python3.12",
+            "memory": 128 + (i % 8) * 64,
+            "tags": {"team": format!("team-{}", i % 17), "env": "prod"}
+        },
+        "relations": {"account": "123456789012"}
+    });
     EntityIn {
-        entity: json!({
-            "identifier": format!("arn:aws:lambda:{region}:123456789012:function:fn-{i:06}"),
-            "title": format!("fn-{i:06}"),
-            "blueprint": "cloudResource",
-            "properties": {
-                "kind": "AWS::Lambda::Function",
-                "region": region,
-                "runtime": "python3.12",
-                "memory": 128 + (i % 8) * 64,
-                "tags": {"team": format!("team-{}", i % 17), "env": "prod"}
-            },
-            "relations": {"account": "123456789012"}
-        }),
+        entity: Entity {
+            blueprint: "cloudResource".into(),
+            identifier,
+            relation_targets: vec!["123456789012".into()],
+            body: body.to_string(),
+        },
         scope: ScopeKey::new("123456789012", region, "AWS::Lambda::Function"),
         kind: "AWS::Lambda::Function".into(),
         kind_index: 0,
