@@ -17,7 +17,7 @@ use crate::limits::Limits;
 use crate::lookup::Offline;
 use crate::map::{self, MapOptions};
 use crate::mapping::MappingFile;
-use crate::plugin::{BatchRequest, LoadedPlugin, Registry, Tenant};
+use crate::plugin::{BatchRequest, Entry, LoadedPlugin, Registry, Tenant};
 
 const KINDS: [&str; 6] = [
     "AWS::S3::Bucket",
@@ -183,18 +183,21 @@ async fn map_all(
 ) -> anyhow::Result<u64> {
     let mut entities = 0u64;
     for (kind, items) in batches {
-        for entry in mapping.for_kind(kind) {
-            let req = BatchRequest {
-                kind: kind.clone(),
-                resource_index: entry.index as u32,
-                mapping: entry.json.clone(),
-                items: items.clone(),
-            };
-            let out = plugin
-                .map_batch(tenant, None, &req)
-                .await?
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            entities += out
+        let req = BatchRequest {
+            kind: kind.clone(),
+            entries: mapping
+                .for_kind(kind)
+                .map(|e| Entry {
+                    index: e.index as u32,
+                    mapping: e.json.clone(),
+                })
+                .collect(),
+            items: items.clone(),
+        };
+        let out = plugin.map_batch(tenant, None, &req).await?;
+        for entry in out {
+            let items = entry.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            entities += items
                 .iter()
                 .map(|r| r.as_ref().map_or(0, |o| o.entities.len() as u64))
                 .sum::<u64>();

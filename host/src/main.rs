@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
-use berth::limits::{EngineLimits, Limits};
+use berth::limits::{EngineLimits, Limits, TenantLimits};
 use berth::lookup::{CloudLookup, Fixture, Offline};
 use berth::map::MapOptions;
 use berth::mapping::MappingFile;
@@ -142,6 +142,10 @@ struct MapArgs {
     /// Watch the plugin directory and serve new plugins without a restart.
     #[arg(long)]
     watch: bool,
+    /// Read no input: print, for every expression of the mapping, which evaluator runs it
+    /// (the native accelerator or jaq) and why.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Args)]
@@ -296,6 +300,18 @@ async fn cmd_map(g: &Global, a: MapArgs) -> anyhow::Result<ExitCode> {
     for w in mapping.warnings.iter().chain(&kind_warnings) {
         eprintln!("warning: {w}");
     }
+    if a.explain {
+        let tenant = Tenant::new(
+            "local",
+            Limits::from_env().map_err(anyhow::Error::msg)?,
+            Arc::new(Offline),
+        );
+        print!(
+            "{}",
+            berth::map::explain(&registry, &mapping, &tenant).await
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let _watch = if a.watch {
         Some(registry.watch()?)
     } else {
@@ -320,16 +336,13 @@ async fn cmd_map(g: &Global, a: MapArgs) -> anyhow::Result<ExitCode> {
             Arc::new(Offline)
         }
     };
-    let tenant = Tenant::new(
-        "local",
-        Limits::from_env().map_err(anyhow::Error::msg)?,
-        lookup,
-    );
+    let limits = TenantLimits::from_env().map_err(anyhow::Error::msg)?;
+    let tenant = Tenant::new("local", limits.plugin.clone(), lookup);
     let mut opts = MapOptions::default();
     if let Some(j) = a.jobs {
         opts.jobs = j.max(1);
     }
-    opts.batch_items = tenant.limits.max_batch_items.min(opts.batch_items);
+    opts.batch_items = limits.batch_items;
     if a.watch {
         // A watched run serves a live stream: flush every item.
         opts.batch_items = 1;

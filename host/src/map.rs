@@ -3,13 +3,14 @@
 //!
 //! Items are routed by `__Kind` to every resource entry of that kind, in
 //! mapping order, grouped into batches per kind, account and region (a
-//! plugin's lookups happen in the batch's scope), and mapped by the kind's
+//! plugin's lookups happen in the batch's [`Place`]), and mapped by the kind's
 //! plugin in the sandbox, several batches at once. Every queue is bounded, so
 //! memory does not grow with the input. Owns the [`Summary`] of a run; must
 //! not touch Port or AWS.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +19,11 @@ use futures::FutureExt;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::lookup::Scope;
+use crate::lookup::Place;
 use crate::mapping::{MappingFile, ResourceEntry};
 use crate::plugin::{
-    BatchError, BatchRequest, ItemError, ItemOutput, LoadedPlugin, PluginError, Registry, Tenant,
+    BatchRequest, Entity, Entry, EntryError, EntryOutput, ItemError, LoadedPlugin, PluginError,
+    Registry, Tenant,
 };
 
 /// How a map run is shaped.
@@ -29,7 +31,8 @@ use crate::plugin::{
 pub struct MapOptions {
     /// Batches mapped at once.
     pub jobs: usize,
-    /// Items per batch.
+    /// Items per batch: `limits.batchItems` (`crate::limits::TenantLimits::batch_items`, which
+    /// explains the trade-off), for `berth map` and a sync alike.
     pub batch_items: usize,
     /// How long a partial batch waits for more items before it is mapped
     /// (keeps a slow stream flowing).
@@ -40,7 +43,7 @@ impl Default for MapOptions {
     fn default() -> Self {
         Self {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            batch_items: 200,
+            batch_items: crate::limits::DEFAULT_BATCH_ITEMS,
             linger: Duration::from_millis(20),
         }
     }
@@ -197,10 +200,10 @@ struct Route {
 /// One line of raw input, routed.
 #[derive(Debug, Clone)]
 pub enum RawInput {
-    /// A raw item (its JSON text) of `kind`, discovered in `scope`.
+    /// A raw item (its JSON text) of `kind`, discovered in `place`.
     Item {
         kind: String,
-        scope: Option<Scope>,
+        place: Option<Place>,
         line: String,
     },
     /// An input line that is not a raw item, with why.
@@ -211,16 +214,16 @@ pub enum RawInput {
 #[derive(Debug, Clone)]
 pub struct Mapped {
     pub kind: String,
-    pub scope: Option<Scope>,
-    /// Entity JSON texts, each with the index of the resource entry that produced it.
-    pub entities: Vec<(usize, String)>,
+    pub place: Option<Place>,
+    /// Entities, each with the index of the resource entry that produced it.
+    pub entities: Vec<(usize, Entity)>,
     /// Items of the batch that failed (the scope's output is incomplete).
     pub failed_items: u64,
 }
 
 struct Batch {
     kind: String,
-    scope: Option<Scope>,
+    place: Option<Place>,
     items: Vec<String>,
 }
 
@@ -232,8 +235,8 @@ enum Event {
     },
     Output {
         kind: String,
-        scope: Option<Scope>,
-        entities: Vec<(usize, String)>,
+        place: Option<Place>,
+        entities: Vec<(usize, Entity)>,
         stats: KindStats,
         entries: Vec<(usize, KindStats)>,
         misconfigured: Vec<((usize, String, String), String)>,
@@ -246,7 +249,7 @@ enum Event {
 
 /// Names a raw item for an error message: `Identifier (account/region)`. Only read on the
 /// error path, so parsing the item again costs nothing in a healthy run.
-pub fn item_name(item: &str, scope: Option<&Scope>) -> String {
+pub fn item_name(item: &str, place: Option<&Place>) -> String {
     #[derive(Deserialize)]
     struct Named {
         #[serde(rename = "Identifier")]
@@ -256,51 +259,84 @@ pub fn item_name(item: &str, scope: Option<&Scope>) -> String {
         .ok()
         .and_then(|n| n.identifier)
         .unwrap_or_else(|| "(no Identifier)".into());
-    match scope {
+    match place {
         Some(s) => format!("{id} ({}/{})", s.account_id, s.region),
         None => id,
     }
 }
 
-fn reader_thread<R: BufRead + Send + 'static>(input: R, tx: mpsc::Sender<RawInput>) {
+/// Most raw items sent down the pipeline's input channel at once.
+pub const INPUT_CHUNK: usize = 256;
+
+/// One input line, routed by its `__Kind` (and scope) without building the item.
+fn route(line: String, number: usize) -> Option<RawInput> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    Some(match serde_json::from_str::<Route>(&line) {
+        Err(e) => RawInput::Bad(format!("input line {number}: not a JSON object: {e}")),
+        Ok(Route { kind: None, .. }) => RawInput::Bad(format!("input line {number}: no __Kind")),
+        Ok(Route {
+            kind: Some(kind),
+            account,
+            region,
+        }) => RawInput::Item {
+            kind,
+            place: match (account, region) {
+                (Some(account_id), Some(region)) => Some(Place { account_id, region }),
+                _ => None,
+            },
+            line,
+        },
+    })
+}
+
+/// Reads lines on a thread of its own and sends them on in chunks: one wake-up of the
+/// pipeline per chunk, not per item. A chunk goes as soon as the next line would have to wait
+/// for the input (a live stream is not held back), or when it is full.
+fn reader_thread<R: Read + Send + 'static>(input: R, tx: mpsc::Sender<Vec<RawInput>>) {
     std::thread::spawn(move || {
-        for (i, line) in input.lines().enumerate() {
-            let msg = match line {
-                Err(e) => RawInput::Bad(format!("input line {}: {e}", i + 1)),
-                Ok(l) if l.trim().is_empty() => continue,
-                Ok(l) => match serde_json::from_str::<Route>(&l) {
-                    Err(e) => {
-                        RawInput::Bad(format!("input line {}: not a JSON object: {e}", i + 1))
-                    }
-                    Ok(Route { kind: None, .. }) => {
-                        RawInput::Bad(format!("input line {}: no __Kind", i + 1))
-                    }
-                    Ok(Route {
-                        kind: Some(kind),
-                        account,
-                        region,
-                    }) => RawInput::Item {
-                        kind,
-                        scope: match (account, region) {
-                            (Some(account_id), Some(region)) => Some(Scope { account_id, region }),
-                            _ => None,
-                        },
-                        line: l,
-                    },
-                },
-            };
-            if tx.blocking_send(msg).is_err() {
-                break;
+        let mut reader = std::io::BufReader::with_capacity(256 << 10, input);
+        let mut chunk = Vec::with_capacity(INPUT_CHUNK);
+        let mut number = 0;
+        loop {
+            if !chunk.is_empty() && (reader.buffer().is_empty() || chunk.len() >= INPUT_CHUNK) {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(INPUT_CHUNK));
+                if tx.blocking_send(full).is_err() {
+                    return;
+                }
             }
+            number += 1;
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if line.ends_with('\n') {
+                        line.pop();
+                        if line.ends_with('\r') {
+                            line.pop();
+                        }
+                    }
+                    chunk.extend(route(line, number));
+                }
+                Err(e) => {
+                    chunk.push(RawInput::Bad(format!("input line {number}: {e}")));
+                    // An unreadable input does not get better by reading on.
+                    break;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(chunk);
         }
     });
 }
 
-fn batch_error_text(e: BatchError, plugin: &str) -> String {
+fn entry_error_text(e: EntryError, plugin: &str) -> String {
     match e {
-        BatchError::InvalidMapping(m) => format!("invalid mapping: {m}"),
-        BatchError::UnsupportedKind(k) => format!("plugin {plugin} does not handle kind {k}"),
-        BatchError::InvalidJq(j) => format!(
+        EntryError::InvalidMapping(m) => format!("invalid mapping: {m}"),
+        EntryError::UnsupportedKind(k) => format!("plugin {plugin} does not handle kind {k}"),
+        EntryError::InvalidJq(j) => format!(
             "{}: invalid JQ `{}`{}: {}",
             j.field,
             j.expression,
@@ -351,58 +387,65 @@ impl Breaker {
     }
 }
 
-/// One result per item. When the plugin traps, the batch is split and
-/// retried so that one poisoned item fails alone and its neighbours still
-/// map (a trap costs a fresh instance, so this stays cheap). Time and
-/// memory limits are not retried: they would only multiply the cost.
+/// What became of a batch: per entry of the request, in its order, one result per item.
+type EntryResults = Vec<Vec<Result<EntryOutput, String>>>;
+
+/// One result per entry and item. When the plugin traps, the batch is split and retried so
+/// that one poisoned item fails alone and its neighbours still map (a trap costs a fresh
+/// instance, so this stays cheap). Time and memory limits are not retried: they would only
+/// multiply the cost.
 fn map_isolating<'a>(
     plugin: &'a LoadedPlugin,
     tenant: &'a Tenant,
-    scope: &'a Option<Scope>,
-    req: BatchRequest,
+    place: &'a Option<Place>,
+    req: &'a BatchRequest,
     breaker: &'a Breaker,
-) -> futures::future::BoxFuture<'a, Vec<Result<ItemOutput, String>>> {
+) -> futures::future::BoxFuture<'a, EntryResults> {
     Box::pin(async move {
         let n = req.items.len();
-        let entry = req.resource_index as usize;
-        if breaker.open(entry) {
-            return vec![
-                Err(format!(
-                    "not mapped: resources[{entry}] ran out of time {} times in this sync",
-                    Breaker::LIMIT
-                ));
-                n
-            ];
-        }
-        match plugin.map_batch(tenant, scope.clone(), &req).await {
-            Ok(Ok(results)) => results
+        match plugin.map_batch(tenant, place.clone(), req).await {
+            Ok(entries) => entries
                 .into_iter()
-                .map(|r| r.map_err(item_error_text))
+                .map(|entry| match entry {
+                    Ok(items) => items
+                        .into_iter()
+                        .map(|r| r.map_err(item_error_text))
+                        .collect(),
+                    Err(e) => vec![Err(entry_error_text(e, &plugin.info.name)); n],
+                })
                 .collect(),
-            Ok(Err(e)) => vec![Err(batch_error_text(e, &plugin.info.name)); n],
             Err(PluginError::Trap { .. }) if n > 1 => {
-                let mut right = req.clone();
-                let left_items = req.items[..n / 2].to_vec();
-                right.items = req.items[n / 2..].to_vec();
-                let left = BatchRequest {
-                    items: left_items,
-                    ..req
+                let half = |items: &[String]| BatchRequest {
+                    kind: req.kind.clone(),
+                    entries: req.entries.clone(),
+                    items: items.to_vec(),
                 };
-                let mut out = map_isolating(plugin, tenant, scope, left, breaker).await;
-                out.extend(map_isolating(plugin, tenant, scope, right, breaker).await);
+                let (left, right) = (half(&req.items[..n / 2]), half(&req.items[n / 2..]));
+                let mut out = map_isolating(plugin, tenant, place, &left, breaker).await;
+                let rest = map_isolating(plugin, tenant, place, &right, breaker).await;
+                for (o, r) in out.iter_mut().zip(rest) {
+                    o.extend(r);
+                }
                 out
             }
             Err(e) => {
                 if matches!(e, PluginError::Timeout { .. }) {
-                    breaker.timed_out(entry);
+                    for entry in &req.entries {
+                        breaker.timed_out(entry.index as usize);
+                    }
                 }
-                vec![Err(e.to_string()); n]
+                let m = e.to_string();
+                req.entries
+                    .iter()
+                    .map(|_| vec![Err(m.clone()); n])
+                    .collect()
             }
         }
     })
 }
 
-/// Map one batch against every resource entry of its kind.
+/// Map one batch against every resource entry of its kind, in one call per batch: the
+/// plugin parses and enriches each item once whatever the number of entries.
 async fn map_one(
     registry: &Registry,
     tenant: &Tenant,
@@ -419,51 +462,73 @@ async fn map_one(
     let mut examples: Vec<(String, String)> = Vec::new();
     let snapshot = registry.snapshot();
     // A kind whose plugin file failed to load is an error here, never a fallback to `*`.
-    let (found, refused) = match snapshot.serve(&batch.kind, |name| tenant.allows(name)) {
-        Ok(p) => (Some(p), None),
-        Err(why) => (None, Some(why.to_string())),
-    };
-    let Some(plugin) = found else {
-        stats.errors += n;
-        errors.push((refused.unwrap_or_default(), n));
-        let entries = entries
-            .iter()
-            .map(|e| {
-                (
-                    e.index,
-                    KindStats {
-                        items: n,
-                        errors: n,
-                        ..KindStats::default()
-                    },
-                )
-            })
-            .collect();
-        return Event::Output {
-            kind: batch.kind,
-            scope: batch.scope,
-            entities,
-            stats,
-            entries,
-            misconfigured,
-            errors,
-            examples,
-        };
+    let plugin = match snapshot.serve(&batch.kind, |name| tenant.allows(name)) {
+        Ok(p) => p,
+        Err(why) => {
+            stats.errors += n;
+            errors.push((why.to_string(), n));
+            let failed = KindStats {
+                items: n,
+                errors: n,
+                ..KindStats::default()
+            };
+            return Event::Output {
+                kind: batch.kind,
+                place: batch.place,
+                entities,
+                stats,
+                entries: entries.iter().map(|e| (e.index, failed.clone())).collect(),
+                misconfigured,
+                errors,
+                examples,
+            };
+        }
     };
     let mut per_entry = Vec::with_capacity(entries.len());
-    for entry in entries {
+    // An entry whose calls ran out of time too often fails at once instead of each batch
+    // burning a full time budget.
+    let (open, tripped): (Vec<&ResourceEntry>, Vec<&ResourceEntry>) =
+        entries.iter().partition(|e| !breaker.open(e.index));
+    for entry in tripped {
+        let m = format!(
+            "{}: not mapped: resources[{}] ran out of time {} times in this sync",
+            crate::mapping::entry_label(entry.index, &entry.kind),
+            entry.index,
+            Breaker::LIMIT
+        );
+        errors.push((m, n));
+        stats.errors += n;
+        per_entry.push((
+            entry.index,
+            KindStats {
+                items: n,
+                errors: n,
+                ..KindStats::default()
+            },
+        ));
+    }
+    let req = BatchRequest {
+        kind: batch.kind.clone(),
+        entries: open
+            .iter()
+            .map(|e| Entry {
+                index: e.index as u32,
+                mapping: e.json.clone(),
+            })
+            .collect(),
+        items: batch.items,
+    };
+    let results = if req.entries.is_empty() {
+        Vec::new()
+    } else {
+        map_isolating(&plugin, tenant, &batch.place, &req, breaker).await
+    };
+    for (entry, results) in open.iter().zip(results) {
         let mut es = KindStats {
             items: n,
             ..KindStats::default()
         };
-        let req = BatchRequest {
-            kind: batch.kind.clone(),
-            resource_index: entry.index as u32,
-            mapping: entry.json.clone(),
-            items: batch.items.clone(),
-        };
         let at = crate::mapping::entry_label(entry.index, &entry.kind);
-        let results = map_isolating(&plugin, tenant, &batch.scope, req, breaker).await;
         for (i, r) in results.into_iter().enumerate() {
             match r {
                 Ok(o) => {
@@ -478,8 +543,8 @@ async fn map_one(
                 Err(m) => {
                     es.errors += 1;
                     let m = format!("{at}: {m}");
-                    if let Some(item) = batch.items.get(i) {
-                        examples.push((m.clone(), item_name(item, batch.scope.as_ref())));
+                    if let Some(item) = req.items.get(i) {
+                        examples.push((m.clone(), item_name(item, batch.place.as_ref())));
                     }
                     errors.push((m, 1));
                 }
@@ -493,7 +558,7 @@ async fn map_one(
     }
     Event::Output {
         kind: batch.kind,
-        scope: batch.scope,
+        place: batch.place,
         entities,
         stats,
         entries: per_entry,
@@ -506,7 +571,7 @@ async fn map_one(
 /// A batch none of whose items mapped, for `why`.
 fn failed_batch(
     kind: String,
-    scope: Option<Scope>,
+    place: Option<Place>,
     n: u64,
     entries: &[ResourceEntry],
     why: &str,
@@ -520,7 +585,7 @@ fn failed_batch(
         entries: entries.iter().map(|e| (e.index, failed.clone())).collect(),
         errors: vec![(format!("{kind}: mapping panicked: {why}"), n)],
         kind,
-        scope,
+        place,
         entities: Vec::new(),
         stats: failed,
         misconfigured: Vec::new(),
@@ -540,19 +605,22 @@ pub async fn run<R, W>(
     opts: MapOptions,
 ) -> std::io::Result<Summary>
 where
-    R: BufRead + Send + 'static,
+    R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    let (in_tx, in_rx) = mpsc::channel::<RawInput>(4096);
+    let (in_tx, in_rx) = mpsc::channel::<Vec<RawInput>>(16);
     let (out_tx, mut out_rx) = mpsc::channel::<Mapped>(opts.jobs.max(1) * 4);
     reader_thread(input, in_tx);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         while let Some(m) = out_rx.blocking_recv() {
             for (_, e) in &m.entities {
-                out.write_all(e.as_bytes())?;
+                out.write_all(crate::port::entity::full_json(&e.blueprint, &e.body).as_bytes())?;
                 out.write_all(b"\n")?;
             }
-            out.flush()?;
+            // A live stream sees each batch at once; a bulk run writes in big blocks.
+            if out_rx.is_empty() {
+                out.flush()?;
+            }
         }
         Ok(())
     });
@@ -569,7 +637,7 @@ pub async fn run_stream(
     registry: Arc<Registry>,
     mapping: Arc<MappingFile>,
     tenant: Tenant,
-    mut in_rx: mpsc::Receiver<RawInput>,
+    mut in_rx: mpsc::Receiver<Vec<RawInput>>,
     out: mpsc::Sender<Mapped>,
     opts: MapOptions,
 ) -> Summary {
@@ -585,7 +653,7 @@ pub async fn run_stream(
                 Event::Error(m) => summary.error(m, 1),
                 Event::Output {
                     kind,
-                    scope,
+                    place,
                     entities,
                     stats,
                     entries,
@@ -621,7 +689,7 @@ pub async fn run_stream(
                     }
                     let mapped = Mapped {
                         kind,
-                        scope,
+                        place,
                         entities,
                         failed_items: stats.errors,
                     };
@@ -636,7 +704,7 @@ pub async fn run_stream(
     let permits = Arc::new(Semaphore::new(jobs));
     let breaker = Arc::new(Breaker::default());
     let mut tasks = tokio::task::JoinSet::new();
-    let mut pending: HashMap<(String, Option<Scope>), Vec<String>> = HashMap::new();
+    let mut pending: HashMap<(String, Option<Place>), Vec<String>> = HashMap::new();
     let dispatch = |batch: Batch, tasks: &mut tokio::task::JoinSet<()>, permit| {
         let entries: Vec<ResourceEntry> = mapping.for_kind(&batch.kind).cloned().collect();
         let (registry, tenant, ev_tx) = (registry.clone(), tenant.clone(), ev_tx.clone());
@@ -652,7 +720,7 @@ pub async fn run_stream(
                 ),
                 None => None,
             };
-            let (kind, scope, n) = (batch.kind.clone(), batch.scope.clone(), batch.items.len());
+            let (kind, place, n) = (batch.kind.clone(), batch.place.clone(), batch.items.len());
             let ev = match AssertUnwindSafe(map_one(&registry, &tenant, &entries, batch, &breaker))
                 .catch_unwind()
                 .await
@@ -661,7 +729,7 @@ pub async fn run_stream(
                 // A bug of the host's, not the plugin's (a trap is an error, not a panic): the
                 // batch's items count as failed, so their scope is incomplete and nothing it
                 // could have produced is deleted.
-                Err(p) => failed_batch(kind, scope, n as u64, &entries, &crate::panics::text(&*p)),
+                Err(p) => failed_batch(kind, place, n as u64, &entries, &crate::panics::text(&*p)),
             };
             let _ = ev_tx.send(ev).await;
         });
@@ -678,38 +746,49 @@ pub async fn run_stream(
         };
         let ended = next.is_none();
         let flush_all = match next {
-            None => true,
-            Some(None) => true,
-            Some(Some(RawInput::Bad(m))) => {
-                let _ = ev_tx.send(Event::Error(m)).await;
-                false
-            }
-            Some(Some(RawInput::Item { kind, scope, line })) => {
-                let _ = ev_tx
-                    .send(Event::Items {
-                        kind: kind.clone(),
-                        n: 1,
-                    })
-                    .await;
-                if mapping.for_kind(&kind).next().is_none() {
-                    // No resource entry for this kind: nothing to map.
-                    continue;
+            None | Some(None) => true,
+            Some(Some(chunk)) => {
+                // Counted per chunk and kind: one event, not one per item.
+                let mut seen: Vec<(String, u64)> = Vec::new();
+                for input in chunk {
+                    let (kind, place, line) = match input {
+                        RawInput::Bad(m) => {
+                            let _ = ev_tx.send(Event::Error(m)).await;
+                            continue;
+                        }
+                        RawInput::Item { kind, place, line } => (kind, place, line),
+                    };
+                    match seen.iter_mut().find(|(k, _)| *k == kind) {
+                        Some((_, n)) => *n += 1,
+                        None => seen.push((kind.clone(), 1)),
+                    }
+                    if mapping.for_kind(&kind).next().is_none() {
+                        // No resource entry for this kind: nothing to map.
+                        continue;
+                    }
+                    // The key moves in; nothing is cloned per item.
+                    let full = match pending.entry((kind, place)) {
+                        Slot::Occupied(mut group) => {
+                            group.get_mut().push(line);
+                            (group.get().len() >= opts.batch_items).then(|| group.remove_entry())
+                        }
+                        Slot::Vacant(v) if opts.batch_items <= 1 => {
+                            Some((v.into_key(), vec![line]))
+                        }
+                        Slot::Vacant(v) => {
+                            let mut group = Vec::with_capacity(opts.batch_items);
+                            group.push(line);
+                            v.insert(group);
+                            None
+                        }
+                    };
+                    if let Some(((kind, place), items)) = full {
+                        let permit = permits.clone().acquire_owned().await.expect("semaphore");
+                        dispatch(Batch { kind, place, items }, &mut tasks, permit);
+                    }
                 }
-                let key = (kind, scope);
-                let group = pending.entry(key.clone()).or_default();
-                group.push(line);
-                if group.len() >= opts.batch_items {
-                    let items = pending.remove(&key).unwrap_or_default();
-                    let permit = permits.clone().acquire_owned().await.expect("semaphore");
-                    dispatch(
-                        Batch {
-                            kind: key.0,
-                            scope: key.1,
-                            items,
-                        },
-                        &mut tasks,
-                        permit,
-                    );
+                for (kind, n) in seen {
+                    let _ = ev_tx.send(Event::Items { kind, n }).await;
                 }
                 false
             }
@@ -717,9 +796,9 @@ pub async fn run_stream(
         if flush_all {
             let mut groups: Vec<_> = pending.drain().collect();
             groups.sort_by(|a, b| a.0.cmp(&b.0));
-            for ((kind, scope), items) in groups {
+            for ((kind, place), items) in groups {
                 let permit = permits.clone().acquire_owned().await.expect("semaphore");
-                dispatch(Batch { kind, scope, items }, &mut tasks, permit);
+                dispatch(Batch { kind, place, items }, &mut tasks, permit);
             }
             while tasks.try_join_next().is_some() {}
             if ended {
@@ -765,4 +844,52 @@ where
     let bytes = std::mem::take(&mut *buf.0.lock().expect("buffer lock"));
     let text = String::from_utf8(bytes).map_err(std::io::Error::other)?;
     Ok((summary, text.lines().map(str::to_string).collect()))
+}
+
+/// `berth map --explain`: for every expression of every resource entry, which evaluator runs
+/// it and why, as the entry's plugin compiles it.
+pub async fn explain(registry: &Registry, mapping: &MappingFile, tenant: &Tenant) -> String {
+    let mut s = String::new();
+    let snapshot = registry.snapshot();
+    for entry in &mapping.resources {
+        let label = crate::mapping::entry_label(entry.index, &entry.kind);
+        let plugin = match snapshot.serve(&entry.kind, |name| tenant.allows(name)) {
+            Ok(p) => p,
+            Err(why) => {
+                s.push_str(&format!("{label}: {why}\n\n"));
+                continue;
+            }
+        };
+        let plugin_name = format!("{}@{}", plugin.info.name, plugin.info.version);
+        match plugin.explain(tenant, &entry.json).await {
+            Err(e) => s.push_str(&format!("{label} ({plugin_name}): {e}\n\n")),
+            Ok(None) => s.push_str(&format!(
+                "{label} ({plugin_name}): built for berth:plugin@{}, which cannot explain\n\n",
+                plugin.info.api_version
+            )),
+            Ok(Some(Err(e))) => s.push_str(&format!(
+                "{label} ({plugin_name}): {}\n\n",
+                entry_error_text(e, &plugin.info.name)
+            )),
+            Ok(Some(Ok(fields))) => {
+                let fast = fields.iter().filter(|f| f.engine == "fast").count();
+                s.push_str(&format!(
+                    "{label} ({plugin_name}): {fast} of {} expressions on the fast path\n",
+                    fields.len()
+                ));
+                let width = fields.iter().map(|f| f.field.len()).max().unwrap_or(0);
+                for f in &fields {
+                    s.push_str(&format!(
+                        "  {:<width$}  {:<7}  {}\n",
+                        f.field, f.engine, f.expression
+                    ));
+                    if f.engine != "fast" {
+                        s.push_str(&format!("  {:<width$}           why: {}\n", "", f.why));
+                    }
+                }
+                s.push('\n');
+            }
+        }
+    }
+    s
 }

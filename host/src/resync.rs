@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::aws::{AwsLookup, AwsTenant, DiscoveryReport, Event, ScopeStatus as AwsScopeStatus};
+use crate::aws::{AwsLookup, AwsTenant, DiscoveryReport, Event};
 use crate::limits::Limits;
-use crate::lookup::Scope;
 use crate::map::{MapOptions, Mapped, RawInput, Summary};
 use crate::mapping::MappingFile;
 use crate::plugin::{Registry, Tenant};
 use crate::port::PortClient;
+use crate::scope::{ENTITIES_FAILED, ScopeKey};
 use crate::store::Store;
 use crate::sync::push::{EntityIn, PushError, PushReport};
-use crate::sync::{PushOptions, Pusher, ScopeKey, ScopeStatus};
+use crate::sync::{PushOptions, Pusher};
 
 /// Why a resync could not run at all (per-item and per-scope failures are in the report).
 ///
@@ -211,14 +211,6 @@ impl ResyncReport {
     }
 }
 
-fn scope_status(s: &AwsScopeStatus) -> ScopeStatus {
-    match s {
-        AwsScopeStatus::Complete => ScopeStatus::Complete,
-        AwsScopeStatus::Denied(_) => ScopeStatus::Denied,
-        AwsScopeStatus::Failed(_) => ScopeStatus::Failed,
-    }
-}
-
 /// Runs one resync. Port is told it is running before AWS is read, and how it ended after.
 pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let started = Instant::now();
@@ -245,7 +237,8 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     tenant.share = inp.share.clone();
     let channel = inp.aws.limits().channel_items.max(1);
     let (disc_tx, mut disc_rx) = mpsc::channel::<Event>(channel);
-    let (raw_tx, raw_rx) = mpsc::channel::<RawInput>(channel);
+    let (raw_tx, raw_rx) =
+        mpsc::channel::<Vec<RawInput>>(channel.div_ceil(crate::map::INPUT_CHUNK).max(1));
     let (mapped_tx, mut mapped_rx) = mpsc::channel::<Mapped>(inp.map.jobs.max(1) * 4);
 
     let known_accounts: Option<std::collections::HashSet<String>> = sync
@@ -256,25 +249,28 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let progress = inp.progress.clone();
     let forward = tokio::spawn(async move {
         let mut raw_per_kind: BTreeMap<String, u64> = BTreeMap::new();
+        let mut chunk = Vec::new();
         while let Some(ev) = disc_rx.recv().await {
             match ev {
                 Event::Item(item) => {
                     *raw_per_kind.entry(item.kind.clone()).or_default() += 1;
                     progress.update(&item.kind, |k| k.discovered += 1);
-                    let input = RawInput::Item {
-                        scope: Some(Scope {
-                            account_id: item.account_id,
-                            region: item.region,
-                        }),
-                        kind: item.kind,
-                        line: item.value.to_string(),
-                    };
-                    if raw_tx.send(input).await.is_err() {
+                    let (scope, line) = item.into_parts();
+                    chunk.push(RawInput::Item {
+                        place: Some(scope.place()),
+                        kind: scope.kind,
+                        line,
+                    });
+                    // Items that arrived together go on together: one wake-up of the map
+                    // stage per chunk, and none held back once discovery pauses.
+                    if (chunk.len() >= crate::map::INPUT_CHUNK || disc_rx.is_empty())
+                        && raw_tx.send(std::mem::take(&mut chunk)).await.is_err()
+                    {
                         break;
                     }
                 }
                 Event::Scope(r) => progress.update(&r.key.kind, |k| {
-                    if r.status == AwsScopeStatus::Complete {
+                    if r.status.is_complete() {
                         k.scopes_done += 1;
                     } else {
                         k.scopes_incomplete += 1;
@@ -282,6 +278,9 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
                 }),
                 Event::Account(_) => {}
             }
+        }
+        if !chunk.is_empty() {
+            let _ = raw_tx.send(chunk).await;
         }
         progress.finished(Stage::Discover);
         raw_per_kind
@@ -318,13 +317,13 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
             inp.progress.finished(Stage::Map);
             break;
         };
-        let (account, region) = batch
-            .scope
-            .as_ref()
-            .map_or(("?", "?"), |s| (s.account_id.as_str(), s.region.as_str()));
-        let scope = ScopeKey::new(account, region, &batch.kind);
+        let scope = match &batch.place {
+            Some(place) => ScopeKey::at(place, &batch.kind),
+            // Not from discovery: every item it hands over has a place.
+            None => ScopeKey::new("?", "?", &batch.kind),
+        };
         if batch.failed_items > 0 {
-            pusher.scopes_mut().fail(&scope);
+            pusher.scopes_mut().fail(&scope, ENTITIES_FAILED);
         }
         // Counted once per batch and entry, not per entity: this loop is the sync's hot path.
         let mut per_entry: BTreeMap<usize, u64> = BTreeMap::new();
@@ -335,15 +334,14 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
             *transformed.entry((batch.kind.clone(), *index)).or_default() += n;
         }
         inp.progress.mapped(&batch.kind, &per_entry);
-        for (index, text) in batch.entities {
-            let entity = match serde_json::from_str(&text) {
-                Ok(v) => v,
-                Err(e) => {
-                    // A plugin bug; the scope's output is incomplete.
-                    tracing::error!("plugin output for {} is not JSON: {e}", batch.kind);
-                    pusher.scopes_mut().fail(&scope);
-                    continue;
-                }
+        for (index, mapped) in batch.entities {
+            // Field by field, never parsed: the body goes to Port as the plugin wrote it (the
+            // plugin host has checked it).
+            let entity = crate::port::Entity {
+                blueprint: mapped.blueprint,
+                identifier: mapped.identifier,
+                relation_targets: mapped.relation_targets,
+                body: mapped.body,
             };
             let item = EntityIn {
                 entity,
@@ -395,8 +393,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     };
 
     for s in &report.scopes {
-        let key = ScopeKey::new(&s.key.account_id, &s.key.region, &s.key.kind);
-        pusher.scopes_mut().set(&key, scope_status(&s.status));
+        pusher.scopes_mut().set(&s.key, s.status.clone());
     }
     if let Some(known) = &known_accounts {
         pusher.retire_accounts_not_in(known);

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use aws_support::*;
 use berth::aws::config::RegionPolicy;
-use berth::aws::{AwsConfig, KindPlan, ScopeStatus};
+use berth::aws::{AwsConfig, KindPlan};
+use berth::scope::ScopeStatus;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,15 +69,18 @@ async fn organization_accounts_and_regions_give_exactly_the_seeded_set() {
     assert_eq!(accounts.len(), 4);
     let m0 = accounts
         .iter()
-        .find(|i| i.value["Id"] == want[0].as_str() || i.value["Name"] == "Member 0")
+        .find(|i| i.value()["Id"] == want[0].as_str() || i.value()["Name"] == "Member 0")
         .unwrap();
-    assert_eq!(m0.value["Identifier"], m0.value["Id"]);
-    assert_eq!(m0.value["Status"], "ACTIVE");
-    assert_eq!(m0.value["__AccountId"], MGMT);
+    assert_eq!(m0.value()["Identifier"], m0.value()["Id"]);
+    assert_eq!(m0.value()["Status"], "ACTIVE");
+    assert_eq!(m0.value()["__AccountId"], MGMT);
     assert!(
-        m0.value["JoinedTimestamp"].as_str().unwrap().contains(' '),
+        m0.value()["JoinedTimestamp"]
+            .as_str()
+            .unwrap()
+            .contains(' '),
         "{}",
-        m0.value
+        m0.value()
     );
 
     // Items carry Ocean's fields; S3 items are in their home region and were
@@ -85,20 +89,20 @@ async fn organization_accounts_and_regions_give_exactly_the_seeded_set() {
         .iter()
         .find(|i| i.kind == "AWS::S3::Bucket" && i.region == "eu-west-1")
         .unwrap();
-    assert_eq!(b.value["__Region"], "eu-west-1");
+    assert_eq!(b.value()["__Region"], "eu-west-1");
     assert!(
-        b.value["Properties"]["Arn"]
+        b.value()["Properties"]["Arn"]
             .as_str()
             .unwrap()
             .starts_with("arn:aws:s3:::")
     );
-    assert!(b.value["Properties"]["Tags"].is_array());
+    assert!(b.value()["Properties"]["Tags"].is_array());
     let f = items
         .iter()
         .find(|i| i.kind == "AWS::Lambda::Function")
         .unwrap();
-    assert_eq!(f.value["__Kind"], "AWS::Lambda::Function");
-    assert!(f.value["Properties"].is_object());
+    assert_eq!(f.value()["__Kind"], "AWS::Lambda::Function");
+    assert!(f.value()["Properties"].is_object());
 
     // Paging: pages of 2, so listing took more calls than there are scopes.
     let stats = emu.stats().await.unwrap();
@@ -240,7 +244,7 @@ async fn access_denied_in_one_region_marks_only_that_scope() {
         match (&s.status, here) {
             (ScopeStatus::Denied(m), true) => assert!(m.contains("AccessDenied"), "{m}"),
             (ScopeStatus::Complete, false) => {}
-            other => panic!("{}: {other:?}\n{}", s.key, report.render()),
+            other => panic!("{}: {other:?}\n{}", s.key.to_text(), report.render()),
         }
     }
     assert_eq!(report.scopes.len(), 2 * 2 * KINDS.len());

@@ -153,7 +153,7 @@ fn plugin_list_shows_plugins_kinds_and_capabilities() {
     let out = berth().args(["plugin", "list"]).output().unwrap();
     let s = text(&out.stdout);
     assert!(out.status.success(), "{s}{}", text(&out.stderr));
-    assert!(s.contains("generic 0.1.0 (berth:plugin@0.1.0)"), "{s}");
+    assert!(s.contains("generic 0.1.0 (berth:plugin@0.2.0)"), "{s}");
     assert!(s.contains("kinds: AWS::EC2::Instance"), "{s}");
     assert!(s.contains("cloud-lookup(AWS::EC2::SecurityGroup)"), "{s}");
 }

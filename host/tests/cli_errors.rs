@@ -143,7 +143,7 @@ fn a_plugin_of_another_wit_version_is_reported_once() {
         stderr,
         format!(
             "warning: plugin file {}: built for berth:plugin@9.0.0; this host runs \
-             berth:plugin@0.1.0\n",
+             berth:plugin@0.1.0, 0.2.0\n",
             dir.path().join("future-api.wasm").display()
         )
     );
@@ -169,7 +169,7 @@ fn a_plugin_that_fails_to_load_is_an_error_for_the_kinds_not_a_generic_fallback(
         "generic must not map what lambda.wasm would have"
     );
     let refusal = format!(
-        "warning: plugin file {}: built for berth:plugin@9.0.0; this host runs berth:plugin@0.1.0",
+        "warning: plugin file {}: built for berth:plugin@9.0.0; this host runs berth:plugin@0.1.0, 0.2.0",
         dir.path().join("lambda.wasm").display()
     );
     assert_eq!(
@@ -178,7 +178,7 @@ fn a_plugin_that_fails_to_load_is_an_error_for_the_kinds_not_a_generic_fallback(
         "{stderr}"
     );
     let error = "  (10x) no plugin for AWS::Lambda::Function: lambda.wasm failed to load (built \
-                 for berth:plugin@9.0.0; this host runs berth:plugin@0.1.0); not using generic";
+                 for berth:plugin@9.0.0; this host runs berth:plugin@0.1.0, 0.2.0); not using generic";
     assert_eq!(lines_with(&stderr, "  (10x)"), [error], "{stderr}");
     assert!(
         stderr.contains(

@@ -136,7 +136,7 @@ fn a_new_plugin_builds_and_passes_its_golden_case_as_generated() {
     let list = text(&out.stdout);
     assert!(out.status.success(), "{list}{}", text(&out.stderr));
     assert!(
-        list.contains("demo-thing 0.1.0 (berth:plugin@0.1.0) demo-thing.wasm\n  kinds: AWS::Demo::Thing\n  capabilities: log\n  ships: a default mapping, 1 blueprint(s)\n"),
+        list.contains("demo-thing 0.1.0 (berth:plugin@0.2.0) demo-thing.wasm\n  kinds: AWS::Demo::Thing\n  capabilities: log\n  ships: a default mapping, 1 blueprint(s)\n"),
         "{list}"
     );
 

@@ -174,8 +174,10 @@ async fn a_trapped_instance_is_replaced() {
     let req = |item: &str| {
         berth::plugin::BatchRequest {
         kind: "Test::Trap".into(),
-        resource_index: 0,
-        mapping: r#"{"kind":"Test::Trap","port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"t\""}}}}"#.into(),
+        entries: vec![berth::plugin::Entry {
+            index: 0,
+            mapping: r#"{"kind":"Test::Trap","port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"t\""}}}}"#.into(),
+        }],
         items: vec![item.to_string()],
     }
     };
@@ -200,11 +202,14 @@ async fn a_trapped_instance_is_replaced() {
     let good = p
         .map_batch(&tenant, None, &req(r#"{"id":"y","__Kind":"Test::Trap"}"#))
         .await
-        .expect("call")
-        .expect("batch");
+        .expect("call");
+    let entity = &good[0].as_ref().expect("entry")[0]
+        .as_ref()
+        .unwrap()
+        .entities[0];
     assert_eq!(
-        good[0].as_ref().unwrap().entities,
-        vec![r#"{"identifier":"y","blueprint":"t"}"#]
+        (entity.blueprint.as_str(), entity.body.as_str()),
+        ("t", r#"{"identifier":"y"}"#)
     );
 }
 
@@ -220,8 +225,10 @@ async fn oversized_input_is_refused_before_the_call() {
     let tenant = Tenant::new("t", limits, Arc::new(Offline));
     let req = berth::plugin::BatchRequest {
         kind: "Any::Kind".into(),
-        resource_index: 0,
-        mapping: "{}".into(),
+        entries: vec![berth::plugin::Entry {
+            index: 0,
+            mapping: "{}".into(),
+        }],
         items: vec!["x".repeat(2000)],
     };
     let e = p
@@ -248,16 +255,18 @@ async fn a_plugin_cannot_read_what_it_did_not_declare() {
     let tenant = Tenant::new("t", Limits::default(), Arc::new(lookup));
     let req = berth::plugin::BatchRequest {
         kind: "Test::Snoop".into(),
-        resource_index: 0,
-        mapping: r#"{"kind":"Test::Snoop","port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"t\"","properties":{"role":".__Role"}}}}}"#.into(),
+        entries: vec![berth::plugin::Entry {
+            index: 0,
+            mapping: r#"{"kind":"Test::Snoop","port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"t\"","properties":{"role":".__Role"}}}}}"#.into(),
+        }],
         items: vec![r#"{"id":"a","__Kind":"Test::Snoop"}"#.into()],
     };
-    let scope = Some(berth::lookup::Scope {
+    let place = Some(berth::lookup::Place {
         account_id: "1".into(),
         region: "r".into(),
     });
-    let out = p.map_batch(&tenant, scope, &req).await.unwrap().unwrap();
-    match &out[0] {
+    let out = p.map_batch(&tenant, place, &req).await.unwrap();
+    match &out[0].as_ref().expect("entry")[0] {
         Err(berth::plugin::ItemError::Enrichment(m)) => assert!(
             m.contains("not permitted") && m.contains("AWS::IAM::Role"),
             "{m}"
@@ -274,31 +283,31 @@ async fn waiting_on_lookups_does_not_spend_the_guest_budget() {
     use std::future::Future;
     use std::pin::Pin;
 
-    use berth::lookup::{CloudLookup, CloudResource, Fixture, LookupError, Scope};
+    use berth::lookup::{CloudLookup, CloudResource, Fixture, LookupError, Place};
 
     type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
     struct Slow(Arc<Fixture>, Duration);
     impl CloudLookup for Slow {
         fn get<'a>(
             &'a self,
-            scope: &'a Scope,
+            place: &'a Place,
             type_name: &'a str,
             identifier: &'a str,
         ) -> BoxFuture<'a, Result<Option<CloudResource>, LookupError>> {
             Box::pin(async move {
                 tokio::time::sleep(self.1).await;
-                self.0.get(scope, type_name, identifier).await
+                self.0.get(place, type_name, identifier).await
             })
         }
         fn list<'a>(
             &'a self,
-            scope: &'a Scope,
+            place: &'a Place,
             type_name: &'a str,
             resource_model: Option<&'a str>,
         ) -> BoxFuture<'a, Result<Vec<CloudResource>, LookupError>> {
             Box::pin(async move {
                 tokio::time::sleep(self.1).await;
-                self.0.list(scope, type_name, resource_model).await
+                self.0.list(place, type_name, resource_model).await
             })
         }
     }
@@ -306,10 +315,27 @@ async fn waiting_on_lookups_does_not_spend_the_guest_budget() {
     let dir = plugin_dir(&[plugin("ec2-instance")]);
     let reg = registry(dir.path()).await;
     let fixture_lookups = Arc::new(Fixture::from_file(&fixture("seed/lookups.jsonl")).unwrap());
-    let (mapping, items) = (
-        berth_tests::repo().join("mappings/default.yaml"),
-        fixture("seed/items.jsonl"),
-    );
+    // A mapping that reads the enrichment, so that the plugin makes its lookups (it makes
+    // none for a mapping that reads no field they fill).
+    let mut mapping = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(
+        &mut mapping,
+        br#"resources:
+  - kind: AWS::EC2::Instance
+    selector: {query: 'true'}
+    port:
+      entity:
+        mappings:
+          identifier: .Identifier
+          blueprint: '"ec2Instance"'
+          properties:
+            groups: .__SecurityGroups
+            subnet: .__Subnet
+            vpc: .__Vpc
+"#,
+    )
+    .unwrap();
+    let (mapping, items) = (mapping.path().to_path_buf(), fixture("seed/items.jsonl"));
     let map = |wall: Duration| {
         let tenant = Tenant::new(
             "slow",

@@ -5,7 +5,8 @@
 //!
 //! Owns the command's I/O, which mapping it reads (`--mapping`, else the
 //! config's `mapping:`), which types the lookups file holds, and the exit
-//! code. Must not hold discovery logic: both passes are [`discover`] runs.
+//! code. Discovery runs under the config's `limits.aws`, as in a sync. Must
+//! not hold discovery logic: both passes are [`discover`] runs.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,6 +23,7 @@ use super::{
     kinds_from_mapping,
 };
 use crate::config::MappingSource;
+use crate::limits::TenantLimits;
 use crate::mapping::MappingFile;
 use crate::plugin::Snapshot;
 
@@ -44,8 +46,7 @@ pub async fn run_discover(
     let kinds =
         kinds_from_mapping(&mapping).with_context(|| format!("reading the kinds of {source}"))?;
     let lookups = lookups.map(|(out, snap)| (out, lookup_plans(&kinds, &snap)));
-    let limits = AwsLimits::default();
-    let tenant = AwsTenant::new("local", cfg, limits)?;
+    let tenant = AwsTenant::new("local", cfg, config_aws_limits(config)?)?;
     let sync = tenant
         .start_sync()
         .await
@@ -53,7 +54,7 @@ pub async fn run_discover(
 
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let report = run_pass(&sync, kinds, |item| {
-        writeln!(out, "{}", item.value).map_err(anyhow::Error::from)
+        writeln!(out, "{}", item.line).map_err(anyhow::Error::from)
     })
     .await?;
     out.flush()?;
@@ -103,6 +104,23 @@ async fn run_pass(
         }
     }
     run.await.context("discovery stopped")
+}
+
+/// The config file's `limits.aws` (the defaults where it has no `limits:`), as
+/// a sync of the same file discovers with.
+fn config_aws_limits(config: &Path) -> anyhow::Result<AwsLimits> {
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        limits: TenantLimits,
+    }
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    // Only `limits:` is read here, whole, so that an error in it is reported as a
+    // sync would report it.
+    let doc: Doc = serde_norway::from_str(&text)
+        .with_context(|| format!("{}: reading `limits:`", config.display()))?;
+    Ok(doc.limits.aws)
 }
 
 /// The mapping the config file names: a file (relative to the config's
@@ -190,11 +208,48 @@ fn lookup_plans(kinds: &[KindPlan], snap: &Snapshot) -> (Vec<KindPlan>, Vec<Stri
 
 /// One line of a lookups file (`crate::lookup::Fixture`'s format).
 fn lookup_line(item: &RawItem) -> serde_json::Value {
+    let value = item.value();
     serde_json::json!({
         "TypeName": item.kind,
-        "Identifier": item.value.get("Identifier").cloned().unwrap_or_default(),
+        "Identifier": value.get("Identifier").cloned().unwrap_or_default(),
         "AccountId": item.account_id,
         "Region": item.region,
-        "Properties": item.value.get("Properties").cloned().unwrap_or_default(),
+        "Properties": value.get("Properties").cloned().unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits_of(text: &str) -> anyhow::Result<AwsLimits> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("berth.yaml");
+        std::fs::write(&p, text).unwrap();
+        config_aws_limits(&p)
+    }
+
+    /// `berth discover` runs under the file's `limits.aws`, as a sync of it does; the rest of
+    /// the file is other commands'.
+    #[test]
+    fn discovery_takes_the_config_files_aws_limits() {
+        let l = limits_of(
+            "aws: {regions: [eu-west-1]}\nport: {clientId: x}\n\
+             limits: {batchItems: 7, aws: {maxInFlight: 3, pageSize: 10}}\n",
+        )
+        .unwrap();
+        assert_eq!((l.max_in_flight, l.page_size), (3, 10));
+        assert_eq!(l.max_attempts, AwsLimits::default().max_attempts);
+        assert_eq!(limits_of("aws: {}\n").unwrap(), AwsLimits::default());
+        let e = format!(
+            "{:#}",
+            limits_of("limits:\n  aws: {maxInFlite: 3}\n").unwrap_err()
+        );
+        assert!(e.contains("maxInFlite") && e.contains("limits"), "{e}");
+        let e = format!(
+            "{:#}",
+            limits_of("limits: {aws: {pageSize: 101}}\n").unwrap_err()
+        );
+        assert!(e.contains("limits.aws.pageSize"), "{e}");
+    }
 }

@@ -31,9 +31,10 @@
 //! account's task, `account/*/kind` for a global kind's, the exact scope for
 //! a regional one) as failed, with the panic's message.
 //!
-//! Owns: [`Event`], [`RawItem`], [`ScopeKey`], [`ScopeStatus`], the
-//! reports, and [`discover`]. Must not map items or decide deletions: the
-//! report says which scopes are complete; the caller decides.
+//! Owns: [`Event`], [`RawItem`], the reports, and [`discover`]; a scope's
+//! key and status are [`crate::scope`]'s, shared with the Port side. Must
+//! not map items or decide deletions: the report says which scopes are
+//! complete; the caller decides.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,14 +53,13 @@ use super::call::{CallCounts, CallError, CallStats, ErrorClass};
 use super::config::KindPlan;
 use super::session::{AccountCtx, AwsSync};
 use crate::lookup::CloudResource;
+use crate::scope::{ScopeKey, ScopeStatus};
 
 pub const ORG_ACCOUNT_KIND: &str = "AWS::Organizations::Account";
 const S3_BUCKET: &str = "AWS::S3::Bucket";
 /// Kinds whose list handler needs a parent in `ResourceModel`:
 /// (kind, parent kind, model key).
 const PARENTED: &[(&str, &str, &str)] = &[("AWS::ECS::Service", "AWS::ECS::Cluster", "Cluster")];
-/// A scope that pages longer than this is stuck in a `NextToken` loop.
-const MAX_PAGES: u64 = 1_000_000;
 
 /// One `ListResources` page: items and the next token.
 type Page = (Vec<CloudResource>, Option<String>);
@@ -76,81 +76,63 @@ pub fn is_global_kind(kind: &str) -> bool {
 }
 
 /// A raw item as `berth map` takes it:
-/// `{Identifier, Properties, __Kind, __Region, __AccountId}`.
+/// `{Identifier, Properties, __Kind, __Region, __AccountId}`, as the JSON line it travels as.
+/// Discovery writes the line around Cloud Control's `Properties` text without parsing it into
+/// a tree: the plugin parses each item once, nobody before it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawItem {
     pub kind: String,
     pub account_id: String,
     pub region: String,
-    pub value: Value,
+    /// The item as one compact JSON object (no line break).
+    pub line: String,
 }
 
 impl RawItem {
     fn cloud(kind: &str, account_id: &str, region: &str, r: &CloudResource) -> Self {
-        let props: Value = serde_json::from_str(&r.properties)
-            .unwrap_or_else(|_| Value::String(r.properties.clone()));
+        let quoted = |s: &str| Value::from(s).to_string();
+        let props = r.properties.trim();
+        // Valid JSON on one line goes in as it is (validating builds no tree); anything else
+        // as before: re-written compactly, or kept as a string when it is not JSON at all.
+        let props = if !props.contains(['\n', '\r'])
+            && serde_json::from_str::<serde::de::IgnoredAny>(props).is_ok()
+        {
+            std::borrow::Cow::Borrowed(props)
+        } else {
+            let v = serde_json::from_str::<Value>(props)
+                .unwrap_or_else(|_| Value::String(r.properties.clone()));
+            std::borrow::Cow::Owned(v.to_string())
+        };
         Self {
             kind: kind.into(),
             account_id: account_id.into(),
             region: region.into(),
-            value: json!({
-                "Identifier": r.identifier,
-                "Properties": props,
-                "__Kind": kind,
-                "__Region": region,
-                "__AccountId": account_id,
-            }),
+            line: format!(
+                "{{\"Identifier\":{},\"Properties\":{props},\"__Kind\":{},\"__Region\":{},\"__AccountId\":{}}}",
+                quoted(&r.identifier),
+                quoted(kind),
+                quoted(region),
+                quoted(account_id),
+            ),
         }
+    }
+
+    /// The item parsed, for callers off the hot path (tests, `berth discover --lookups`).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.line).unwrap_or(Value::Null)
     }
 
     /// One JSON line.
     pub fn to_json_line(&self) -> String {
-        self.value.to_string()
+        self.line.clone()
     }
-}
 
-/// What discovery reads as one unit of completeness.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ScopeKey {
-    pub account_id: String,
-    pub region: String,
-    pub kind: String,
-}
-
-impl ScopeKey {
-    fn new(account_id: &str, region: &str, kind: &str) -> Self {
-        Self {
-            account_id: account_id.into(),
-            region: region.into(),
-            kind: kind.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ScopeKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.account_id, self.region, self.kind)
-    }
-}
-
-/// How a scope ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScopeStatus {
-    /// Every item of the scope was emitted.
-    Complete,
-    /// AWS refused access; what was emitted is correct but not all.
-    Denied(String),
-    /// Anything else went wrong (after retries); incomplete.
-    Failed(String),
-}
-
-impl ScopeStatus {
-    pub fn label(&self) -> &'static str {
-        match self {
-            ScopeStatus::Complete => "complete",
-            ScopeStatus::Denied(_) => "denied",
-            ScopeStatus::Failed(_) => "failed",
-        }
+    /// The item's scope and its JSON line, taken apart without copying.
+    pub fn into_parts(self) -> (ScopeKey, String) {
+        (
+            ScopeKey::new(self.account_id, self.region, self.kind),
+            self.line,
+        )
     }
 }
 
@@ -383,7 +365,7 @@ impl Shared {
 
     async fn finish(&self, ctx: &ScopeCtx, status: ScopeStatus) {
         let r = ctx.report(status);
-        tracing::debug!(scope = %r.key, status = r.status.label(), items = r.items, "scope done");
+        tracing::debug!(scope = %r.key.to_text(), status = r.status.label(), items = r.items, "scope done");
         self.reports
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -406,7 +388,7 @@ impl Shared {
 async fn guarded(sh: Arc<Shared>, key: ScopeKey, task: impl Future<Output = ()>) {
     if let Err(p) = AssertUnwindSafe(task).catch_unwind().await {
         let why = crate::panics::text(&*p);
-        tracing::error!(scope = %key, "discovery task panicked: {why}");
+        tracing::error!(scope = %key.to_text(), "discovery task panicked: {why}");
         sh.finish_key(
             &key,
             ScopeStatus::Failed(format!("discovery panicked: {why}")),
@@ -447,7 +429,7 @@ pub async fn discover(
     for spec in sync.accounts() {
         tasks.spawn(guarded(
             sh.clone(),
-            ScopeKey::new(&spec.id, "*", "*"),
+            ScopeKey::account_wide(&spec.id),
             account_task(sh.clone(), spec.id.clone(), kinds.clone()),
         ));
     }
@@ -499,7 +481,7 @@ async fn account_task(sh: Arc<Shared>, account_id: String, kinds: Arc<Vec<KindPl
     if sh.tx.send(Event::Account(report)).await.is_err() {
         return;
     }
-    let account_wide = ScopeKey::new(acct.id(), "*", "*");
+    let account_wide = ScopeKey::account_wide(acct.id());
     if let Some(e) = &acct.error {
         let status = if acct.denied {
             ScopeStatus::Denied(format!("the account's role could not be assumed: {e}"))
@@ -523,7 +505,7 @@ async fn account_task(sh: Arc<Shared>, account_id: String, kinds: Arc<Vec<KindPl
         if regions.is_empty() {
             continue;
         }
-        let kind_wide = ScopeKey::new(acct.id(), "*", &plan.kind);
+        let kind_wide = ScopeKey::kind_wide(acct.id(), &plan.kind);
         if plan.kind == S3_BUCKET {
             let task = s3_scopes(sh.clone(), acct.clone(), plan.clone(), regions);
             tasks.spawn(guarded(sh.clone(), kind_wide, task));
@@ -548,7 +530,7 @@ async fn account_task(sh: Arc<Shared>, account_id: String, kinds: Arc<Vec<KindPl
 async fn regional_scope(sh: Arc<Shared>, acct: Arc<AccountCtx>, plan: KindPlan, region: String) {
     let _permit = sh.scopes.acquire().await.expect("semaphore never closed");
     let ctx = ScopeCtx::new(acct.id(), &region, &plan.kind);
-    crate::panics::inject("discover.scope", &ctx.key.to_string());
+    crate::panics::inject("discover.scope", &ctx.key.to_text());
     let r = match PARENTED.iter().find(|(k, _, _)| *k == plan.kind) {
         Some((_, parent, key)) => parented(&sh, &acct, &region, &plan, parent, key, &ctx).await,
         None => pages(&sh, &acct, &region, &plan, None, &ctx).await,
@@ -644,9 +626,11 @@ async fn pages(
             Some(p) => page = p?,
         }
         n += 1;
-        if n > MAX_PAGES {
+        // A scope that pages longer than `limits.aws.maxPages` is stuck in a `NextToken` loop.
+        let max_pages = sync.limits().max_pages;
+        if n > max_pages {
             return Err(Stop::Other(format!(
-                "more than {MAX_PAGES} pages: NextToken never ends"
+                "more than {max_pages} pages: NextToken never ends"
             )));
         }
     }
@@ -978,7 +962,7 @@ async fn org_accounts_scope(sh: Arc<Shared>) {
             kind: ORG_ACCOUNT_KIND.into(),
             account_id: mgmt.clone(),
             region: region.into(),
-            value: account_item(a, region, &mgmt),
+            line: account_item(a, region, &mgmt).to_string(),
         };
         if sh.emit(&ctx, item).await.is_err() {
             return sh.finish(&ctx, Stop::Cancelled.status()).await;
@@ -1049,6 +1033,22 @@ mod tests {
             it.to_json_line(),
             r#"{"Identifier":"i-1","Properties":{"InstanceId":"i-1"},"__Kind":"AWS::EC2::Instance","__Region":"eu-west-1","__AccountId":"111111111111"}"#
         );
+        // Properties on several lines are written compactly (an item is one line); text
+        // that is not JSON stays a string; an identifier is escaped.
+        let r = CloudResource {
+            identifier: "a\"b".into(),
+            properties: "{\n  \"A\": [1,\n 2]\n}".into(),
+        };
+        let it = RawItem::cloud("K", "1", "r", &r);
+        assert!(!it.line.contains('\n'));
+        assert_eq!(it.value()["Properties"], json!({"A": [1, 2]}));
+        assert_eq!(it.value()["Identifier"], "a\"b");
+        let r = CloudResource {
+            identifier: "x".into(),
+            properties: "not json".into(),
+        };
+        let it = RawItem::cloud("K", "1", "r", &r);
+        assert_eq!(it.value()["Properties"], "not json");
     }
 
     #[test]

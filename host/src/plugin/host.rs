@@ -32,7 +32,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// `wasi:sockets/*` (TCP, UDP, name lookup), `wasi:http/*`, the other
 /// `wasi:random` interfaces (std does not import them), and anything else.
 /// `tests/tests/plugin_imports.rs` checks that the shipped plugins import
-/// exactly this list, Berth's included. Berth's own imports are in [`super::v0_1_0`] (`log`, `cloud` and
+/// exactly this list, Berth's included. Berth's own imports are in [`super::imports`] (`log`, `cloud` and
 /// their `types`).
 pub const WASI_IMPORTS: &[&str] = &[
     "wasi:cli/environment",
@@ -114,7 +114,8 @@ impl filesystem::preopens::Host for HostState {
     }
 }
 
-use crate::lookup::{CloudLookup, Scope};
+use crate::limits::MAX_TABLE_ELEMENTS;
+use crate::lookup::{CloudLookup, Place as Scope};
 
 /// A plugin asked for more memory than its tenant allows.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -130,8 +131,6 @@ pub struct Limiter {
     pub max_memory: usize,
     pub peak_memory: usize,
 }
-
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(

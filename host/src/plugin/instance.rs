@@ -18,22 +18,41 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::cache::{AotCache, content_hash};
 use super::engine::PluginEngine;
 use super::host::{HostState, MemoryLimitExceeded, WASI_IMPORTS, add_wasi_to_linker};
-use super::v0_1_0 as v1;
 use super::{PluginError, PluginInfo, Tenant, one_line};
-use crate::lookup::{Offline, Scope};
+use super::{v0_1_0 as v1, v0_2_0 as v2};
+use crate::lookup::{Offline, Place as Scope};
 
-pub use v1::types::{
-    BatchError, BatchRequest, Capability, ItemError, ItemOutput, JqError, JqOutput, JqRequest,
-    Misconfiguration,
+/// `BatchOutput`: what a plugin made of a batch: per entry of the request, in its order, the
+/// entry's error or one result per item.
+pub use v2::types::{
+    BatchOutput, BatchRequest, Capability, Enrichment, Entity, Entry, EntryError, EntryOutput,
+    Explained, ItemError, JqError, JqOutput, JqRequest, Misconfiguration,
 };
 
-/// Time allowed on top of the call budget for host imports to return
-/// before the call is abandoned (epochs only fire while guest code runs).
-const HOST_GRACE: Duration = Duration::from_secs(5);
+/// A `berth:plugin` version: (major, minor, patch).
+type Version = (u64, u64, u64);
+
+/// The `berth:plugin` versions this host serves, oldest first.
+const VERSIONS: [(Version, Version); 2] = [
+    (v1::MIN_VERSION, v1::MAX_VERSION),
+    (v2::MIN_VERSION, v2::MAX_VERSION),
+];
+
+/// An instance's exports, per API version.
+enum Bindings {
+    V1(v1::Plugin),
+    V2(v2::Plugin),
+}
+
+/// A linked component ready to instantiate, per API version.
+enum Pre {
+    V1(v1::PluginPre<HostState>),
+    V2(v2::PluginPre<HostState>),
+}
 
 struct Instance {
     store: Store<HostState>,
-    bindings: v1::Plugin,
+    bindings: Bindings,
     calls: u32,
 }
 
@@ -44,7 +63,7 @@ pub struct LoadedPlugin {
     pub hash: String,
     pub info: PluginInfo,
     engine: PluginEngine,
-    pre: v1::PluginPre<HostState>,
+    pre: Pre,
     name: Arc<str>,
     grants: Arc<[String]>,
     idle: Mutex<HashMap<Arc<str>, Vec<Instance>>>,
@@ -105,7 +124,7 @@ fn api_version(
 /// Every interface a plugin may import, unversioned: [`WASI_IMPORTS`] and
 /// Berth's own.
 pub fn allowed_imports() -> impl Iterator<Item = &'static str> {
-    WASI_IMPORTS.iter().chain(v1::BERTH_IMPORTS).copied()
+    WASI_IMPORTS.iter().chain(v2::BERTH_IMPORTS).copied()
 }
 
 /// The component's imports, as named in it (`wasi:cli/stdout@0.2.6`).
@@ -190,29 +209,49 @@ impl LoadedPlugin {
             })?;
 
         let version = api_version(&engine.engine, &component).map_err(load_err)?;
-        if version < v1::MIN_VERSION || version > v1::MAX_VERSION {
-            let runs = if v1::MIN_VERSION == v1::MAX_VERSION {
-                show(v1::MIN_VERSION)
-            } else {
-                format!("{}..={}", show(v1::MIN_VERSION), show(v1::MAX_VERSION))
-            };
+        if !VERSIONS
+            .iter()
+            .any(|(lo, hi)| (*lo..=*hi).contains(&version))
+        {
+            let runs: Vec<String> = VERSIONS
+                .iter()
+                .map(|(lo, hi)| {
+                    if lo == hi {
+                        show(*lo)
+                    } else {
+                        format!("{}..={}", show(*lo), show(*hi))
+                    }
+                })
+                .collect();
             return Err(load_err(format!(
-                "built for berth:plugin@{}; this host runs berth:plugin@{runs}",
+                "built for berth:plugin@{}; this host runs berth:plugin@{}",
                 show(version),
+                runs.join(", ")
             )));
         }
 
         check_imports(&engine.engine, &component).map_err(load_err)?;
         let mut linker = Linker::<HostState>::new(&engine.engine);
         add_wasi_to_linker(&mut linker).map_err(|e| load_err(one_line(&*e)))?;
-        v1::add_to_linker(&mut linker).map_err(|e| load_err(one_line(&*e)))?;
+        let v1 = version <= v1::MAX_VERSION;
+        if v1 {
+            v1::add_to_linker(&mut linker)
+        } else {
+            v2::add_to_linker(&mut linker)
+        }
+        .map_err(|e| load_err(one_line(&*e)))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             load_err(format!(
                 "needs imports Berth does not provide: {}",
                 one_line(&*e)
             ))
         })?;
-        let pre = v1::PluginPre::new(pre).map_err(|e| load_err(one_line(&*e)))?;
+        let pre = if v1 {
+            v1::PluginPre::new(pre).map(Pre::V1)
+        } else {
+            v2::PluginPre::new(pre).map(Pre::V2)
+        }
+        .map_err(|e| load_err(one_line(&*e)))?;
 
         let file_name: Arc<str> = path
             .file_name()
@@ -296,11 +335,11 @@ impl LoadedPlugin {
         let ticks = self.engine.ticks(tenant.limits.call_timeout);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let bindings = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| self.classify(tenant, e, None))?;
+        let bindings = match &self.pre {
+            Pre::V1(pre) => pre.instantiate_async(&mut store).await.map(Bindings::V1),
+            Pre::V2(pre) => pre.instantiate_async(&mut store).await.map(Bindings::V2),
+        }
+        .map_err(|e| self.classify(tenant, e, None))?;
         Ok(Instance {
             store,
             bindings,
@@ -343,7 +382,7 @@ impl LoadedPlugin {
             .limits
             .call_wall_timeout
             .max(tenant.limits.call_timeout)
-            + HOST_GRACE
+            + tenant.limits.host_grace
     }
 
     fn classify(&self, tenant: &Tenant, e: wasmtime::Error, panic: Option<String>) -> PluginError {
@@ -413,65 +452,130 @@ impl LoadedPlugin {
         }
     }
 
-    async fn describe(&self, tenant: &Tenant) -> Result<v1::types::PluginInfo, PluginError> {
+    async fn describe(&self, tenant: &Tenant) -> Result<v2::types::PluginInfo, PluginError> {
         let mut inst = self.checkout(tenant).await?;
         self.prepare(&mut inst, tenant, None);
-        let call = inst
-            .bindings
-            .berth_plugin_mapper()
-            .call_describe(&mut inst.store);
-        let r = tokio::time::timeout(Self::wall_cap(tenant), call).await;
+        let cap = Self::wall_cap(tenant);
+        let store = &mut inst.store;
+        let r = match &inst.bindings {
+            Bindings::V2(b) => {
+                let call = b.berth_plugin_mapper().call_describe(store);
+                tokio::time::timeout(cap, call).await
+            }
+            Bindings::V1(b) => {
+                let call = b.berth_plugin_mapper().call_describe(store);
+                tokio::time::timeout(cap, async { call.await.map(v1::info) }).await
+            }
+        };
         self.finish(tenant, inst, r)
     }
 
-    /// Enrich and map a batch of items of one kind, account and region.
+    /// Enrich and map a batch of items of one kind, account and region, under every entry
+    /// of the request. A 0.2.0 plugin does it in one call, enriching each item once; a
+    /// 0.1.0 plugin is called once per entry.
     pub async fn map_batch(
         &self,
         tenant: &Tenant,
         scope: Option<Scope>,
         req: &BatchRequest,
-    ) -> Result<Result<Vec<Result<ItemOutput, ItemError>>, BatchError>, PluginError> {
-        let size = req.mapping.len() + req.items.iter().map(String::len).sum::<usize>();
+    ) -> Result<BatchOutput, PluginError> {
+        let size = req.entries.iter().map(|e| e.mapping.len()).sum::<usize>()
+            + req.items.iter().map(String::len).sum::<usize>();
         if size > tenant.limits.max_input_bytes {
             return Err(self.too_large("input", size, tenant.limits.max_input_bytes));
         }
         let mut inst = self.checkout(tenant).await?;
         self.prepare(&mut inst, tenant, scope);
-        let call = inst
-            .bindings
-            .berth_plugin_mapper()
-            .call_map_batch(&mut inst.store, req);
-        let r = tokio::time::timeout(Self::wall_cap(tenant), call).await;
-        let out = self.finish(tenant, inst, r)?;
-        if let Ok(items) = &out {
-            let size: usize = items
-                .iter()
-                .map(|r| match r {
-                    Ok(o) => {
-                        o.entities.iter().map(String::len).sum::<usize>()
-                            + o.misconfigured
-                                .iter()
-                                .map(|m| m.expression.len() + m.message.len() + m.field.len())
-                                .sum::<usize>()
-                    }
-                    Err(_) => 64,
-                })
-                .sum();
-            if size > tenant.limits.max_output_bytes {
-                return Err(self.too_large("output", size, tenant.limits.max_output_bytes));
+        let cap = Self::wall_cap(tenant);
+        let store = &mut inst.store;
+        let r = match &inst.bindings {
+            Bindings::V2(b) => {
+                let call = b.berth_plugin_mapper().call_map_batch(store, req);
+                tokio::time::timeout(cap, call).await
             }
+            Bindings::V1(b) => {
+                let mapper = b.berth_plugin_mapper();
+                let calls = async {
+                    let mut out = Vec::with_capacity(req.entries.len());
+                    for entry in &req.entries {
+                        let one = v1::request(req, entry);
+                        out.push(v1::entry_result(
+                            mapper.call_map_batch(&mut *store, &one).await?,
+                        ));
+                    }
+                    wasmtime::Result::Ok(out)
+                };
+                tokio::time::timeout(cap, calls).await
+            }
+        };
+        let out = self.finish(tenant, inst, r)?;
+        let size: usize = out
+            .iter()
+            .flat_map(|entry| entry.iter().flatten())
+            .map(|r| match r {
+                Ok(o) => {
+                    o.entities
+                        .iter()
+                        .map(|e| {
+                            e.body.len()
+                                + e.identifier.len()
+                                + e.blueprint.len()
+                                + e.relation_targets.iter().map(String::len).sum::<usize>()
+                        })
+                        .sum::<usize>()
+                        + o.misconfigured
+                            .iter()
+                            .map(|m| m.expression.len() + m.message.len() + m.field.len())
+                            .sum::<usize>()
+                }
+                Err(_) => 64,
+            })
+            .sum();
+        if size > tenant.limits.max_output_bytes {
+            return Err(self.too_large("output", size, tenant.limits.max_output_bytes));
+        }
+        let protocol = |message: String| PluginError::Protocol {
+            plugin: self.name.to_string(),
+            message,
+        };
+        if out.len() != req.entries.len() {
+            return Err(protocol(format!(
+                "returned results for {} resource entries, the request had {}",
+                out.len(),
+                req.entries.len()
+            )));
+        }
+        for items in out.iter().flatten() {
             if items.len() != req.items.len() {
-                return Err(PluginError::Protocol {
-                    plugin: self.name.to_string(),
-                    message: format!(
-                        "returned {} results for {} items",
-                        items.len(),
-                        req.items.len()
-                    ),
-                });
+                return Err(protocol(format!(
+                    "returned {} results for {} items",
+                    items.len(),
+                    req.items.len()
+                )));
             }
         }
         Ok(out)
+    }
+
+    /// Which evaluator runs each expression of a resource entry (JSON). A 0.1.0 plugin
+    /// cannot say.
+    pub async fn explain(
+        &self,
+        tenant: &Tenant,
+        mapping: &str,
+    ) -> Result<Option<Result<Vec<Explained>, EntryError>>, PluginError> {
+        let mut inst = self.checkout(tenant).await?;
+        self.prepare(&mut inst, tenant, None);
+        let cap = Self::wall_cap(tenant);
+        let store = &mut inst.store;
+        let r = match &inst.bindings {
+            Bindings::V2(b) => {
+                let call = b.berth_plugin_mapper().call_explain(store, mapping);
+                tokio::time::timeout(cap, async { call.await.map(Some) }).await
+            }
+            Bindings::V1(_) => Ok(Ok(None)),
+        };
+        self.finish(tenant, inst, r)
     }
 
     /// Run a JQ filter in the sandbox (`berth jq`).
@@ -486,11 +590,22 @@ impl LoadedPlugin {
         }
         let mut inst = self.checkout(tenant).await?;
         self.prepare(&mut inst, tenant, None);
-        let call = inst
-            .bindings
-            .berth_plugin_mapper()
-            .call_run_jq(&mut inst.store, req);
-        let r = tokio::time::timeout(Self::wall_cap(tenant), call).await;
+        let cap = Self::wall_cap(tenant);
+        let store = &mut inst.store;
+        let r = match &inst.bindings {
+            Bindings::V2(b) => {
+                let call = b.berth_plugin_mapper().call_run_jq(store, req);
+                tokio::time::timeout(cap, call).await
+            }
+            Bindings::V1(b) => {
+                let one = v1::jq_request(req);
+                let call = async {
+                    let r = b.berth_plugin_mapper().call_run_jq(store, &one).await;
+                    r.map(v1::jq_result)
+                };
+                tokio::time::timeout(cap, call).await
+            }
+        };
         self.finish(tenant, inst, r)
     }
 

@@ -3,8 +3,9 @@
 //! Each resource kind's enrichment and mapping runs in a WebAssembly
 //! component implementing `berth:plugin` (see `wit/`). This module owns
 //! everything about running them: the shared [`engine`], compiled-artifact
-//! [`cache`], per-store [`host`] state and imports, the versioned
-//! [`v0_1_0`] bindings, [`instance`] calls under a tenant's [`Limits`], and
+//! [`cache`], per-store [`host`] state, Berth's [`imports`] (once for every API version),
+//! the versioned bindings ([`v0_2_0`], the current one whose types the host uses, and
+//! [`v0_1_0`] with its adapter), [`instance`] calls under a tenant's [`Limits`], and
 //! the [`registry`] that maps kinds to plugins from a directory and reloads
 //! it while Berth runs.
 //!
@@ -15,9 +16,11 @@
 pub mod cache;
 pub mod engine;
 pub mod host;
+pub mod imports;
 pub mod instance;
 pub mod registry;
 pub mod v0_1_0;
+pub mod v0_2_0;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,16 +29,16 @@ use std::time::Duration;
 pub use cache::AotCache;
 pub use engine::PluginEngine;
 pub use instance::{
-    BatchError, BatchRequest, ItemError, ItemOutput, JqError, JqOutput, JqRequest, LoadedPlugin,
-    Misconfiguration,
+    BatchOutput, BatchRequest, Entity, Entry, EntryError, EntryOutput, Explained, ItemError,
+    JqError, JqOutput, JqRequest, LoadedPlugin, Misconfiguration,
 };
 pub use registry::{LoadFailure, NoPlugin, Registry, Snapshot};
 
 use crate::limits::Limits;
 use crate::lookup::CloudLookup;
 
-/// Largest `.wasm` file accepted.
-pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
+/// Largest `.wasm` file accepted (declared with every other limit).
+pub use crate::limits::MAX_PLUGIN_BYTES;
 
 /// What a plugin declared about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,13 +1,14 @@
-//! Bindings for the frozen plugin API `berth:plugin@0.1.0`
-//! (`wit/since_v0.1.0`), and the host side of its imports.
+//! Bindings for the frozen plugin API `berth:plugin@0.1.0` (`wit/since_v0.1.0`), its
+//! imports (through [`super::imports`]), and the adapter that serves today's calls with it.
 //!
-//! A later API version gets a sibling module with its own `bindgen!`; this
-//! one stays as it is so that plugins built against 0.1.0 keep loading.
+//! A 0.1.0 plugin maps one resource entry per call and returns entities as JSON texts, so
+//! [`map_batch`] calls it once per entry and reads each entity's blueprint, identifier and
+//! relation targets out of its JSON; the results have the shape of the current API
+//! ([`super::v0_2_0`]), so nothing past the plugin host knows which version a plugin speaks.
+//! This module stays as it is so that plugins built against 0.1.0 keep loading.
 
-use wasmtime::component::HasSelf;
-
-use super::host::HostState;
-use crate::lookup::{LookupError, Scope};
+use super::imports::{impl_berth_imports, lookup_error};
+use super::v0_2_0::types as cur;
 
 wasmtime::component::bindgen!({
     path: "../wit/since_v0.1.0",
@@ -22,144 +23,165 @@ pub use self::berth::plugin::types;
 pub const MIN_VERSION: (u64, u64, u64) = (0, 1, 0);
 pub const MAX_VERSION: (u64, u64, u64) = (0, 1, 0);
 
-/// The interfaces of this API a plugin may import (unversioned; the linker
-/// matches the version): `log`, `cloud`, and `types` for their records.
-pub const BERTH_IMPORTS: &[&str] = &[
-    "berth:plugin/types",
-    "berth:plugin/log",
-    "berth:plugin/cloud",
-];
-
-pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
+pub fn add_to_linker(
+    linker: &mut wasmtime::component::Linker<super::host::HostState>,
+) -> wasmtime::Result<()> {
+    use super::host::HostState;
+    use wasmtime::component::HasSelf;
     berth::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     berth::plugin::cloud::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     Ok(())
 }
 
-impl berth::plugin::types::Host for HostState {}
+impl_berth_imports!(self::berth::plugin);
 
-/// How the SDK's panic hook begins its log line (`plugins/sdk/src/runtime.rs`).
-const PANIC_PREFIX: &str = "panicked at ";
-
-impl berth::plugin::log::Host for HostState {
-    async fn log(&mut self, level: berth::plugin::log::Level, message: String) {
-        use self::berth::plugin::log::Level;
-        // The panic line comes last, when a spammy plugin may have spent its budget.
-        let panic = level == Level::Error && message.starts_with(PANIC_PREFIX);
-        if self.log_budget == 0 && !panic {
-            return;
-        }
-        self.log_budget = self.log_budget.saturating_sub(1);
-        let plugin = &*self.plugin;
-        // Plugin text is untrusted: bound it, and drop control characters so
-        // it cannot forge log lines or send terminal escapes.
-        let message: String = message
-            .chars()
-            .take(2000)
-            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-            .collect();
-        if panic {
-            // Reported with the trap that follows; logged there, once.
-            self.last_panic = Some(message);
-            return;
-        }
-        match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
-        }
+/// The 0.1.0 request for one entry of `req`. Items are copied per entry: only old plugins
+/// pay that.
+pub fn request(req: &cur::BatchRequest, entry: &cur::Entry) -> types::BatchRequest {
+    types::BatchRequest {
+        kind: req.kind.clone(),
+        resource_index: entry.index,
+        mapping: entry.mapping.clone(),
+        items: req.items.clone(),
     }
 }
 
-fn to_wit(e: LookupError) -> berth::plugin::cloud::LookupError {
-    use self::berth::plugin::cloud::LookupError as W;
-    match e {
-        LookupError::NotPermitted(m) => W::NotPermitted(m),
-        LookupError::AccessDenied(m) => W::AccessDenied(m),
-        LookupError::Throttled(m) => W::Throttled(m),
-        LookupError::InvalidRequest(m) => W::InvalidRequest(m),
-        LookupError::TooLarge(m) => W::TooLarge(m),
-        LookupError::Failed(m) => W::Failed(m),
-    }
-}
-
-impl HostState {
-    /// The scope of the current call, after checking the plugin declared
-    /// `type_name`.
-    fn lookup_scope(&self, type_name: &str) -> Result<Scope, LookupError> {
-        if !self.grants.iter().any(|g| g == type_name) {
-            return Err(LookupError::NotPermitted(format!(
-                "plugin {} did not declare a cloud-lookup capability for {type_name}",
-                self.plugin
-            )));
-        }
-        self.scope.clone().ok_or_else(|| {
-            LookupError::InvalidRequest(
-                "this call has no account and region (items lack __AccountId/__Region)".into(),
-            )
-        })
-    }
-
-    fn check_size(&self, what: &str, n: usize) -> Result<(), LookupError> {
-        if n > self.max_lookup_bytes {
-            return Err(LookupError::TooLarge(format!(
-                "{what} is {n} bytes, more than the {} allowed",
-                self.max_lookup_bytes
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl berth::plugin::cloud::Host for HostState {
-    async fn get_resource(
-        &mut self,
-        type_name: String,
-        identifier: String,
-    ) -> Result<Option<berth::plugin::cloud::CloudResource>, berth::plugin::cloud::LookupError>
-    {
-        let scope = self.lookup_scope(&type_name).map_err(to_wit)?;
-        let started = std::time::Instant::now();
-        let found = self.lookup.get(&scope, &type_name, &identifier).await;
-        self.lookup_wait += started.elapsed();
-        let found = found.map_err(to_wit)?;
-        if let Some(r) = &found {
-            self.check_size(&format!("{type_name} {identifier}"), r.properties.len())
-                .map_err(to_wit)?;
-        }
-        Ok(found.map(|r| berth::plugin::cloud::CloudResource {
-            identifier: r.identifier,
-            properties: r.properties,
-        }))
-    }
-
-    async fn list_resources(
-        &mut self,
-        type_name: String,
-        resource_model: Option<String>,
-    ) -> Result<Vec<berth::plugin::cloud::CloudResource>, berth::plugin::cloud::LookupError> {
-        let scope = self.lookup_scope(&type_name).map_err(to_wit)?;
-        let started = std::time::Instant::now();
-        let all = self
-            .lookup
-            .list(&scope, &type_name, resource_model.as_deref())
-            .await;
-        self.lookup_wait += started.elapsed();
-        let all = all.map_err(to_wit)?;
-        let total: usize = all
-            .iter()
-            .map(|r| r.properties.len() + r.identifier.len())
-            .sum();
-        self.check_size(&format!("the list of {type_name}"), total)
-            .map_err(to_wit)?;
-        Ok(all
+/// One entry's 0.1.0 answer in the current shape.
+pub fn entry_result(
+    r: Result<Vec<Result<types::ItemOutput, types::ItemError>>, types::BatchError>,
+) -> Result<Vec<Result<cur::EntryOutput, cur::ItemError>>, cur::EntryError> {
+    match r {
+        Err(e) => Err(match e {
+            types::BatchError::InvalidMapping(m) => cur::EntryError::InvalidMapping(m),
+            types::BatchError::UnsupportedKind(k) => cur::EntryError::UnsupportedKind(k),
+            types::BatchError::InvalidJq(j) => cur::EntryError::InvalidJq(cur::JqError {
+                field: j.field,
+                expression: j.expression,
+                message: j.message,
+                position: j.position,
+            }),
+        }),
+        Ok(items) => Ok(items
             .into_iter()
-            .map(|r| berth::plugin::cloud::CloudResource {
-                identifier: r.identifier,
-                properties: r.properties,
+            .map(|r| match r {
+                Ok(o) => Ok(cur::EntryOutput {
+                    entities: o.entities.into_iter().map(entity).collect(),
+                    filtered_out: o.filtered_out,
+                    skipped: o.skipped,
+                    misconfigured: o
+                        .misconfigured
+                        .into_iter()
+                        .map(|m| cur::Misconfiguration {
+                            field: m.field,
+                            expression: m.expression,
+                            message: m.message,
+                        })
+                        .collect(),
+                }),
+                Err(e) => Err(match e {
+                    types::ItemError::InvalidItem(m) => cur::ItemError::InvalidItem(m),
+                    types::ItemError::Selector(m) => cur::ItemError::Selector(m),
+                    types::ItemError::ItemsToParse(m) => cur::ItemError::ItemsToParse(m),
+                    types::ItemError::Enrichment(m) => cur::ItemError::Enrichment(m),
+                }),
             })
-            .collect())
+            .collect()),
+    }
+}
+
+/// An entity record from a 0.1.0 entity's JSON text: the body loses its `blueprint` (which
+/// the record carries) as 0.2.0 plugins make it. Text that is not a JSON object keeps an
+/// empty blueprint, which the catalog side refuses like any entity without one.
+fn entity(text: String) -> cur::Entity {
+    use serde_json::Value;
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&text) else {
+        return cur::Entity {
+            blueprint: String::new(),
+            identifier: String::new(),
+            relation_targets: Vec::new(),
+            body: text,
+        };
+    };
+    let str_of = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let blueprint = str_of(map.get("blueprint"));
+    if map.get("blueprint").is_some_and(Value::is_string) {
+        map.shift_remove("blueprint");
+    }
+    cur::Entity {
+        blueprint,
+        identifier: str_of(map.get("identifier")),
+        relation_targets: map
+            .get("relations")
+            .map(relation_targets)
+            .unwrap_or_default(),
+        body: Value::Object(map).to_string(),
+    }
+}
+
+/// Identifiers a relations object points at: strings and arrays of strings (search-query
+/// relations name no identifier). The SDK computes the same for 0.2.0 plugins.
+fn relation_targets(relations: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let Value::Object(rels) = relations else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for v in rels.values() {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => out.extend(a.iter().filter_map(Value::as_str).map(str::to_string)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What a 0.1.0 plugin says about itself, in the current shape (it declares no enrichment
+/// fields, so every lookup it makes is allowed).
+pub fn info(i: types::PluginInfo) -> cur::PluginInfo {
+    cur::PluginInfo {
+        name: i.name,
+        version: i.version,
+        kinds: i.kinds,
+        capabilities: i
+            .capabilities
+            .into_iter()
+            .map(|c| match c {
+                types::Capability::Log => cur::Capability::Log,
+                types::Capability::CloudLookup(t) => cur::Capability::CloudLookup(t),
+            })
+            .collect(),
+        default_mapping: i.default_mapping,
+        blueprints: i.blueprints,
+        enrichments: Vec::new(),
+    }
+}
+
+pub fn jq_request(r: &cur::JqRequest) -> types::JqRequest {
+    types::JqRequest {
+        filter: r.filter.clone(),
+        inputs: r.inputs.clone(),
+        null_input: r.null_input,
+        vars: r.vars.clone(),
+    }
+}
+
+pub fn jq_result(
+    r: Result<Vec<types::JqOutput>, types::JqError>,
+) -> Result<Vec<cur::JqOutput>, cur::JqError> {
+    match r {
+        Ok(out) => Ok(out
+            .into_iter()
+            .map(|o| match o {
+                types::JqOutput::Value(v) => cur::JqOutput::Value(v),
+                types::JqOutput::Error(e) => cur::JqOutput::Error(e),
+            })
+            .collect()),
+        Err(j) => Err(cur::JqError {
+            field: j.field,
+            expression: j.expression,
+            message: j.message,
+            position: j.position,
+        }),
     }
 }

@@ -147,7 +147,7 @@ pub fn keys(items: &[RawItem]) -> BTreeSet<Key> {
                 i.account_id.clone(),
                 i.region.clone(),
                 i.kind.clone(),
-                i.value["Identifier"].as_str().unwrap().to_string(),
+                i.value()["Identifier"].as_str().unwrap().to_string(),
             )
         })
         .collect()

@@ -27,29 +27,32 @@
 //! Build it with `cargo build --release --target wasm32-wasip2` and drop the
 //! `.wasm` into Berth's plugin directory.
 //!
-//! The SDK hides the WIT bindings (`wit/since_v0.1.0`), and carries the
+//! The SDK hides the WIT bindings (`wit/since_v0.2.0`), and carries the
 //! mapping engine: Port's mapping YAML evaluated with Ocean's semantics
-//! ([`mapping`]), JQ through jaq with jq 1.7 compatibility ([`jq`]) and a
-//! native fast path for the common expressions ([`fast`]). Plugins never see
-//! credentials or the network; they read other resources only through
-//! [`Cloud`], which the host performs in the batch's own account and region
-//! and only for types the plugin declared with [`Info::lookup`]. The
-//! conventions enriching plugins share (recording failed lookups, completing
-//! list-only models, tags as an object, cutting a kind's default mapping)
-//! live in [`enrich`].
+//! ([`mapping`]) and one JQ engine ([`jq::Filter`]) for mappings and
+//! `berth jq` alike: jaq with jq 1.7 compatibility, accelerated by a native
+//! fast path for the common expressions ([`fast`]), which shadow mode (debug
+//! builds, `scripts/build-plugins --shadow`) checks against jaq on every
+//! evaluation. Plugins never see credentials or the network; they read
+//! other resources only through [`Cloud`], which the host performs in the
+//! batch's own account and region and only for types the plugin declared
+//! with [`Info::lookup`]. The conventions enriching plugins share (recording
+//! failed lookups, completing list-only models, tags as an object, cutting a
+//! kind's default mapping) live in [`enrich`].
 
 pub mod enrich;
 pub mod fast;
 pub mod jq;
 pub mod json_out;
 pub mod mapping;
+pub mod reads;
 pub mod rewrite;
 mod runtime;
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_berth_plugin",
@@ -60,7 +63,7 @@ pub mod bindings {
 pub use serde_json;
 
 #[doc(hidden)]
-pub use runtime::{describe, map_batch, run_jq};
+pub use runtime::{describe, explain, map_batch, run_jq};
 
 /// What a plugin declares about itself.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +74,8 @@ pub struct Info {
     pub lookups: Vec<String>,
     pub default_mapping: Option<String>,
     pub blueprints: Vec<String>,
+    /// Top-level fields enrichment adds, each with the lookup types it reads.
+    pub fields: Vec<(String, Vec<String>)>,
 }
 
 impl Info {
@@ -92,6 +97,20 @@ impl Info {
     /// refuses reads of types not declared here.
     pub fn lookup(mut self, type_name: &str) -> Self {
         self.lookups.push(type_name.into());
+        self
+    }
+
+    /// A top-level field [`Enricher::enrich`] adds to items (or changes), and the lookup
+    /// types (each also declared with [`Info::lookup`]) it reads to fill it. A plugin that
+    /// declares fields must declare every one it adds or changes: a batch whose mapping can
+    /// read none of them is not enriched at all, and a lookup only unwanted fields need is
+    /// refused ([`Cloud::wants`] says which are read). A plugin that declares no field is
+    /// always enriched and may make any lookup it declared.
+    pub fn field(mut self, name: &str, lookups: &[&str]) -> Self {
+        self.fields.push((
+            name.into(),
+            lookups.iter().map(|t| (*t).to_string()).collect(),
+        ));
         self
     }
 
@@ -117,7 +136,8 @@ pub trait Plugin {
 /// the implementation by itself; a plugin without one hands items to the mapping as they
 /// came, without parsing them.
 pub trait Enricher: Plugin {
-    /// Runs before mapping, once per item and resource entry. An error fails only this item.
+    /// Runs before mapping, once per item (however many resource entries map it). An error
+    /// fails only this item. Skip the lookups of fields `cloud` does not [`Cloud::wants`].
     fn enrich(item: &mut serde_json::Value, cloud: &Cloud) -> Result<(), String>;
 }
 
@@ -189,16 +209,72 @@ impl std::fmt::Display for LookupError {
 /// Read-only Cloud Control lookups in the account and region of the batch
 /// being mapped, performed (and rate-limited, and cached) by the host.
 pub struct Cloud {
-    _private: (),
+    /// Fields some expression of the batch's mapping may read; `None`: every field (the
+    /// plugin declares none, or an expression reads the item as a whole).
+    wanted: Option<std::collections::BTreeSet<String>>,
+    /// Lookup types the wanted fields need; `None`: any declared type.
+    allowed: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Cloud {
-    pub(crate) fn new() -> Self {
-        Self { _private: () }
+    /// Lookups for a batch whose mapping reads `reads` of the item, by a plugin declaring
+    /// `fields`.
+    pub(crate) fn new(fields: &[(String, Vec<String>)], reads: &reads::Reads) -> Self {
+        let keys = match reads {
+            reads::Reads::Keys(k) if !fields.is_empty() => k,
+            _ => {
+                return Self {
+                    wanted: None,
+                    allowed: None,
+                };
+            }
+        };
+        let wanted: std::collections::BTreeSet<String> = fields
+            .iter()
+            .filter(|(f, _)| keys.contains(f))
+            .map(|(f, _)| f.clone())
+            .chain(keys.iter().filter(|k| *k == enrich::ERRORS_KEY).cloned())
+            .collect();
+        let allowed = fields
+            .iter()
+            .filter(|(f, _)| wanted.contains(f) || wanted.contains(enrich::ERRORS_KEY))
+            .flat_map(|(_, types)| types.iter().cloned())
+            .collect();
+        Self {
+            wanted: Some(wanted),
+            allowed: Some(allowed),
+        }
+    }
+
+    /// Whether some expression of the batch's mapping may read the top-level item field
+    /// `field` (always, for a plugin that declares no fields). `__EnrichmentErrors` is
+    /// wanted when read, and then every declared field's lookups may run, so that the
+    /// errors it lists are the same whatever else the mapping reads.
+    pub fn wants(&self, field: &str) -> bool {
+        match &self.wanted {
+            None => true,
+            Some(w) => w.contains(field) || w.contains(enrich::ERRORS_KEY),
+        }
+    }
+
+    /// Whether the mapping may read any field enrichment adds: when not, enrichment cannot
+    /// change what the mapping makes, and items go to it untouched and unparsed.
+    pub(crate) fn wants_any(&self) -> bool {
+        self.wanted.as_ref().is_none_or(|w| !w.is_empty())
+    }
+
+    fn check(&self, type_name: &str) -> Result<(), LookupError> {
+        match &self.allowed {
+            Some(a) if !a.contains(type_name) => Err(LookupError::NotPermitted(format!(
+                "no field the mapping reads needs {type_name} (check Cloud::wants before a lookup)"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// One resource of `type_name` by identifier; `None` if it does not exist.
     pub fn get(&self, type_name: &str, identifier: &str) -> Result<Option<Resource>, LookupError> {
+        self.check(type_name)?;
         bindings::berth::plugin::cloud::get_resource(type_name, identifier)
             .map_err(runtime::lookup_error)?
             .map(runtime::resource)
@@ -211,6 +287,7 @@ impl Cloud {
         type_name: &str,
         model: Option<&serde_json::Value>,
     ) -> Result<Vec<Resource>, LookupError> {
+        self.check(type_name)?;
         let model = model.map(|m| m.to_string());
         bindings::berth::plugin::cloud::list_resources(type_name, model.as_deref())
             .map_err(runtime::lookup_error)?
@@ -252,20 +329,21 @@ macro_rules! export_plugin {
 
             fn map_batch(
                 request: $crate::bindings::berth::plugin::types::BatchRequest,
-            ) -> ::core::result::Result<
-                ::std::vec::Vec<
-                    ::core::result::Result<
-                        $crate::bindings::berth::plugin::types::ItemOutput,
-                        $crate::bindings::berth::plugin::types::ItemError,
-                    >,
-                >,
-                $crate::bindings::berth::plugin::types::BatchError,
-            > {
+            ) -> $crate::bindings::berth::plugin::types::BatchOutput {
                 #[allow(unused_imports)]
                 use $crate::__private::{ViaEnricher as _, ViaPlugin as _};
                 let enrich =
                     (&$crate::__private::Probe::<$plugin>(::core::marker::PhantomData)).enrich_fn();
                 $crate::map_batch::<$plugin>(request, enrich)
+            }
+
+            fn explain(
+                mapping: ::std::string::String,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<$crate::bindings::berth::plugin::types::Explained>,
+                $crate::bindings::berth::plugin::types::EntryError,
+            > {
+                $crate::explain(mapping)
             }
 
             fn run_jq(

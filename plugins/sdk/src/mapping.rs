@@ -2,21 +2,22 @@
 //! once and applied to raw items with Ocean's semantics
 //! (`docs/ocean-mapping.md`).
 //!
-//! Owns: the resource-entry model, compiling every JQ field (native fast path
-//! first, jaq otherwise), the selector, `itemsToParse`, search-query objects,
-//! skipping entities with a null identifier or blueprint, misconfiguration
-//! records, and writing each entity as the JSON body Port's bulk upsert
-//! receives. Must not touch: enrichment (the plugin's job, before this runs)
+//! Owns: the resource-entry model, compiling every JQ field (each a
+//! [`crate::jq::Filter`], which picks the fast path or jaq), the selector,
+//! `itemsToParse`, search-query objects, skipping entities with a null
+//! identifier or blueprint, misconfiguration records, writing each entity as
+//! the JSON body Port's bulk upsert receives, and saying which evaluator
+//! runs each expression ([`Mapping::explain`]). Must not touch: enrichment
+//! (the plugin's job, before this runs), parsing an item more than once for
+//! several entries (callers hand one [`crate::jq::Input`] to
+//! [`Mapping::map_input`]),
 //! or anything outside the sandbox.
-
-use std::cell::OnceCell;
 
 use jaq_json::Val;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::fast::{Doc, FastFilter, Outcome};
-use crate::jq::{self, First, Program, type_name};
+use crate::jq::{Filter, First, Input, Outcome, type_name};
 use crate::json_out;
 use crate::rewrite::ocean_format_filter;
 
@@ -53,10 +54,82 @@ pub enum ItemError {
 /// What one item became.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ItemOutput {
-    pub entities: Vec<String>,
+    pub entities: Vec<Entity>,
     pub filtered_out: u32,
     pub skipped: u32,
     pub misconfigured: Vec<Misconfiguration>,
+}
+
+/// One entity, as Port's bulk upsert receives it plus what the host needs without parsing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Entity {
+    pub blueprint: String,
+    /// Empty when the identifier is not a string (a search query).
+    pub identifier: String,
+    /// Identifiers the relations point at (string values, arrays of strings).
+    pub relation_targets: Vec<String>,
+    /// The entity without `blueprint` (it travels in the bulk call's path), compact JSON.
+    pub body: String,
+}
+
+impl Entity {
+    /// The entity as `berth map` prints it: `blueprint` first, then the body's members.
+    pub fn full_json(&self) -> String {
+        let mut s = String::with_capacity(self.body.len() + self.blueprint.len() + 16);
+        s.push_str("{\"blueprint\":");
+        json_out::write_str(&mut s, &self.blueprint);
+        if self.body.len() > 2 {
+            s.push(',');
+            s.push_str(&self.body[1..]);
+        } else {
+            s.push('}');
+        }
+        s
+    }
+}
+
+/// A JSON text's string value, when it is a string.
+fn json_string(json: &str) -> Option<String> {
+    if json.starts_with('"') {
+        serde_json::from_str(json).ok()
+    } else {
+        None
+    }
+}
+
+/// Which evaluator runs an expression of a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The native fast path, on the item's JSON text.
+    Fast,
+    Jaq,
+    /// The expression does not compile; the field is null in every entity.
+    Invalid,
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Fast => "fast",
+            Engine::Jaq => "jaq",
+            Engine::Invalid => "invalid",
+        })
+    }
+}
+
+/// One expression of a resource entry, and how it is evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explained {
+    /// Where it is in the entry, named as in misconfiguration records
+    /// (`selector.query`, `port.itemsToParse`, `identifier`,
+    /// `properties.region`, `relations.vpc.rules`, ...).
+    pub field: String,
+    /// As written in the mapping.
+    pub expression: String,
+    pub engine: Engine,
+    /// "in the fast subset", why the fast path declined (e.g. "`limit` is
+    /// outside the fast subset", "uses $variables"), or the compile error.
+    pub why: String,
 }
 
 // ---- the resource entry, as Port stores it --------------------------------
@@ -112,8 +185,8 @@ struct MappingsSpec {
 // ---- compiled form -----------------------------------------------------
 
 enum Eval {
-    Fast(FastFilter),
-    Jaq(Program),
+    /// Boxed: a filter is large, and most entries hold many expressions.
+    Filter(Box<Filter>),
     /// The expression does not compile: every evaluation is this error
     /// (Ocean keeps the entity with the field null).
     Invalid(String),
@@ -156,9 +229,11 @@ pub struct Mapping {
 }
 
 struct ItemsToParse {
-    expr: Program,
+    /// As written in the mapping.
+    source: String,
+    expr: Filter,
     /// `del(expr)`, when `itemsToParseTopLevelTransform` is on.
-    delete: Option<Program>,
+    delete: Option<Filter>,
     name: String,
 }
 
@@ -179,21 +254,17 @@ fn expr_text(v: &Value) -> Option<String> {
 /// (the selector); otherwise the field is null in every entity, as in Ocean.
 fn compile_expr(path: &str, source: &str, strict: bool) -> Result<Expr, MappingError> {
     let code = ocean_format_filter(source);
-    let eval = if let Some(f) = FastFilter::compile(&code) {
-        Eval::Fast(f)
-    } else {
-        match Program::compile(&code) {
-            Ok(p) => Eval::Jaq(p),
-            Err(e) if strict => {
-                return Err(MappingError::Jq {
-                    field: format!("selector.{path}"),
-                    expression: source.to_string(),
-                    message: e.message,
-                    position: e.position,
-                });
-            }
-            Err(e) => Eval::Invalid(format!("invalid JQ: {e}")),
+    let eval = match Filter::compile(&code) {
+        Ok(f) => Eval::Filter(Box::new(f)),
+        Err(e) if strict => {
+            return Err(MappingError::Jq {
+                field: format!("selector.{path}"),
+                expression: source.to_string(),
+                message: e.message,
+                position: e.position,
+            });
         }
+        Err(e) => Eval::Invalid(format!("invalid JQ: {e}")),
     };
     Ok(Expr {
         path: path.to_string(),
@@ -276,7 +347,7 @@ impl Mapping {
             None => None,
             Some(src) => {
                 let code = ocean_format_filter(&src);
-                let expr = Program::compile(&code).map_err(|e| MappingError::Jq {
+                let expr = Filter::compile(&code).map_err(|e| MappingError::Jq {
                     field: "port.itemsToParse".into(),
                     expression: src.clone(),
                     message: e.message,
@@ -292,23 +363,22 @@ impl Mapping {
                 // (`.` when none, which makes the parent null).
                 let delete = if top_level {
                     let target = deletion_path(&code).unwrap_or_else(|| ".".into());
-                    Some(
-                        Program::compile(&format!(". | del({target})")).map_err(|e| {
-                            MappingError::Jq {
-                                field: "port.itemsToParse".into(),
-                                expression: src.clone(),
-                                message: format!(
-                                    "cannot delete `{target}` from the parent: {}",
-                                    e.message
-                                ),
-                                position: None,
-                            }
-                        })?,
-                    )
+                    Some(Filter::compile(&format!(". | del({target})")).map_err(|e| {
+                        MappingError::Jq {
+                            field: "port.itemsToParse".into(),
+                            expression: src.clone(),
+                            message: format!(
+                                "cannot delete `{target}` from the parent: {}",
+                                e.message
+                            ),
+                            position: None,
+                        }
+                    })?)
                 } else {
                     None
                 };
                 Some(ItemsToParse {
+                    source: src,
                     expr,
                     delete,
                     name: spec
@@ -366,57 +436,86 @@ impl Mapping {
 
     /// Map one raw item (JSON object text).
     pub fn map_item(&self, text: &str) -> Result<ItemOutput, ItemError> {
+        let input = Input::new(text).map_err(ItemError::InvalidItem)?;
+        self.map_input(&input)
+    }
+
+    /// Map one item already read with [`Input::new`], so that one parsed
+    /// item can go through several resource entries.
+    pub fn map_input(&self, input: &Input<'_>) -> Result<ItemOutput, ItemError> {
         let mut out = ItemOutput::default();
-        match &self.items_to_parse {
-            None => {
-                let input = Input::new(text).map_err(ItemError::InvalidItem)?;
-                self.map_one(&input, &mut out)?;
+        let Some(itp) = &self.items_to_parse else {
+            self.map_one(input, &mut out)?;
+            return Ok(out);
+        };
+        let items = match itp.expr.first_value(input) {
+            First::Value(Val::Arr(a)) => a,
+            First::Value(other) => {
+                return Err(ItemError::ItemsToParse(format!(
+                    "itemsToParse must yield an array, got {}",
+                    type_name(&other)
+                )));
             }
-            Some(itp) => {
-                let input = Input::new(text).map_err(ItemError::InvalidItem)?;
-                let parent = input.val().map_err(ItemError::InvalidItem)?;
-                let items = match itp.expr.first(parent.clone()) {
-                    First::Value(Val::Arr(a)) => a,
-                    First::Value(other) => {
-                        return Err(ItemError::ItemsToParse(format!(
-                            "itemsToParse must yield an array, got {}",
-                            type_name(&other)
-                        )));
-                    }
-                    First::Empty => {
-                        return Err(ItemError::ItemsToParse(
-                            "itemsToParse yielded no output".into(),
-                        ));
-                    }
-                    First::Error(e) => return Err(ItemError::ItemsToParse(e)),
-                };
-                let base = match &itp.delete {
-                    Some(del) => match del.first(parent.clone()) {
-                        First::Value(v) => v,
-                        _ => Val::Null,
-                    },
-                    None => parent.clone(),
-                };
-                if items.is_empty() {
-                    return Ok(out);
-                }
-                let Val::Obj(base_obj) = base else {
-                    return Err(ItemError::ItemsToParse(format!(
-                        "the item without its itemsToParse array is {}, not an object",
-                        type_name(&base)
-                    )));
-                };
-                let key = Val::from(itp.name.clone());
-                for element in items.iter() {
-                    let mut obj = (*base_obj).clone();
-                    obj.insert(key.clone(), element.clone());
-                    let merged = json_out::to_json(&Val::obj(obj));
-                    let input = Input::new(&merged).map_err(ItemError::InvalidItem)?;
-                    self.map_one(&input, &mut out)?;
-                }
+            First::Empty => {
+                return Err(ItemError::ItemsToParse(
+                    "itemsToParse yielded no output".into(),
+                ));
             }
+            First::Error(e) => return Err(ItemError::ItemsToParse(e)),
+        };
+        let base = match &itp.delete {
+            Some(del) => match del.first_value(input) {
+                First::Value(v) => v,
+                _ => Val::Null,
+            },
+            None => input.val().map_err(ItemError::InvalidItem)?,
+        };
+        if items.is_empty() {
+            return Ok(out);
+        }
+        let Val::Obj(base_obj) = base else {
+            return Err(ItemError::ItemsToParse(format!(
+                "the item without its itemsToParse array is {}, not an object",
+                type_name(&base)
+            )));
+        };
+        let key = Val::from(itp.name.clone());
+        for element in items.iter() {
+            let mut obj = (*base_obj).clone();
+            obj.insert(key.clone(), element.clone());
+            let merged = json_out::to_json(&Val::obj(obj));
+            let input = Input::new(&merged).map_err(ItemError::InvalidItem)?;
+            self.map_one(&input, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Every expression of the entry, in the order the entry lists them,
+    /// with the evaluator that runs it and why.
+    pub fn explain(&self) -> Vec<Explained> {
+        let mut out = Vec::new();
+        self.selector.explain("selector.query", &mut out);
+        if let Some(itp) = &self.items_to_parse {
+            out.push(explained("port.itemsToParse", &itp.source, Some(&itp.expr)));
+        }
+        self.identifier.explain(&mut out);
+        if let Some(t) = &self.title {
+            t.explain(&t.path, &mut out);
+        }
+        self.blueprint.explain(&self.blueprint.path, &mut out);
+        if let Some(t) = &self.team {
+            t.explain(&mut out);
+        }
+        if let Some(i) = &self.icon {
+            i.explain(&i.path, &mut out);
+        }
+        for (_, e) in self.properties.iter().flatten() {
+            e.explain(&e.path, &mut out);
+        }
+        for (_, f) in self.relations.iter().flatten() {
+            f.explain(&mut out);
+        }
+        out
     }
 
     fn map_one(&self, input: &Input<'_>, out: &mut ItemOutput) -> Result<(), ItemError> {
@@ -451,14 +550,13 @@ impl Mapping {
         let identifier = self.identifier.eval(input, mis);
         let blueprint = self.blueprint.value(input, mis);
         let mut entity = String::with_capacity(256);
+        let mut relation_targets = Vec::new();
         entity.push_str("{\"identifier\":");
         entity.push_str(&identifier);
         if let Some(t) = &self.title {
             entity.push_str(",\"title\":");
             entity.push_str(&t.value(input, mis));
         }
-        entity.push_str(",\"blueprint\":");
-        entity.push_str(&blueprint);
         if let Some(t) = &self.team {
             entity.push_str(",\"team\":");
             entity.push_str(&coerce_scalar_to_str(t.eval(input, mis)));
@@ -494,7 +592,18 @@ impl Mapping {
                 }
                 json_out::write_str(&mut entity, k);
                 entity.push(':');
-                entity.push_str(&f.eval(input, mis));
+                let value = f.eval(input, mis);
+                if let Some(t) = json_string(&value) {
+                    relation_targets.push(t);
+                } else if value.starts_with('[') {
+                    let ids: Vec<serde_json::Value> =
+                        serde_json::from_str(&value).unwrap_or_default();
+                    relation_targets.extend(
+                        ids.into_iter()
+                            .filter_map(|v| v.as_str().map(str::to_string)),
+                    );
+                }
+                entity.push_str(&value);
             }
             entity.push('}');
         }
@@ -502,7 +611,21 @@ impl Mapping {
         if is_blank(&identifier) || is_blank(&blueprint) {
             out.skipped += 1;
         } else {
-            out.entities.push(entity);
+            // Ocean's entity model (pydantic v1) turns a number or boolean blueprint into
+            // its string; anything else is no blueprint Port accepts.
+            let blueprint = coerce_scalar_to_str(blueprint);
+            let Some(blueprint) = json_string(&blueprint) else {
+                return Err(ItemError::Entity(format!(
+                    "blueprint must be a string, got {}",
+                    truncate(&blueprint, 80)
+                )));
+            };
+            out.entities.push(Entity {
+                blueprint,
+                identifier: json_string(&identifier).unwrap_or_default(),
+                relation_targets,
+                body: entity,
+            });
         }
         Ok(())
     }
@@ -608,42 +731,40 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// One input to the fields: the item's text, indexed for the fast path, and
-/// parsed into a jaq value only if some field needs jaq.
-struct Input<'a> {
-    doc: Doc<'a>,
-    val: OnceCell<Result<Val, String>>,
-}
-
-impl<'a> Input<'a> {
-    fn new(text: &'a str) -> Result<Self, String> {
-        Ok(Self {
-            doc: Doc::new(text)?,
-            val: OnceCell::new(),
-        })
-    }
-
-    fn val(&self) -> Result<Val, String> {
-        self.val
-            .get_or_init(|| jq::parse_json(self.doc.text()))
-            .clone()
+/// An [`Explained`] for one compiled expression (`None`: it does not compile,
+/// and `invalid` says why).
+fn explained(field: &str, source: &str, filter: Option<&Filter>) -> Explained {
+    let (engine, why) = match filter {
+        Some(f) => match f.declined() {
+            None => (Engine::Fast, "in the fast subset".to_string()),
+            Some(d) => (Engine::Jaq, d.to_string()),
+        },
+        None => (Engine::Invalid, String::new()),
+    };
+    Explained {
+        field: field.to_string(),
+        expression: source.to_string(),
+        engine,
+        why,
     }
 }
 
 impl Expr {
     fn first(&self, input: &Input<'_>) -> Outcome {
         match &self.eval {
-            Eval::Fast(f) => f.first(&input.doc),
-            Eval::Jaq(p) => match input.val() {
-                Err(e) => Outcome::Error(e),
-                Ok(v) => match p.first(v) {
-                    First::Value(v) => Outcome::Json(json_out::to_json(&v)),
-                    First::Empty => Outcome::Empty,
-                    First::Error(e) => Outcome::Error(e),
-                },
-            },
+            Eval::Filter(f) => f.first(input),
             Eval::Invalid(e) => Outcome::Error(e.clone()),
         }
+    }
+
+    fn explain(&self, field: &str, out: &mut Vec<Explained>) {
+        out.push(match &self.eval {
+            Eval::Filter(f) => explained(field, &self.source, Some(f)),
+            Eval::Invalid(e) => Explained {
+                why: e.clone(),
+                ..explained(field, &self.source, None)
+            },
+        });
     }
 
     /// The field's JSON value; null (recorded as a misconfiguration) when it
@@ -667,6 +788,13 @@ impl Expr {
 }
 
 impl Field {
+    fn explain(&self, out: &mut Vec<Explained>) {
+        match self {
+            Field::Expr(e) => e.explain(&e.path, out),
+            Field::Search(node) => node.explain(out),
+        }
+    }
+
     fn eval(&self, input: &Input<'_>, mis: &mut Vec<Misconfiguration>) -> String {
         match self {
             Field::Expr(e) => e.value(input, mis),
@@ -680,6 +808,15 @@ impl Field {
 }
 
 impl SearchNode {
+    fn explain(&self, out: &mut Vec<Explained>) {
+        match self {
+            SearchNode::Object(kv) => kv.iter().for_each(|(_, v)| v.explain(out)),
+            SearchNode::Array(xs) => xs.iter().for_each(|x| x.explain(out)),
+            SearchNode::Literal(_) => {}
+            SearchNode::Jq(e) => e.explain(&e.path, out),
+        }
+    }
+
     fn write(&self, input: &Input<'_>, mis: &mut Vec<Misconfiguration>, out: &mut String) {
         match self {
             SearchNode::Object(kv) => {
@@ -728,12 +865,41 @@ mod tests {
         .unwrap();
         let out = m.map_item(r#"{"id":"x","a":[1,2]}"#).unwrap();
         assert_eq!(out.entities.len(), 1);
-        let e: Value = serde_json::from_str(&out.entities[0]).unwrap();
+        let record = &out.entities[0];
+        assert_eq!(
+            (record.blueprint.as_str(), record.identifier.as_str()),
+            ("bp", "x")
+        );
+        assert!(!record.body.contains("blueprint"), "{}", record.body);
+        let e: Value = serde_json::from_str(&record.full_json()).unwrap();
         assert_eq!(e["identifier"], "x");
+        assert_eq!(e["blueprint"], "bp");
         assert_eq!(e["properties"]["a"], serde_json::json!([1, 2]));
         assert!(e["properties"]["b"].is_null());
         assert_eq!(out.misconfigured.len(), 1);
         assert_eq!(out.misconfigured[0].field, "properties.b");
+    }
+
+    #[test]
+    fn records_carry_relation_targets_and_a_string_blueprint() {
+        let m = Mapping::compile(&resource(
+            r#"{"identifier":".id","blueprint":"7","relations":{"one":".a","many":".b","q":"{\"combinator\":\"and\",\"rules\":[]}"}}"#,
+        ))
+        .unwrap();
+        let out = m
+            .map_item(r#"{"id":"x","a":"t1","b":["t2",3,"t3"]}"#)
+            .unwrap();
+        let e = &out.entities[0];
+        assert_eq!(
+            e.blueprint, "7",
+            "a number blueprint becomes its string, as in Ocean"
+        );
+        assert_eq!(e.relation_targets, ["t1", "t2", "t3"]);
+        let m = Mapping::compile(&resource(r#"{"identifier":".id","blueprint":"[1]"}"#)).unwrap();
+        assert!(matches!(
+            m.map_item(r#"{"id":"x"}"#),
+            Err(ItemError::Entity(m)) if m.contains("blueprint must be a string")
+        ));
     }
 
     #[test]
@@ -772,6 +938,98 @@ mod tests {
         );
         assert_eq!(deletion_path("[.Items[] | select(.a)]"), None);
         assert_eq!(deletion_path("."), None);
+    }
+
+    #[test]
+    fn explain_names_every_expression_and_its_engine() {
+        let m = Mapping::compile(
+            r#"{"kind":"K","selector":{"query":".a == 1"},
+                "port":{"itemsToParse":".Items | map(.)","entity":{"mappings":{
+                  "identifier":".id","title":"[.t][0]","blueprint":"\"bp\"",
+                  "team":{"combinator":"\"and\"","rules":[{"property":"\"x\"","value":".t"}]},
+                  "properties":{"n":"limit(1; .x)","v":"$x","bad":".a |"},
+                  "relations":{"r":".r"}}}}}"#,
+        )
+        .unwrap();
+        let got: Vec<(String, String, Engine, String)> = m
+            .explain()
+            .into_iter()
+            .map(|e| (e.field, e.expression, e.engine, e.why))
+            .collect();
+        let fast = |f: &str, x: &str| {
+            (
+                f.into(),
+                x.into(),
+                Engine::Fast,
+                "in the fast subset".into(),
+            )
+        };
+        let jaq = |f: &str, x: &str, why: &str| (f.into(), x.into(), Engine::Jaq, why.into());
+        assert_eq!(got[0], fast("selector.query", ".a == 1"));
+        assert_eq!(
+            got[1],
+            jaq(
+                "port.itemsToParse",
+                ".Items | map(.)",
+                "`map` is outside the fast subset"
+            )
+        );
+        assert_eq!(got[2], fast("identifier", ".id"));
+        assert_eq!(
+            got[3],
+            jaq(
+                "title",
+                "[.t][0]",
+                "`[...]` (array construction) is outside the fast subset"
+            )
+        );
+        assert_eq!(got[4], fast("blueprint", "\"bp\""));
+        assert_eq!(got[5], fast("team.combinator", "\"and\""));
+        assert_eq!(got[6], fast("team.rules.property", "\"x\""));
+        assert_eq!(got[7], fast("team.rules.value", ".t"));
+        assert_eq!(
+            got[8],
+            jaq(
+                "properties.n",
+                "limit(1; .x)",
+                "`limit` is outside the fast subset"
+            )
+        );
+        assert_eq!(got[9].2, Engine::Invalid);
+        assert!(got[9].3.contains("invalid JQ"), "{:?}", got[9]);
+        assert_eq!(got[10].0, "properties.bad");
+        assert_eq!(got[10].2, Engine::Invalid);
+        assert_eq!(got[11], fast("relations.r", ".r"));
+        assert_eq!(got.len(), 12);
+        assert_eq!(Engine::Fast.to_string(), "fast");
+        assert_eq!(Engine::Invalid.to_string(), "invalid");
+    }
+
+    /// One parsed item through several entries gives what mapping the text
+    /// through each does, whichever engine evaluates the fields.
+    #[test]
+    fn one_input_for_several_entries() {
+        let fast = Mapping::compile(&resource(
+            r#"{"identifier":".id","blueprint":"\"bp\"","properties":{"n":".n"}}"#,
+        ))
+        .unwrap();
+        let slow = Mapping::compile(&resource(
+            r#"{"identifier":".id","blueprint":"\"bp\"","properties":{"n":"[.n][0]"}}"#,
+        ))
+        .unwrap();
+        let items = r#"{"kind":"K","selector":{"query":"true"},"port":{"itemsToParse":".xs","entity":{"mappings":{"identifier":".item.k","blueprint":"\"b\""}}}}"#;
+        let items = Mapping::compile(items).unwrap();
+        let text = r#"{"id":"x","n":1,"xs":[{"k":"a"},{"k":"b"}]}"#;
+        let input = Input::new(text).unwrap();
+        for m in [&fast, &slow, &items] {
+            assert_eq!(m.map_input(&input), m.map_item(text));
+        }
+        assert_eq!(
+            fast.map_input(&input).unwrap().entities,
+            slow.map_input(&input).unwrap().entities
+        );
+        assert_eq!(items.map_input(&input).unwrap().entities.len(), 2);
+        assert!(Input::new("[1]").is_err());
     }
 
     #[test]
