@@ -40,7 +40,7 @@ use berth_plugin_sdk::enrich::{
     ListOnly, attach_errors, default_entry, failed, get, is_list_only, model_tags,
 };
 use berth_plugin_sdk::serde_json::{Map, Value, json};
-use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin, Resource, log};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Input, Plugin, Resource, log};
 
 const CLUSTER: &str = "AWS::ECS::Cluster";
 const SERVICE: &str = "AWS::ECS::Service";
@@ -184,6 +184,13 @@ impl Plugin for EcsCluster {
 }
 
 impl Enricher for EcsCluster {
+    fn needs(item: &Input<'_>, cloud: &Cloud) -> bool {
+        [TAGS, SERVICE_COUNT, SERVICES, TASK_DEFINITIONS]
+            .iter()
+            .any(|f| cloud.wants(f))
+            || (cloud.wants("Properties") && CLUSTER_LIST_ONLY.needs_model(item))
+    }
+
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

@@ -33,7 +33,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, get, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Input, Plugin};
 
 const SERVICE: &str = "AWS::ECS::Service";
 const TASK_DEFINITION: &str = "AWS::ECS::TaskDefinition";
@@ -78,6 +78,15 @@ impl Plugin for EcsService {
 }
 
 impl Enricher for EcsService {
+    fn needs(item: &Input<'_>, cloud: &Cloud) -> bool {
+        // __ClusterArn comes from Properties.Cluster, so it needs enrichment even for a
+        // complete model.
+        [TASK_DEFINITION_FIELD, CLUSTER_ARN, TAGS]
+            .iter()
+            .any(|f| cloud.wants(f))
+            || (cloud.wants("Properties") && LIST_ONLY.needs_model(item))
+    }
+
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

@@ -26,7 +26,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, default_entry, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Input, Plugin};
 
 const FUNCTION: &str = "AWS::Lambda::Function";
 
@@ -64,6 +64,10 @@ impl Plugin for LambdaFunction {
 }
 
 impl Enricher for LambdaFunction {
+    fn needs(item: &Input<'_>, cloud: &Cloud) -> bool {
+        cloud.wants("__Tags") || (cloud.wants("Properties") && LIST_ONLY.needs_model(item))
+    }
+
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

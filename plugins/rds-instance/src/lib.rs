@@ -33,7 +33,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, default_entry, get, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Input, Plugin};
 
 const DB_INSTANCE: &str = "AWS::RDS::DBInstance";
 const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
@@ -74,6 +74,12 @@ impl Plugin for RdsInstance {
 }
 
 impl Enricher for RdsInstance {
+    fn needs(item: &Input<'_>, cloud: &Cloud) -> bool {
+        cloud.wants("__SecurityGroups")
+            || cloud.wants("__Tags")
+            || (cloud.wants("Properties") && LIST_ONLY.needs_model(item))
+    }
+
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

@@ -29,7 +29,7 @@
 
 use berth_plugin_sdk::enrich::{ListOnly, attach_errors, default_entry, model_tags};
 use berth_plugin_sdk::serde_json::Value;
-use berth_plugin_sdk::{Cloud, Enricher, Info, Plugin};
+use berth_plugin_sdk::{Cloud, Enricher, Info, Input, Plugin};
 
 const BUCKET: &str = "AWS::S3::Bucket";
 /// What Cloud Control's bucket list handler returns: the primary identifier.
@@ -101,6 +101,12 @@ impl Plugin for S3Bucket {
 }
 
 impl Enricher for S3Bucket {
+    fn needs(item: &Input<'_>, cloud: &Cloud) -> bool {
+        cloud.wants("__Tags")
+            || cloud.wants("__HomeRegion")
+            || (cloud.wants("Properties") && LIST_ONLY.needs_model(item))
+    }
+
     fn enrich(item: &mut Value, cloud: &Cloud) -> Result<(), String> {
         let obj = item
             .as_object_mut()

@@ -143,6 +143,17 @@ pub struct ListOnly<'a> {
 }
 
 impl ListOnly<'_> {
+    /// Whether [`ListOnly::complete`] would read the model of the raw item `item`, or record
+    /// why it cannot: `Properties` missing, null, not an object, or only [`ListOnly::keys`].
+    /// Reads the item's index, not a parsed tree, for
+    /// [`Enricher::needs`](crate::Enricher::needs).
+    pub fn needs_model(&self, item: &crate::Input<'_>) -> bool {
+        match item.field("Properties") {
+            crate::jq::Field::Object(keys) => keys.iter().all(|k| self.keys.contains(&k.as_ref())),
+            _ => true,
+        }
+    }
+
     /// Reads the full model by the item's `Identifier` when `Properties` is
     /// missing, null or only [`ListOnly::keys`], and adds its properties to
     /// `Properties`, keeping every raw key as it was. Returns whether the
@@ -255,6 +266,35 @@ mod tests {
 
     const MAPPING: &str =
         "resources:\n- kind: A::B\n  port: 1\n\n- kind: C::D \n  port: 2\n  x:\n  - y\n- kind: E\n";
+
+    #[test]
+    fn needs_model_agrees_with_is_list_only() {
+        let l = ListOnly {
+            type_name: "AWS::S3::Bucket",
+            keys: &["BucketName"],
+            noun: "bucket",
+            not_found_note: None,
+        };
+        for (props, needs) in [
+            (json!({"BucketName": "b"}), true),
+            (json!({}), true),
+            (Value::Null, true),
+            (json!("text"), true),
+            (json!({"BucketName": "b", "Arn": "x"}), false),
+            (
+                json!({"Arn": "x", "Tags": [{"Key": "k", "Value": "\"v\""}]}),
+                false,
+            ),
+        ] {
+            let text = json!({"Identifier": "b", "Properties": props}).to_string();
+            let item = crate::Input::new(&text).unwrap();
+            assert_eq!(l.needs_model(&item), needs, "{text}");
+            if props.is_object() {
+                assert_eq!(is_list_only(&props, l.keys), needs, "{text}");
+            }
+        }
+        assert!(l.needs_model(&crate::Input::new(r#"{"Identifier":"b"}"#).unwrap()));
+    }
 
     #[test]
     fn default_entry_cuts_one_kind() {

@@ -60,6 +60,7 @@ pub mod bindings {
     });
 }
 
+pub use jq::Input;
 pub use serde_json;
 
 #[doc(hidden)]
@@ -136,6 +137,16 @@ pub trait Plugin {
 /// the implementation by itself; a plugin without one hands items to the mapping as they
 /// came, without parsing them.
 pub trait Enricher: Plugin {
+    /// Whether the raw item `item` needs [`Enricher::enrich`] in this batch, judged on the
+    /// index the mapping reads too ([`Input::field`]). An item that does not goes to the
+    /// mapping as the text it came as: neither parsed into a tree nor written again, which is
+    /// most of what enrichment costs when it has nothing to add (an item whose model is
+    /// already complete, say). Answer true when unsure; the default always does.
+    fn needs(item: &Input<'_>, cloud: &Cloud) -> bool {
+        let _ = (item, cloud);
+        true
+    }
+
     /// Runs before mapping, once per item (however many resource entries map it). An error
     /// fails only this item. Skip the lookups of fields `cloud` does not [`Cloud::wants`].
     fn enrich(item: &mut serde_json::Value, cloud: &Cloud) -> Result<(), String>;
@@ -144,31 +155,41 @@ pub trait Enricher: Plugin {
 /// [`Enricher::enrich`] of a plugin, as [`export_plugin!`] passes it on.
 pub type EnrichFn = fn(&mut serde_json::Value, &Cloud) -> Result<(), String>;
 
+/// A plugin's [`Enricher`], as [`export_plugin!`] passes it on.
+#[derive(Clone, Copy)]
+pub struct Enrich {
+    pub needs: fn(&Input<'_>, &Cloud) -> bool,
+    pub enrich: EnrichFn,
+}
+
 /// How [`export_plugin!`] tells, at compile time, whether a plugin implements [`Enricher`]:
 /// method resolution prefers `ViaEnricher` (on `Probe<T>`, only where `T: Enricher`) over
 /// `ViaPlugin` (on `&Probe<T>`, one autoref further), so no flag can disagree with the code.
 #[doc(hidden)]
 pub mod __private {
-    use super::{EnrichFn, Enricher, Plugin};
+    use super::{Enrich, Enricher, Plugin};
 
     pub struct Probe<T>(pub core::marker::PhantomData<T>);
 
     pub trait ViaEnricher {
-        fn enrich_fn(&self) -> Option<EnrichFn>;
+        fn enrich_fn(&self) -> Option<Enrich>;
     }
 
     impl<T: Enricher> ViaEnricher for Probe<T> {
-        fn enrich_fn(&self) -> Option<EnrichFn> {
-            Some(T::enrich)
+        fn enrich_fn(&self) -> Option<Enrich> {
+            Some(Enrich {
+                needs: T::needs,
+                enrich: T::enrich,
+            })
         }
     }
 
     pub trait ViaPlugin {
-        fn enrich_fn(&self) -> Option<EnrichFn>;
+        fn enrich_fn(&self) -> Option<Enrich>;
     }
 
     impl<T: Plugin> ViaPlugin for &Probe<T> {
-        fn enrich_fn(&self) -> Option<EnrichFn> {
+        fn enrich_fn(&self) -> Option<Enrich> {
             None
         }
     }

@@ -161,7 +161,7 @@ fn entry_output(o: mapping::ItemOutput) -> wit::EntryOutput {
 /// for all of them.
 pub fn map_batch<P: Plugin>(
     req: wit::BatchRequest,
-    enrich: Option<crate::EnrichFn>,
+    enrich: Option<crate::Enrich>,
 ) -> wit::BatchOutput {
     install_panic_hook();
     let info = info::<P>();
@@ -208,10 +208,17 @@ pub fn map_batch<P: Plugin>(
         if !mapped {
             break;
         }
+        let input = match jq::Input::new(text) {
+            Ok(i) => i,
+            Err(e) => {
+                fail(&mut out, wit::ItemError::InvalidItem(e));
+                continue;
+            }
+        };
         let enriched;
-        let text = match enrich.filter(|_| cloud.wants_any()) {
-            None => &text[..],
-            Some(enrich) => {
+        let input = match enrich.filter(|e| cloud.wants_any() && (e.needs)(&input, &cloud)) {
+            None => input,
+            Some(crate::Enrich { enrich, .. }) => {
                 let mut v: serde_json::Value = match serde_json::from_str(text) {
                     Ok(v) => v,
                     Err(e) => {
@@ -224,14 +231,13 @@ pub fn map_batch<P: Plugin>(
                     continue;
                 }
                 enriched = v.to_string();
-                &enriched[..]
-            }
-        };
-        let input = match jq::Input::new(text) {
-            Ok(i) => i,
-            Err(e) => {
-                fail(&mut out, wit::ItemError::InvalidItem(e));
-                continue;
+                match jq::Input::new(&enriched) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        fail(&mut out, wit::ItemError::InvalidItem(e));
+                        continue;
+                    }
+                }
             }
         };
         for (entry, o) in entries.iter().zip(out.iter_mut()) {

@@ -138,6 +138,18 @@ impl<'a> Doc<'a> {
         found
     }
 
+    /// The keys of an object node, escapes resolved, in order.
+    pub(crate) fn keys(&self, obj: u32) -> Vec<Cow<'a, str>> {
+        let end = self.nodes[obj as usize].next;
+        let mut k = obj + 1;
+        let mut keys = Vec::new();
+        while k < end {
+            keys.push(self.str_content(k));
+            k = self.nodes[k as usize + 1].next;
+        }
+        keys
+    }
+
     /// The element nodes of an array (or the key/value nodes of an object).
     fn children(&self, c: u32) -> Children<'_, 'a> {
         Children {

@@ -42,6 +42,7 @@ use jaq_json::Val;
 
 pub use crate::jq::Outcome;
 pub use doc::Doc;
+pub(crate) use doc::Kind;
 pub use parse::Decline;
 
 /// A compiled expression from the supported subset.

@@ -11,6 +11,7 @@
 //! errors its own way, see `fast/tests.rs`). Release plugins built by
 //! `scripts/build-plugins --shadow` (what `scripts/test` runs) have it on.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use jaq_json::Val;
@@ -80,12 +81,44 @@ impl<'a> Input<'a> {
         self.text
     }
 
+    /// What the top-level field `field` of an object input holds, read from the index
+    /// without building a value (for [`crate::Enricher::needs`]).
+    pub fn field(&self, field: &str) -> Field<'a> {
+        let Some(doc) = &self.doc else {
+            return Field::Unknown;
+        };
+        if doc.kind(0) != crate::fast::Kind::Obj {
+            return Field::Unknown;
+        }
+        match doc.get(0, field) {
+            None => Field::Missing,
+            Some(v) => match doc.kind(v) {
+                crate::fast::Kind::Null => Field::Missing,
+                crate::fast::Kind::Obj => Field::Object(doc.keys(v)),
+                _ => Field::Other,
+            },
+        }
+    }
+
     /// The input as a jaq value, parsed on first use.
     pub fn val(&self) -> Result<Val, String> {
         self.val
             .get_or_init(|| super::parse_json(self.text))
             .clone()
     }
+}
+
+/// What a top-level field of an input holds ([`Input::field`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// Absent, or null.
+    Missing,
+    /// An object, with its keys.
+    Object(Vec<Cow<'a, str>>),
+    /// Any other value.
+    Other,
+    /// The input was not indexed (JSON only jaq reads) or is not an object.
+    Unknown,
 }
 
 /// A compiled JQ filter.

@@ -39,7 +39,7 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 
-pub use filter::{Filter, Input, Outcome};
+pub use filter::{Field, Filter, Input, Outcome};
 
 type Data = data::JustLut<Val>;
 type JaqFilter = jaq_core::Filter<Data>;
