@@ -89,51 +89,28 @@ pub fn entry_result(
     }
 }
 
-/// An entity record from a 0.1.0 entity's JSON text: the body loses its `blueprint` (which
-/// the record carries) as 0.2.0 plugins make it. Text that is not a JSON object keeps an
-/// empty blueprint, which the catalog side refuses like any entity without one.
+/// An entity record from a 0.1.0 entity's JSON text, read as `berth push` reads an entity
+/// line ([`crate::port::Entity::from_value`]): the body loses its `blueprint` as 0.2.0 plugins
+/// make it. Text that is not an object with a string blueprint keeps an empty blueprint,
+/// which the catalog side refuses like any entity without one.
 fn entity(text: String) -> cur::Entity {
-    use serde_json::Value;
-    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&text) else {
-        return cur::Entity {
+    let record = serde_json::from_str(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|v| crate::port::Entity::from_value(&v));
+    match record {
+        Ok(e) => cur::Entity {
+            blueprint: e.blueprint,
+            identifier: e.identifier,
+            relation_targets: e.relation_targets,
+            body: e.body,
+        },
+        Err(_) => cur::Entity {
             blueprint: String::new(),
             identifier: String::new(),
             relation_targets: Vec::new(),
             body: text,
-        };
-    };
-    let str_of = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
-    let blueprint = str_of(map.get("blueprint"));
-    if map.get("blueprint").is_some_and(Value::is_string) {
-        map.shift_remove("blueprint");
+        },
     }
-    cur::Entity {
-        blueprint,
-        identifier: str_of(map.get("identifier")),
-        relation_targets: map
-            .get("relations")
-            .map(relation_targets)
-            .unwrap_or_default(),
-        body: Value::Object(map).to_string(),
-    }
-}
-
-/// Identifiers a relations object points at: strings and arrays of strings (search-query
-/// relations name no identifier). The SDK computes the same for 0.2.0 plugins.
-fn relation_targets(relations: &serde_json::Value) -> Vec<String> {
-    use serde_json::Value;
-    let Value::Object(rels) = relations else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for v in rels.values() {
-        match v {
-            Value::String(s) => out.push(s.clone()),
-            Value::Array(a) => out.extend(a.iter().filter_map(Value::as_str).map(str::to_string)),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// What a 0.1.0 plugin says about itself, in the current shape (it declares no enrichment
