@@ -111,6 +111,14 @@ pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
 /// limiter before any tenant's limits are in scope.
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
+/// Longest log line kept from a plugin, in characters; the rest is cut. With the per-call
+/// line budget (`plugin.logLinesPerCall`) it bounds what a plugin can put in the host's log.
+pub const PLUGIN_LOG_LINE_CHARS: usize = 2000;
+
+/// How long a partial batch of the map pipeline waits for more items before it is mapped
+/// (keeps a slow stream, such as `berth map --watch` or a discovery page at a time, flowing).
+pub const MAP_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
 // ---- Port's and AWS's published maxima ----
 
 /// Entities per bulk upsert call: the `maxItems` of Port's bulk endpoint.

@@ -44,7 +44,7 @@ impl Default for MapOptions {
         Self {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch_items: crate::limits::DEFAULT_BATCH_ITEMS,
-            linger: Duration::from_millis(20),
+            linger: crate::limits::MAP_LINGER,
         }
     }
 }

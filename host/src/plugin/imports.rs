@@ -13,8 +13,7 @@ use crate::lookup::{CloudResource, LookupError, Place as Scope};
 /// How the SDK's panic hook begins its log line (`plugins/sdk/src/runtime.rs`).
 const PANIC_PREFIX: &str = "panicked at ";
 
-/// Longest log line kept from a plugin, in characters.
-const MAX_LOG_CHARS: usize = 2000;
+use crate::limits::PLUGIN_LOG_LINE_CHARS;
 
 /// A log level, whatever version of `log` the plugin imported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +39,7 @@ impl HostState {
         // it cannot forge log lines or send terminal escapes.
         let message: String = message
             .chars()
-            .take(MAX_LOG_CHARS)
+            .take(PLUGIN_LOG_LINE_CHARS)
             .map(|c| if c.is_control() { '\u{fffd}' } else { c })
             .collect();
         if panic {
