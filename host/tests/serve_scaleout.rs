@@ -40,9 +40,10 @@ async fn a_killed_worker_loses_its_tenants_to_the_others_and_nothing_is_lost() {
             Server::start(&config, &[], dir.join(format!("serve-{i}.log"))).await,
         ));
     }
-    // Slow AWS down so syncs last long enough to be interrupted.
+    // Slow AWS down so syncs last long enough to be interrupted: a sync of the seed mapping
+    // makes few calls (no lookup its mapping does not read), so each must be slow.
     w.emu
-        .faults(&json!({"rules": [{"api": "cloudcontrol:*", "latency_ms": 250}]}))
+        .faults(&json!({"rules": [{"api": "cloudcontrol:*", "latency_ms": 1000}]}))
         .await
         .unwrap();
     let api = |servers: &Vec<Option<Server>>| -> usize {
