@@ -602,7 +602,7 @@ fn read_expected() -> BTreeMap<String, String> {
 
 const HEADER: &str = "\
 # jq 1.7.1 test cases (tests/jq-conformance/jq-1.7.1/*.test) that Berth's
-# sandboxed JQ engine (jaq + COMPAT_DEFS in plugins/sdk/src/jq.rs) fails.
+# sandboxed JQ engine (jq::Filter in plugins/sdk/src/jq/: jaq with COMPAT_DEFS, and the fast path) fails.
 # One line per case: FILE:LINE<TAB>reason, LINE being the program's line.
 # Checked by tests/tests/jq_conformance.rs: a failing case missing here is a
 # regression, a listed case that passes must be removed.
