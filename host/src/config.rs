@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::port::{
+use crate::catalog::port::{
     ClientConfig, Credentials, EU_BASE_URL, PortClient, PortError, US_BASE_URL, UserAgent,
 };
 
@@ -213,9 +213,9 @@ impl Default for Schedule {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub port: PortSection,
-    /// The AWS side (auth, accounts, regions); see [`crate::aws::config`].
+    /// The AWS side (auth, accounts, regions); see [`crate::discovery::config`].
     #[serde(default)]
-    pub aws: Option<crate::aws::AwsConfig>,
+    pub aws: Option<crate::discovery::AwsConfig>,
     /// The mapping: a file, `{fromPort: true}`, or inline.
     #[serde(default)]
     pub mapping: Option<MappingSource>,
@@ -405,7 +405,7 @@ impl Config {
     pub async fn load_mapping(
         &self,
         client: &PortClient,
-    ) -> Result<crate::mapping::MappingFile, ConfigError> {
+    ) -> Result<crate::pipeline::mapping::MappingFile, ConfigError> {
         let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
         match &self.mapping {
             None => Err(invalid(
@@ -417,14 +417,14 @@ impl Config {
             Some(MappingSource::File(_)) => {
                 let p = self.mapping_path().expect("a file mapping");
                 // The error names the file already.
-                crate::mapping::MappingFile::from_path(&p)
+                crate::pipeline::mapping::MappingFile::from_path(&p)
                     .map_err(|e| invalid(e.source_name, e.message))
                     .inspect(log_warnings)
             }
             Some(MappingSource::Inline(v)) => {
                 let text = serde_norway::to_string(v)
                     .map_err(|e| invalid("mapping".into(), e.to_string()))?;
-                crate::mapping::MappingFile::parse(&text, "mapping")
+                crate::pipeline::mapping::MappingFile::parse(&text, "mapping")
                     .map_err(|e| invalid(e.source_name, e.message))
                     .inspect(log_warnings)
             }
@@ -443,9 +443,12 @@ impl Config {
                 let config = integration.get("config").cloned().unwrap_or_default();
                 let text = serde_json::to_string(&config)
                     .map_err(|e| invalid("mapping".into(), e.to_string()))?;
-                crate::mapping::MappingFile::parse(&text, &format!("Port integration {id} config"))
-                    .map_err(|e| invalid(e.source_name, e.message))
-                    .inspect(log_warnings)
+                crate::pipeline::mapping::MappingFile::parse(
+                    &text,
+                    &format!("Port integration {id} config"),
+                )
+                .map_err(|e| invalid(e.source_name, e.message))
+                .inspect(log_warnings)
             }
         }
     }
@@ -499,7 +502,7 @@ impl Config {
 }
 
 /// The mapping's warnings go to the log here; `berth map` prints its own on stderr.
-fn log_warnings(m: &crate::mapping::MappingFile) {
+fn log_warnings(m: &crate::pipeline::mapping::MappingFile) {
     for w in &m.warnings {
         tracing::warn!("{w}");
     }

@@ -4,53 +4,38 @@
 //! trusted work (AWS, Port, scheduling); each resource kind's enrichment and
 //! mapping runs as a sandboxed WebAssembly component (see [`plugin`]).
 //!
-//! Modules, each owning one concept:
-//! - [`json_text`]: JSON text laid out as `jq` prints it.
-//! - [`limits`]: every sandbox limit and timeout, per tenant.
-//! - [`lookup`]: the host side of the plugins' read-only cloud lookups.
-//! - [`panics`]: panics caught at task boundaries, and injected ones for tests.
-//! - [`plugin`]: the wasmtime engine, plugin loading, calls, registry.
-//! - [`mapping`]: Port's mapping YAML, read and checked on the host.
-//! - [`map`]: the streaming `berth map` pipeline (raw items → entities).
-//! - [`plugin_test`]: `berth plugin test` golden cases.
-//! - [`plugin_new`]: `berth plugin new`, a plugin crate to start from.
-//! - [`bench`]: `berth bench` workloads that print figures.
-//! - [`config`]: the config file (Port, state store, mapping), secrets by reference.
-//! - [`error_text`]: one line of text for an error chain, causes said once, never `Debug`.
-//! - [`fair`]: one process's work slots shared fairly among tenants.
-//! - [`port`]: the Port API client (tokens, retries, bulk upsert, deletes, sync status).
-//! - [`aws`]: AWS discovery (credentials, accounts, regions, Cloud Control,
-//!   adaptive rate limits) streaming raw items, and the plugins' AWS lookups.
+//! The folders follow the data: [`discovery`] reads AWS into raw items, [`pipeline`] wires the
+//! stages, [`plugin`] enriches and maps items in the sandbox, [`catalog`] makes Port match.
+//! `docs/architecture.md` follows one `berth sync` through them, file by file.
+//!
+//! - [`discovery`]: AWS (credentials, accounts, regions, Cloud Control, adaptive rate limits),
+//!   streaming raw items, and each scope's completeness.
+//! - [`pipeline`]: the mapping file, the map stage, one resync end to end, its display and report.
+//! - [`plugin`]: the wasmtime engine, plugin loading and calls, the registry, the plugins'
+//!   cloud lookups, fair share of the sandbox among tenants, golden cases.
+//! - [`catalog`]: the Port side: the API client ([`catalog::port`]), change detection,
+//!   upserts, reconciliation, sync status and metrics.
 //! - [`scope`]: the (account, region, kind) unit of discovery completeness, how each ended
 //!   and why; what decides which entities may be deleted.
 //! - [`store`]: Berth's state (change detection, sync history, tenants, schedules, leases),
 //!   SQLite or Postgres.
-//! - [`sync`]: one sync's Port side: change detection, upserts, reconciliation, metrics.
-//! - [`resync`]: one resync end to end (discover → map → push), streaming.
-//! - [`report`]: the end-of-resync summary table and HTML report.
-//! - [`runner`]: `berth sync`/`berth run` setup, triggers, graceful stop, `/metrics`.
 //! - [`serve`]: `berth serve`, the multi-tenant service (admin API, leases, fair share).
+//! - [`config`]: the config file (Port, state store, mapping), secrets by reference.
+//! - [`limits`]: every limit and timeout, as one tree of data.
+//! - [`error_text`], [`json_text`], [`panics`]: one line per error, JSON laid out as `jq`
+//!   prints it, panics caught at task boundaries.
+//!
+//! The command line (`main.rs` and `commands/`) is the binary's, not this library's.
 
-pub mod aws;
-pub mod bench;
+pub mod catalog;
 pub mod config;
-pub mod display;
+pub mod discovery;
 pub mod error_text;
-pub mod fair;
 pub mod json_text;
 pub mod limits;
-pub mod lookup;
-pub mod map;
-pub mod mapping;
 pub mod panics;
+pub mod pipeline;
 pub mod plugin;
-pub mod plugin_new;
-pub mod plugin_test;
-pub mod port;
-pub mod report;
-pub mod resync;
-pub mod runner;
 pub mod scope;
 pub mod serve;
 pub mod store;
-pub mod sync;

@@ -1084,7 +1084,7 @@ pub struct WorkerLimits {
     /// last waited minutes).
     pub max_concurrent_syncs: usize,
     /// `workSlots`: plugin batches mapped at once across all tenants, shared fairly
-    /// (`crate::fair`; default four per core).
+    /// (`crate::plugin::fair`; default four per core).
     pub work_slots: usize,
     /// `leaseSeconds`: a lease not renewed for this long is taken by another worker, s
     /// (default 30).

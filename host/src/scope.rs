@@ -23,7 +23,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::lookup::Place;
+use crate::plugin::lookup::Place;
 
 /// Where entities came from. In a push envelope it is `{"account", "region", "kind"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

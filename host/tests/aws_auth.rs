@@ -13,16 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_support::*;
-use berth::aws::config::{AuthConfig, AuthMethod};
-use berth::aws::{AwsConfig, AwsLookup, KindPlan};
-use berth::lookup::{CloudLookup, Place};
+use berth::discovery::config::{AuthConfig, AuthMethod};
+use berth::discovery::{AwsConfig, KindPlan};
+use berth::plugin::lookup::AwsLookup;
+use berth::plugin::lookup::{CloudLookup, Place};
 use berth::serve::identity::{IdentityConfig, Issuer};
 use serde_json::json;
 
 /// Berth's issuer in this process, published on 127.0.0.1 (its URL is the issuer), and the
 /// management template deployed in [`MGMT`] so that `BerthIntegration` trusts it for `sub`.
 async fn trusted_issuer(
-    emu: &berth::aws::emulator::Emulator,
+    emu: &berth_test_kit::emulator::Emulator,
     seed: &serde_json::Value,
     dir: &std::path::Path,
     sub: &str,
@@ -59,7 +60,7 @@ async fn trusted_issuer(
             }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = berth_test_kit::repo_root();
     let root = seed["organization"]["root_id"].as_str().unwrap();
     let out = emu
         .deploy(&[

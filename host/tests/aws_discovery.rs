@@ -6,8 +6,8 @@ mod aws_support;
 use std::collections::BTreeSet;
 
 use aws_support::*;
-use berth::aws::config::RegionPolicy;
-use berth::aws::{AwsConfig, KindPlan};
+use berth::discovery::config::RegionPolicy;
+use berth::discovery::{AwsConfig, KindPlan};
 use berth::scope::ScopeStatus;
 use serde_json::json;
 
@@ -265,7 +265,7 @@ fn role_arns(seed: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn member_only_config(emu: &berth::aws::emulator::Emulator) -> AwsConfig {
+fn member_only_config(emu: &berth_test_kit::emulator::Emulator) -> AwsConfig {
     AwsConfig {
         auth: static_auth(),
         external_id: Some(EXTERNAL_ID.into()),

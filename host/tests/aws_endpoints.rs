@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use berth::aws::AwsLimits;
-use berth::aws::arn::Partition;
-use berth::aws::clients::ClientFactory;
+use berth::discovery::AwsLimits;
+use berth::discovery::arn::Partition;
+use berth::discovery::clients::ClientFactory;
 use berth::serve::tenants::{StoredTenant, TenantDoc, TenantPolicy};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,7 +113,7 @@ fn a_config_file_region_that_names_a_host_is_refused_at_load() {
         .expect_err("refused")
         .to_string();
     assert!(e.contains("aws.regions[0]"), "{e}");
-    let e = berth::aws::AwsConfig::from_path(&path)
+    let e = berth::discovery::AwsConfig::from_path(&path)
         .expect_err("refused")
         .to_string();
     assert!(e.contains("aws.regions[0]"), "{e}");
@@ -244,7 +244,13 @@ async fn the_s3_client_follows_no_redirect() {
         let endpoint = format!("http://{first}");
         let r = tokio::time::timeout(
             Duration::from_secs(20),
-            berth::aws::s3::bucket_region(&http, Some(&endpoint), Partition::Aws, &creds, "b"),
+            berth::discovery::s3::bucket_region(
+                &http,
+                Some(&endpoint),
+                Partition::Aws,
+                &creds,
+                "b",
+            ),
         )
         .await
         .expect("answered");
@@ -256,8 +262,8 @@ async fn the_s3_client_follows_no_redirect() {
 
 #[tokio::test]
 async fn the_port_client_follows_no_redirect() {
-    use berth::port::client::{ClientConfig, PortClient};
-    use berth::port::{Credentials, UserAgent};
+    use berth::catalog::port::client::{ClientConfig, PortClient};
+    use berth::catalog::port::{Credentials, UserAgent};
     let (first, reached) = redirect_pair("307 Temporary Redirect").await;
     let mut config = ClientConfig::new(
         format!("http://{first}"),

@@ -4,8 +4,9 @@
 mod aws_support;
 
 use aws_support::*;
-use berth::aws::{AwsConfig, AwsLookup};
-use berth::lookup::{CloudLookup, LookupError, Place};
+use berth::discovery::AwsConfig;
+use berth::plugin::lookup::AwsLookup;
+use berth::plugin::lookup::{CloudLookup, LookupError, Place};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_get_and_list_in_the_right_account_and_region() {

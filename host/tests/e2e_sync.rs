@@ -147,10 +147,10 @@ mapping:
 "#,
     )
     .await;
-    let client = berth::port::PortClient::new(berth::port::ClientConfig::new(
+    let client = berth::catalog::port::PortClient::new(berth::catalog::port::ClientConfig::new(
         w.port.base_url(),
-        berth::port::Credentials::new("fake-client-id", "fake-client-secret"),
-        berth::port::UserAgent::exporter("aws", "0.1.0", "setup"),
+        berth::catalog::port::Credentials::new("fake-client-id", "fake-client-secret"),
+        berth::catalog::port::UserAgent::exporter("aws", "0.1.0", "setup"),
     ))
     .unwrap();
     client

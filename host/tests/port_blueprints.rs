@@ -1,13 +1,12 @@
-//! `berth::port` blueprints and the relation-ordered retry, against the in-process fake Port:
+//! `berth::catalog::port` blueprints and the relation-ordered retry, against the in-process fake Port:
 //! the real `mappings/blueprints` created in relation order and idempotently, a user's
 //! blueprint only ever extended (conflicts reported, not changed), and entities whose relation
 //! targets come later (or sit on a cycle) retried after their targets.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
-use berth::port::{
+use berth::catalog::port::{
     ClientConfig, ConflictKind, Credentials, Entity, PortClient, RetryPolicy, UpsertOptions,
     UserAgent,
 };
@@ -39,7 +38,7 @@ fn client(handle: &FakePortHandle) -> PortClient {
 /// The real blueprints of `mappings/blueprints`, in reverse file-name order (dependents first,
 /// so the client has to sort them).
 fn real_blueprints() -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/blueprints");
+    let dir = berth_test_kit::repo_root().join("mappings/blueprints");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("mappings/blueprints")
         .map(|e| e.unwrap().path())

@@ -1,11 +1,11 @@
-//! `berth::port` against the in-process fake Port (`berth-fake-port`): bulk upsert batching and
+//! `berth::catalog::port` against the in-process fake Port (`berth-fake-port`): bulk upsert batching and
 //! per-index results, the 413 split, retries under injected faults, token refresh, ownership by
 //! User-Agent, and that the secret never shows.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use berth::port::{
+use berth::catalog::port::{
     ClientConfig, Credentials, Entity, PortClient, PortError, RetryPolicy, UpsertOptions, UserAgent,
 };
 use berth_fake_port::client::Fake;

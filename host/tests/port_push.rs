@@ -1,4 +1,4 @@
-//! `berth::sync` against the in-process fake Port: a push under every fault lands each entity
+//! `berth::catalog` against the in-process fake Port: a push under every fault lands each entity
 //! exactly once, change detection makes a repeated push free, reconciliation deletes only what
 //! it may, sync status reaches Port, and every request passes the fake's OpenAPI validation.
 
@@ -6,14 +6,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use berth::mapping::Settings;
-use berth::port::{
+use berth::catalog::port::{
     ClientConfig, Credentials, Entity, PortClient, RetryPolicy, UpsertOptions, UserAgent,
 };
+use berth::catalog::push::{EntityIn, Outcome, PushReport};
+use berth::catalog::{PushOptions, Pusher};
+use berth::pipeline::mapping::Settings;
 use berth::scope::{ScopeKey, ScopeStatus};
 use berth::store::Store;
-use berth::sync::push::{EntityIn, Outcome, PushReport};
-use berth::sync::{PushOptions, Pusher};
 use berth_fake_port::client::{Client, Fake};
 use berth_fake_port::{FakePortHandle, Faults, LoggedRequest};
 use serde_json::json;
@@ -500,8 +500,8 @@ async fn berth_push_command() {
              baseUrl: {}\n  integration: {{identifier: my-aws}}\nstate: state/berth.db\n\
              blueprints: {}\n",
             port.base_url(),
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../mappings/blueprints")
+            berth_test_kit::repo_root()
+                .join("mappings/blueprints")
                 .display()
         ),
     )

@@ -16,10 +16,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use berth::port::entities::OwnedEntity;
+use berth::catalog::port::entities::OwnedEntity;
+use berth::catalog::reconcile::{Inputs, decide};
 use berth::scope::{ScopeBook, ScopeKey, ScopeStatus};
 use berth::store::{EntityKey, EntityState};
-use berth::sync::reconcile::{Inputs, decide};
 use proptest::prelude::*;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];

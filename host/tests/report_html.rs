@@ -8,16 +8,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use berth::aws::call::CallCounts;
-use berth::aws::{AccountReport, DiscoveryReport, ScopeReport};
-use berth::map::Summary;
-use berth::mapping::MappingFile;
-use berth::report::{ReportHeader, failed_html, html};
-use berth::resync::ResyncReport;
+use berth::catalog::metrics::KindCounters;
+use berth::catalog::push::{Outcome, PlanCounts};
+use berth::catalog::{Plan, PushReport};
+use berth::discovery::call::CallCounts;
+use berth::discovery::{AccountReport, DiscoveryReport, ScopeReport};
+use berth::pipeline::map::Summary;
+use berth::pipeline::mapping::MappingFile;
+use berth::pipeline::report::{ReportHeader, failed_html, html};
+use berth::pipeline::resync::ResyncReport;
 use berth::scope::{ScopeKey, ScopeStatus};
-use berth::sync::metrics::KindCounters;
-use berth::sync::push::{Outcome, PlanCounts};
-use berth::sync::{Plan, PushReport};
 
 const KINDS: [&str; 10] = [
     "AWS::Organizations::Account",

@@ -6,17 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth::limits::EngineLimits;
-use berth::map::{MapOptions, Summary};
-use berth::mapping::MappingFile;
+use berth::pipeline::map::{MapOptions, Summary};
+use berth::pipeline::mapping::MappingFile;
 use berth::plugin::{AotCache, PluginEngine, Registry, Tenant};
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
+pub use berth_test_kit::repo_root as repo;
 
 fn built(dir: &str, name: &str) -> PathBuf {
     let p = repo().join("target").join(dir).join(format!("{name}.wasm"));
@@ -76,7 +70,7 @@ pub async fn map_file(
 ) -> (Summary, Vec<String>) {
     let mapping = Arc::new(MappingFile::from_path(mapping).expect("mapping file"));
     let input = std::io::BufReader::new(std::fs::File::open(items).expect("items file"));
-    berth::map::run_collect(registry, mapping, tenant, input, opts)
+    berth::pipeline::map::run_collect(registry, mapping, tenant, input, opts)
         .await
         .expect("map run")
 }

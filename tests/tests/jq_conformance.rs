@@ -658,7 +658,7 @@ async fn jq_1_7_1_conformance() {
             call_timeout: Duration::from_secs(5),
             ..Default::default()
         },
-        Arc::new(berth::lookup::Offline),
+        Arc::new(berth::plugin::lookup::Offline),
     );
     let bless = std::env::var("BERTH_JQ_BLESS").is_ok_and(|v| v == "1");
     let verbose = std::env::var("BERTH_JQ_VERBOSE").is_ok_and(|v| v == "1");

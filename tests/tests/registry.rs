@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use berth::limits::Limits;
-use berth::lookup::Offline;
+use berth::plugin::lookup::Offline;
 use berth::plugin::{JqOutput, JqRequest, Tenant};
 use berth_tests::{plugin, plugin_dir, registry};
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth::limits::Limits;
-use berth::lookup::Offline;
-use berth::map::{MapOptions, Summary};
+use berth::pipeline::map::{MapOptions, Summary};
 use berth::plugin::Tenant;
+use berth::plugin::lookup::Offline;
 use berth_tests::{fixture, map_file, plugin, plugin_dir, registry, test_plugin};
 
 fn tight_limits() -> Limits {
@@ -248,7 +248,7 @@ async fn a_plugin_cannot_read_what_it_did_not_declare() {
     let reg = registry(dir.path()).await;
     let p = reg.snapshot().for_kind("Test::Snoop").unwrap();
     // Even with data to serve, the undeclared type is refused by the host.
-    let lookup = berth::lookup::Fixture::parse(
+    let lookup = berth::plugin::lookup::Fixture::parse(
         r#"{"TypeName":"AWS::IAM::Role","Identifier":"admin","AccountId":"1","Region":"r","Properties":{"secret":"x"}}"#,
     )
     .unwrap();
@@ -261,7 +261,7 @@ async fn a_plugin_cannot_read_what_it_did_not_declare() {
         }],
         items: vec![r#"{"id":"a","__Kind":"Test::Snoop"}"#.into()],
     };
-    let place = Some(berth::lookup::Place {
+    let place = Some(berth::plugin::lookup::Place {
         account_id: "1".into(),
         region: "r".into(),
     });
@@ -283,7 +283,7 @@ async fn waiting_on_lookups_does_not_spend_the_guest_budget() {
     use std::future::Future;
     use std::pin::Pin;
 
-    use berth::lookup::{CloudLookup, CloudResource, Fixture, LookupError, Place};
+    use berth::plugin::lookup::{CloudLookup, CloudResource, Fixture, LookupError, Place};
 
     type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
     struct Slow(Arc<Fixture>, Duration);

@@ -115,7 +115,7 @@ impl filesystem::preopens::Host for HostState {
 }
 
 use crate::limits::MAX_TABLE_ELEMENTS;
-use crate::lookup::{CloudLookup, Place as Scope};
+use crate::plugin::lookup::{CloudLookup, Place as Scope};
 
 /// A plugin asked for more memory than its tenant allows.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -5,10 +5,10 @@
 //! generated types to these calls and back.
 //!
 //! Must not touch: instances, limits beyond the per-call fields of [`HostState`], or the
-//! network (lookups go through the tenant's [`crate::lookup::CloudLookup`]).
+//! network (lookups go through the tenant's [`crate::plugin::lookup::CloudLookup`]).
 
 use super::host::HostState;
-use crate::lookup::{CloudResource, LookupError, Place as Scope};
+use crate::plugin::lookup::{CloudResource, LookupError, Place as Scope};
 
 /// How the SDK's panic hook begins its log line (`plugins/sdk/src/runtime.rs`).
 const PANIC_PREFIX: &str = "panicked at ";
@@ -183,7 +183,7 @@ macro_rules! impl_berth_imports {
 /// A [`LookupError`] as one version's generated `lookup-error`.
 macro_rules! lookup_error {
     ($e:expr, $($api:ident)::+) => {{
-        use $crate::lookup::LookupError as E;
+        use $crate::plugin::lookup::LookupError as E;
         use $($api)::+::cloud::LookupError as W;
         match $e {
             E::NotPermitted(m) => W::NotPermitted(m),

@@ -20,7 +20,7 @@ use super::engine::PluginEngine;
 use super::host::{HostState, MemoryLimitExceeded, WASI_IMPORTS, add_wasi_to_linker};
 use super::{PluginError, PluginInfo, Tenant, one_line};
 use super::{v0_1_0 as v1, v0_2_0 as v2};
-use crate::lookup::{Offline, Place as Scope};
+use crate::plugin::lookup::{Offline, Place as Scope};
 
 /// `BatchOutput`: what a plugin made of a batch: per entry of the request, in its order, the
 /// entry's error or one result per item.

@@ -10,14 +10,17 @@
 //! it while Berth runs.
 //!
 //! It must not touch: AWS credentials or the network (plugins read the cloud
-//! only through [`crate::lookup::CloudLookup`]), Port, or any tenant's
+//! only through [`crate::plugin::lookup::CloudLookup`]), Port, or any tenant's
 //! configuration beyond the limits and lookup it is handed.
 
 pub mod cache;
 pub mod engine;
+pub mod fair;
+pub mod golden;
 pub mod host;
 pub mod imports;
 pub mod instance;
+pub mod lookup;
 pub mod registry;
 pub mod v0_1_0;
 pub mod v0_2_0;
@@ -35,7 +38,7 @@ pub use instance::{
 pub use registry::{LoadFailure, NoPlugin, Registry, Snapshot};
 
 use crate::limits::Limits;
-use crate::lookup::CloudLookup;
+use crate::plugin::lookup::CloudLookup;
 
 /// Largest `.wasm` file accepted (declared with every other limit).
 pub use crate::limits::MAX_PLUGIN_BYTES;
@@ -65,7 +68,7 @@ pub struct Tenant {
     pub plugins: Option<Arc<std::collections::BTreeSet<String>>>,
     /// The process's shared work budget and this tenant's weight in it (`berth serve`);
     /// `None`: unmetered (one tenant per process).
-    pub share: Option<(Arc<crate::fair::WorkBudget>, u32)>,
+    pub share: Option<(Arc<crate::plugin::fair::WorkBudget>, u32)>,
 }
 
 impl Tenant {

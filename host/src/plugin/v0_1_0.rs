@@ -90,13 +90,13 @@ pub fn entry_result(
 }
 
 /// An entity record from a 0.1.0 entity's JSON text, read as `berth push` reads an entity
-/// line ([`crate::port::Entity::from_value`]): the body loses its `blueprint` as 0.2.0 plugins
+/// line ([`crate::catalog::port::Entity::from_value`]): the body loses its `blueprint` as 0.2.0 plugins
 /// make it. Text that is not an object with a string blueprint keeps an empty blueprint,
 /// which the catalog side refuses like any entity without one.
 fn entity(text: String) -> cur::Entity {
     let record = serde_json::from_str(&text)
         .map_err(|e| e.to_string())
-        .and_then(|v| crate::port::Entity::from_value(&v));
+        .and_then(|v| crate::catalog::port::Entity::from_value(&v));
     match record {
         Ok(e) => cur::Entity {
             blueprint: e.blueprint,

@@ -359,7 +359,10 @@ async fn metrics(State(s): State<Arc<ApiState>>, Extension(caller): Extension<Ca
         Caller::Tenant(t) => Some(t.as_str()),
     };
     (
-        [(header::CONTENT_TYPE, crate::runner::METRICS_CONTENT_TYPE)],
+        [(
+            header::CONTENT_TYPE,
+            crate::pipeline::runner::METRICS_CONTENT_TYPE,
+        )],
         s.worker.metrics(only),
     )
         .into_response()
@@ -606,7 +609,7 @@ async fn put_tenant(
     };
     if s.issuer.is_none()
         && config.aws.as_ref().map(|a| a.auth.method)
-            == Some(crate::aws::config::AuthMethod::BerthIdentity)
+            == Some(crate::discovery::config::AuthMethod::BerthIdentity)
     {
         return error(
             StatusCode::BAD_REQUEST,

@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::identity::{AUDIENCE, IdentityConfig, subject};
-use crate::aws::config::DEFAULT_MEMBER_ROLE;
+use crate::discovery::config::DEFAULT_MEMBER_ROLE;
 
 /// The management-account stack (quick-create opens it).
 pub const MANAGEMENT_TEMPLATE: &str = "berth-management.yaml";

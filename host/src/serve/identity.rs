@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::secrets::SecretKey;
-use crate::aws::credentials::TokenMint;
+use crate::discovery::credentials::TokenMint;
 use crate::store::{SigningKeyRow, Store, StoreError};
 
 /// The audience STS expects in web identity tokens (the IAM OIDC provider's client id).
@@ -168,8 +168,10 @@ impl IdentityConfig {
                     .into(),
             );
         }
-        if !crate::aws::config::is_region_of(crate::aws::arn::Partition::Aws, &self.console_region)
-        {
+        if !crate::discovery::config::is_region_of(
+            crate::discovery::arn::Partition::Aws,
+            &self.console_region,
+        ) {
             return Err("identity.consoleRegion: a region of the aws partition".into());
         }
         Ok(())

@@ -11,7 +11,7 @@
 //! - [`aws_setup`]: the CloudFormation templates and a tenant's parameters for them.
 //!
 //! Owns: wiring those together with the shared plugin registry (hot-reloaded for all
-//! tenants) and the graceful stop. Must not touch: what a sync does (`crate::resync`).
+//! tenants) and the graceful stop. Must not touch: what a sync does (`crate::pipeline::resync`).
 
 pub mod api;
 pub mod aws_setup;
@@ -96,7 +96,7 @@ pub async fn serve(config_path: &Path, default_plugins: &Path) -> anyhow::Result
     };
     let rotation = issuer.map(|i| tokio::spawn(i.run(stop_rx.clone())));
     let work = tokio::spawn(worker.clone().run(stop_rx));
-    crate::runner::wait_for_signal().await;
+    crate::pipeline::runner::wait_for_signal().await;
     tracing::warn!("stop requested: abandoning running syncs before reconciliation");
     let _ = stop_tx.send(true);
     let _ = work.await;
@@ -119,7 +119,7 @@ async fn open_plugins(
         .as_ref()
         .map(|p| config.base_dir.join(p))
         .unwrap_or_else(|| default_plugins.to_path_buf());
-    crate::runner::open_registry(&dir, config.engine.clone()).await
+    crate::pipeline::runner::open_registry(&dir, config.engine.clone()).await
 }
 
 #[cfg(test)]

@@ -354,7 +354,7 @@ impl StoredTenant {
         if aws.endpoint_url.is_some() && !policy.allow_custom_endpoints {
             return Err(bad("config.aws.endpointUrl: not allowed here".into()));
         }
-        use crate::aws::config::AuthMethod;
+        use crate::discovery::config::AuthMethod;
         let berth_sets_external_id = matches!(
             aws.auth.method,
             AuthMethod::BerthIdentity | AuthMethod::Default
@@ -621,7 +621,7 @@ mod tests {
         assert_eq!(aws.external_id.as_deref(), Some(t.external_id.as_str()));
         assert!(matches!(
             aws.account_source(),
-            crate::aws::config::AccountSource::Organization {
+            crate::discovery::config::AccountSource::Organization {
                 through_base: true,
                 ..
             }

@@ -12,7 +12,7 @@
 //! dropped); an overrun interval does the same. The loop itself only talks to the store: it
 //! never waits on a tenant's Port or AWS, so no tenant can hold back another's start.
 //!
-//! Within a worker, tenants share the plugin work slots fairly (`crate::fair`), and each keeps
+//! Within a worker, tenants share the plugin work slots fairly (`crate::plugin::fair`), and each keeps
 //! its own setup (AWS sessions and rate limiters, Port client, mapping, sandbox limits, plugin
 //! instances) and its own task reading its Port's resync request. All of it is keyed by the
 //! tenant's *incarnation* ([`TenantRow::integration_key`]), never by id and version: a tenant
@@ -21,7 +21,7 @@
 //!
 //! Owns: [`Worker`] (the loop, leases and heartbeats, the per-incarnation setup cache and
 //! Port pollers, per-tenant run states for `/metrics`). Must not touch: HTTP (`serve::api`) or
-//! what a resync does (`crate::resync`).
+//! what a resync does (`crate::pipeline::resync`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -32,11 +32,11 @@ use tokio::sync::watch;
 use super::config::{ServeConfig, WorkerLimits};
 use super::secrets::SecretKey;
 use super::tenants::{StoredTenant, TenantPolicy};
-use crate::fair::WorkBudget;
 use crate::limits::Limits;
+use crate::pipeline::resync::Progress;
+use crate::pipeline::runner::{RunState, Setup, lock, render_metrics};
 use crate::plugin::Registry;
-use crate::resync::Progress;
-use crate::runner::{RunState, Setup, lock, render_metrics};
+use crate::plugin::fair::WorkBudget;
 use crate::store::{Lease, Store, TenantRow, now_ms};
 
 /// The store key the admin API reads a tenant's sync history by; the store resolves it to
@@ -298,7 +298,7 @@ impl Worker {
         let doc = StoredTenant::open(tenant, &row.spec, &self.key)?;
         let mut config = doc.checked_config(tenant, &self.policy)?;
         if let Some(aws) = config.aws.as_mut()
-            && aws.auth.method == crate::aws::config::AuthMethod::BerthIdentity
+            && aws.auth.method == crate::discovery::config::AuthMethod::BerthIdentity
         {
             let issuer = self.issuer.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("tenant {tenant}: {}", super::identity::NEEDS_ISSUER)
@@ -487,7 +487,7 @@ impl Worker {
         let key = row.integration_key();
         self.run_state(tenant, &key, |st| st.running = true);
         // Reconciliation only while the lease is still ours, renewed at that moment.
-        let fence: crate::resync::Fence = {
+        let fence: crate::pipeline::resync::Fence = {
             let me = self.clone();
             let lease = lease.clone();
             Arc::new(move || {
@@ -577,7 +577,7 @@ impl Worker {
 }
 
 /// Why a sync ended partial, in a few lines an operator can act on.
-fn log_incomplete(tenant: &str, report: &crate::resync::ResyncReport) {
+fn log_incomplete(tenant: &str, report: &crate::pipeline::resync::ResyncReport) {
     for a in &report.discovery.accounts {
         if let Some(e) = &a.error {
             tracing::warn!(tenant, account = a.account_id, "account not read: {e}");

@@ -4,15 +4,14 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth::aws::config::{AuthConfig, AuthMethod, Secret};
-use berth::aws::emulator::Emulator;
-use berth::aws::{
+use berth::discovery::config::{AuthConfig, AuthMethod, Secret};
+use berth::discovery::{
     AwsConfig, AwsLimits, AwsSync, AwsTenant, DiscoveryReport, Event, KindPlan, RawItem, discover,
 };
+use berth_test_kit::emulator::Emulator;
 use serde_json::{Value, json};
 
 pub const MGMT: &str = "123456789012";
@@ -29,7 +28,7 @@ pub const KINDS: [(&str, bool); 5] = [
 ];
 
 pub async fn emulator() -> Emulator {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/aws-emulator");
+    let dir = berth_test_kit::repo_root().join("tests/aws-emulator");
     let emu = Emulator::start(&dir).await.expect("start the emulator");
     emu.regions(&json!({ "enabled": REGIONS })).await.unwrap();
     emu

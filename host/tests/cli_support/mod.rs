@@ -4,15 +4,10 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+pub use berth_test_kit::repo_root as repo;
 
 /// `berth` run from the repository root, with the tests' shared AOT cache.
 pub fn berth() -> Command {

@@ -8,15 +8,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use berth::aws::emulator::Emulator;
 use berth_fake_port::{Config, FakePortHandle};
+use berth_test_kit::emulator::Emulator;
 use serde_json::{Value, json};
 
 pub const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+pub use berth_test_kit::repo_root as repo;
 
 pub async fn berth(args: Vec<String>) -> Output {
     berth_env(args, Vec::new()).await

@@ -1,6 +1,6 @@
 //! `cargo run --release -p berth-tests --bin bench-push [-- ENTITIES LATENCY_MS RATE]`
 //!
-//! Pushes ENTITIES (default 50,000) entities with `berth::sync` to an in-process fake Port that
+//! Pushes ENTITIES (default 50,000) entities with `berth::catalog` to an in-process fake Port that
 //! answers after LATENCY_MS (default 20) and allows RATE requests per second (default 20, a
 //! token bucket with one second of burst), then pushes the same entities again. Prints the wall
 //! times, the lower bound of the first push (ENTITIES ÷ 20 per call ÷ RATE per second) and the
@@ -8,12 +8,12 @@
 
 use std::time::Instant;
 
-use berth::mapping::Settings;
-use berth::port::{ClientConfig, Credentials, Entity, PortClient, UserAgent};
+use berth::catalog::port::{ClientConfig, Credentials, Entity, PortClient, UserAgent};
+use berth::catalog::push::EntityIn;
+use berth::catalog::{PushOptions, PushReport, Pusher};
+use berth::pipeline::mapping::Settings;
 use berth::scope::ScopeKey;
 use berth::store::Store;
-use berth::sync::push::EntityIn;
-use berth::sync::{PushOptions, PushReport, Pusher};
 use berth_fake_port::{Config, Faults, RateLimit};
 use serde_json::json;
 
@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "  peak RSS: {}",
-        berth::bench::peak_rss().map_or("unknown".into(), |kb| format!("{} MiB", kb / 1024))
+        berth_test_kit::peak_rss().map_or("unknown".into(), |kb| format!("{} MiB", kb / 1024))
     );
     Ok(())
 }

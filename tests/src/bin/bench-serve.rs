@@ -15,14 +15,14 @@
 //!   functions; and alone again (the two runs alone show the noise).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth::aws::emulator::Emulator;
 use berth::serve::secrets::SecretKey;
 use berth::serve::tenants::{StoredTenant, TenantDoc};
 use berth::store::{Store, now_ms, tenant_integration_key};
 use berth_fake_port::{Config, FakePortHandle, Faults, RateLimit};
+use berth_test_kit::emulator::Emulator;
 use serde_json::{Value, json};
 
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -37,12 +37,7 @@ const SHIPPED: [&str; 8] = [
     "generic",
 ];
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
+use berth_test_kit::repo_root as repo;
 
 fn tenant_mapping() -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(repo().join("mappings/default.yaml"))?;

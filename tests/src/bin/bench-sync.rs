@@ -11,11 +11,10 @@
 //! peak RSS. Figures only; nothing is asserted. Needs `scripts/build-plugins` and
 //! `cargo build --release -p berth` first.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth::aws::emulator::Emulator;
 use berth_fake_port::{Config, Faults, RateLimit};
+use berth_test_kit::emulator::Emulator;
 use serde_json::json;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "us-west-2"];
@@ -29,12 +28,7 @@ const AWS_RATE: f64 = 50.0;
 const PORT_LATENCY_MS: u64 = 20;
 const PORT_RATE: f64 = 20.0;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
+use berth_test_kit::repo_root as repo;
 
 /// (peak RSS in KiB, CPU seconds) of a live process, from /proc.
 fn sample(pid: u32) -> Option<(u64, f64)> {
