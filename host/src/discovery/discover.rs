@@ -14,14 +14,16 @@
 //! and get buckets of a scope both stay busy. Every call is paced by its
 //! API's bucket for the account and region (`limiter.rs`).
 //!
-//! Global kinds are read once per account: S3 buckets are listed in the
-//! first region that works and handed to one reader per home region (homes
-//! from `ListBuckets` filtered by region, one call per region, with
-//! `GetBucketLocation` as the per-bucket fallback), which reads them there;
-//! so S3 gets one scope per region, like regional kinds, and every region's
-//! `GetResource` bucket works at once. Other global kinds (IAM, Route 53,
-//! CloudFront, WAF) get one scope, in the region they were read from. ECS
-//! services are listed per cluster.
+//! Global kinds are listed once per account. A kind whose items must be
+//! read in their home region ([`s3::read_in_home_region`]: S3 buckets) is
+//! listed in the first region that works and its items handed to one
+//! reader per home region, which reads them there; so it gets one scope per
+//! region, like regional kinds, and every region's `GetResource` bucket
+//! works at once. Which region an item goes to (or that it is homed in a
+//! region not read) is [`s3::Assignment`]'s answer, asked once per item;
+//! how homes are found and cached is `s3.rs`'s. Other global kinds (IAM,
+//! Route 53, CloudFront, WAF) get one scope, in the region they were read
+//! from. ECS services are listed per cluster.
 //!
 //! Every failure ends as a scope, so that reconciliation can never mistake
 //! work that did not happen for resources that are gone: an account whose
@@ -51,12 +53,12 @@ use tokio::task::JoinSet;
 use super::accounts::{self, account_item};
 use super::call::{CallCounts, CallError, CallStats, ErrorClass};
 use super::config::KindPlan;
+use super::s3;
 use super::session::{AccountCtx, AwsSync};
 use crate::plugin::lookup::CloudResource;
 use crate::scope::{ScopeKey, ScopeStatus};
 
 pub const ORG_ACCOUNT_KIND: &str = "AWS::Organizations::Account";
-const S3_BUCKET: &str = "AWS::S3::Bucket";
 /// Kinds whose list handler needs a parent in `ResourceModel`:
 /// (kind, parent kind, model key).
 const PARENTED: &[(&str, &str, &str)] = &[("AWS::ECS::Service", "AWS::ECS::Cluster", "Cluster")];
@@ -64,15 +66,33 @@ const PARENTED: &[(&str, &str, &str)] = &[("AWS::ECS::Service", "AWS::ECS::Clust
 /// One `ListResources` page: items and the next token.
 type Page = (Vec<CloudResource>, Option<String>);
 
-/// Kinds read once per account rather than per region.
-pub fn is_global_kind(kind: &str) -> bool {
-    if kind == S3_BUCKET {
-        return true;
-    }
-    matches!(
+/// How a kind's scopes are laid out in an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Listed and read in every region, one scope each.
+    Regional,
+    /// Listed once, in the first region that works; one scope.
+    Global,
+    /// Listed once, each item read in its home region; one scope per region.
+    PerHomeRegion,
+}
+
+fn layout(kind: &str) -> Layout {
+    if s3::read_in_home_region(kind) {
+        Layout::PerHomeRegion
+    } else if matches!(
         kind.split("::").nth(1),
         Some("IAM" | "Route53" | "CloudFront" | "WAF" | "Organizations" | "GlobalAccelerator")
-    )
+    ) {
+        Layout::Global
+    } else {
+        Layout::Regional
+    }
+}
+
+/// Kinds listed once per account rather than per region.
+pub fn is_global_kind(kind: &str) -> bool {
+    layout(kind) != Layout::Regional
 }
 
 /// A raw item as `berth map` takes it:
@@ -295,6 +315,17 @@ impl From<CallError> for Stop {
     }
 }
 
+/// An item whose home is unknown stops the whole listing: no region's
+/// scope can be complete while it might be in any of them.
+impl From<s3::HomeUnknown> for Stop {
+    fn from(e: s3::HomeUnknown) -> Self {
+        match e {
+            s3::HomeUnknown::Denied(e) => Stop::Call(e),
+            s3::HomeUnknown::Failed(m) => Stop::Other(m),
+        }
+    }
+}
+
 impl Stop {
     fn status(&self) -> ScopeStatus {
         match self {
@@ -506,17 +537,21 @@ async fn account_task(sh: Arc<Shared>, account_id: String, kinds: Arc<Vec<KindPl
             continue;
         }
         let kind_wide = ScopeKey::kind_wide(acct.id(), &plan.kind);
-        if plan.kind == S3_BUCKET {
-            let task = s3_scopes(sh.clone(), acct.clone(), plan.clone(), regions);
-            tasks.spawn(guarded(sh.clone(), kind_wide, task));
-        } else if is_global_kind(&plan.kind) {
-            let task = global_scope(sh.clone(), acct.clone(), plan.clone(), regions);
-            tasks.spawn(guarded(sh.clone(), kind_wide, task));
-        } else {
-            for region in regions {
-                let key = ScopeKey::new(acct.id(), &region, &plan.kind);
-                let task = regional_scope(sh.clone(), acct.clone(), plan.clone(), region);
-                tasks.spawn(guarded(sh.clone(), key, task));
+        match layout(&plan.kind) {
+            Layout::PerHomeRegion => {
+                let task = home_region_scopes(sh.clone(), acct.clone(), plan.clone(), regions);
+                tasks.spawn(guarded(sh.clone(), kind_wide, task));
+            }
+            Layout::Global => {
+                let task = global_scope(sh.clone(), acct.clone(), plan.clone(), regions);
+                tasks.spawn(guarded(sh.clone(), kind_wide, task));
+            }
+            Layout::Regional => {
+                for region in regions {
+                    let key = ScopeKey::new(acct.id(), &region, &plan.kind);
+                    let task = regional_scope(sh.clone(), acct.clone(), plan.clone(), region);
+                    tasks.spawn(guarded(sh.clone(), key, task));
+                }
             }
         }
     }
@@ -673,7 +708,7 @@ async fn emit_items(
     Ok(())
 }
 
-/// A global kind other than S3: read once, in the first region that works.
+/// A [`Layout::Global`] kind: read once, in the first region that works.
 async fn global_scope(
     sh: Arc<Shared>,
     acct: Arc<AccountCtx>,
@@ -699,9 +734,14 @@ async fn global_scope(
     }
 }
 
-/// S3 buckets: listed once per account (first region that works), each
-/// read and reported in its home region.
-async fn s3_scopes(sh: Arc<Shared>, acct: Arc<AccountCtx>, plan: KindPlan, regions: Vec<String>) {
+/// A [`Layout::PerHomeRegion`] kind: listed once per account (first region
+/// that works), each item read and reported in its home region.
+async fn home_region_scopes(
+    sh: Arc<Shared>,
+    acct: Arc<AccountCtx>,
+    plan: KindPlan,
+    regions: Vec<String>,
+) {
     let _permit = sh.scopes.acquire().await.expect("semaphore never closed");
     crate::panics::inject("discover.scope", &format!("{}/*/{}", acct.id(), plan.kind));
     let subs: BTreeMap<String, Arc<ScopeCtx>> = regions
@@ -709,7 +749,7 @@ async fn s3_scopes(sh: Arc<Shared>, acct: Arc<AccountCtx>, plan: KindPlan, regio
         .map(|r| (r.clone(), ScopeCtx::new(acct.id(), r, &plan.kind)))
         .collect();
     let ended: Mutex<BTreeMap<String, ScopeStatus>> = Mutex::new(BTreeMap::new());
-    let run = S3Run {
+    let run = HomedRun {
         sh: &sh,
         acct: &acct,
         plan: &plan,
@@ -717,7 +757,7 @@ async fn s3_scopes(sh: Arc<Shared>, acct: Arc<AccountCtx>, plan: KindPlan, regio
         subs: &subs,
         ended: &ended,
     };
-    let r = s3_read(&run).await;
+    let r = homed_read(&run).await;
     let ended = ended.into_inner().expect("lock");
     for (region, ctx) in &subs {
         let status = match (&r, ended.get(region)) {
@@ -729,23 +769,23 @@ async fn s3_scopes(sh: Arc<Shared>, acct: Arc<AccountCtx>, plan: KindPlan, regio
     }
 }
 
-/// One account's S3 read: where each bucket's items and failures go.
-struct S3Run<'a> {
+/// One account's read of a [`Layout::PerHomeRegion`] kind: where each
+/// item's reads and failures go.
+struct HomedRun<'a> {
     sh: &'a Shared,
     acct: &'a AccountCtx,
     plan: &'a KindPlan,
     /// The regions read, in the order listing is tried.
     regions: &'a [String],
     subs: &'a BTreeMap<String, Arc<ScopeCtx>>,
-    /// Regions whose S3 scope already ended (denied or failed).
+    /// Regions whose scope already ended (denied or failed).
     ended: &'a Mutex<BTreeMap<String, ScopeStatus>>,
 }
 
-async fn s3_read(run: &S3Run<'_>) -> Result<(), Stop> {
-    let S3Run { sh, regions, .. } = *run;
-    // Buckets flow from the one listing to one reader per home region, so
-    // every region's GetResource bucket is kept busy at once (the listing
-    // is ordered by name, which groups buckets by region).
+async fn homed_read(run: &HomedRun<'_>) -> Result<(), Stop> {
+    let HomedRun { sh, regions, .. } = *run;
+    // Items flow from the one listing to one reader per home region, so
+    // every region's GetResource bucket is kept busy at once.
     let cap = sh.sync.limits().channel_items.max(1);
     let (txs, rxs): (BTreeMap<_, _>, Vec<_>) = regions
         .iter()
@@ -755,13 +795,13 @@ async fn s3_read(run: &S3Run<'_>) -> Result<(), Stop> {
         })
         .unzip();
     let produce = async move {
-        let r = s3_list(run, &txs).await;
+        let r = homed_list(run, &txs).await;
         drop(txs);
         r
     };
     let readers = futures::future::join_all(
         rxs.into_iter()
-            .map(|(region, rx)| s3_region_reader(run, region, rx)),
+            .map(|(region, rx)| home_reader(run, region, rx)),
     );
     let (listed, read) = tokio::join!(produce, readers);
     for r in read {
@@ -770,13 +810,13 @@ async fn s3_read(run: &S3Run<'_>) -> Result<(), Stop> {
     listed
 }
 
-/// List the account's buckets (in the first region that answers) and hand
+/// List the account's items (in the first region that answers) and hand
 /// each to its home region's reader.
-async fn s3_list(
-    run: &S3Run<'_>,
+async fn homed_list(
+    run: &HomedRun<'_>,
     txs: &BTreeMap<String, mpsc::Sender<CloudResource>>,
 ) -> Result<(), Stop> {
-    let S3Run {
+    let HomedRun {
         sh,
         acct,
         plan,
@@ -803,6 +843,9 @@ async fn s3_list(
         return Err(Stop::Call(last_err.expect("at least one region was tried")));
     };
     let list_ctx = &subs[&list_region];
+    // Home lookups count in the listing's scope, where they are made.
+    let homes = s3::Assignment::new(sync, acct, regions, &list_ctx.stats);
+    let homes = &homes;
     let k = sync.limits().get_concurrency_per_scope.max(1);
     loop {
         let (items, next) = page;
@@ -823,13 +866,13 @@ async fn s3_list(
             }
         };
         let route = async {
-            let mut homes = stream::iter(items)
+            let mut routed = stream::iter(items)
                 .map(|b: CloudResource| async move {
-                    let home = s3_home(run, &b, list_ctx).await?;
+                    let home = homes.region_of(&b.identifier).await?;
                     Ok::<_, Stop>((home, b))
                 })
                 .buffered(k);
-            while let Some(r) = homes.next().await {
+            while let Some(r) = routed.next().await {
                 let (home, b) = r?;
                 match home.and_then(|h| txs.get(&h)) {
                     // A reader that stopped (its scope ended) drops the rest.
@@ -852,41 +895,13 @@ async fn s3_list(
     }
 }
 
-/// The bucket's home region, if it is one of the regions read.
-async fn s3_home(
-    run: &S3Run<'_>,
-    bucket: &CloudResource,
-    list_ctx: &ScopeCtx,
-) -> Result<Option<String>, Stop> {
-    let home = run
-        .sh
-        .sync
-        .bucket_home(run.acct, &bucket.identifier, run.regions, &list_ctx.stats)
-        .await
-        .map_err(|e| match e.class {
-            // Unknown home: no region's S3 scope can be called complete.
-            ErrorClass::Denied => Stop::Call(CallError {
-                message: format!(
-                    "home region of bucket {} unknown: {}",
-                    bucket.identifier, e.message
-                ),
-                ..e
-            }),
-            _ => Stop::Other(format!(
-                "home region of bucket {} unknown: {e}",
-                bucket.identifier
-            )),
-        })?;
-    Ok(run.subs.contains_key(&home).then_some(home))
-}
-
-/// Read (and emit) one region's buckets as they arrive.
-async fn s3_region_reader(
-    run: &S3Run<'_>,
+/// Read (and emit) one region's items as they arrive.
+async fn home_reader(
+    run: &HomedRun<'_>,
     region: String,
     rx: mpsc::Receiver<CloudResource>,
 ) -> Result<(), Stop> {
-    let S3Run {
+    let HomedRun {
         sh,
         acct,
         plan,
@@ -896,8 +911,8 @@ async fn s3_region_reader(
     } = *run;
     let ctx = &subs[&region];
     let k = sh.sync.limits().get_concurrency_per_scope.max(1);
-    let buckets = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-    let reads = buckets
+    let items = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let reads = items
         .map(|b: CloudResource| {
             let region = region.as_str();
             async move {
@@ -921,7 +936,7 @@ async fn s3_region_reader(
                 ctx.vanished.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                // Only this region's S3 scope is incomplete; the receiver is
+                // Only this region's scope is incomplete; the receiver is
                 // dropped on return, so the listing stops sending here.
                 ended
                     .lock()

@@ -1,9 +1,25 @@
-//! S3 buckets' home regions: Cloud Control answers `GetResource` for a
-//! bucket only in its home region and has no API that says which region
-//! that is. `ListBuckets` filtered by `bucket-region` answers it for a whole
-//! region in one call (per 10,000 buckets), so discovery asks that once per
-//! account and region; `GetBucketLocation` is the per-bucket fallback for a
-//! bucket none of those lists has (created meanwhile, or homed elsewhere).
+//! S3 buckets and their home regions, everything about them discovery and
+//! the session need: Cloud Control answers `GetResource` for a bucket only
+//! in its home region, and `ListResources` for `AWS::S3::Bucket` lists
+//! every bucket of the account, whatever region it is asked in. This file
+//! owns the rest of that story, so `discover.rs` and `session.rs` name S3
+//! only through it:
+//!
+//! - [`read_in_home_region`]: which kind is listed once per account and
+//!   read per home region (`discover.rs` plans its scopes from it);
+//! - [`BucketHomes`]: one sync's bucket → home region table and its
+//!   single-flight caches (`session.rs` keeps one in `AwsSync` and hands it
+//!   out with `AwsSync::bucket_homes`, nothing more);
+//! - [`Assignment`]: for one account's listing, the region each listed
+//!   bucket is read (and its `GetResource` asked) in, or that it is homed
+//!   outside the regions read; a home that cannot be found is an error
+//!   ([`HomeUnknown`]) that fails the scopes, never a bucket dropped.
+//!
+//! No API says which region a bucket is homed in. `ListBuckets` filtered by
+//! `bucket-region` answers it for a whole region in one call (per 10,000
+//! buckets), so it is asked once per account and region; `GetBucketLocation`
+//! is the per-bucket fallback for a bucket none of those lists has (created
+//! meanwhile, or homed elsewhere).
 //!
 //! Plain SigV4-signed GETs through reqwest rather than the aws-sdk-s3 client.
 //! Their URLs come only from aws-sdk-s3's endpoint resolver (the endpoint
@@ -11,9 +27,14 @@
 //! bucket), never from formatting config values into a string: a region
 //! like `x@host:443/` must not turn into a request to `host`. The reqwest
 //! client follows no redirects (`ClientFactory::reqwest`); S3's own 3xx
-//! answers are read here. Owns the URLs, requests, signing and the answers'
-//! parsing. Must not pace or retry (callers go through `Caller`).
+//! answers are read here. The request functions ([`bucket_region`],
+//! [`buckets_in_region`]) neither pace nor retry: [`BucketHomes`] sends
+//! them through the sync's `Caller`, like every other AWS call. Must not
+//! decide scope statuses, emit items or read through Cloud Control (that is
+//! `discover.rs` and `session.rs`).
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -26,11 +47,182 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use reqwest::Url;
 
 use super::arn::Partition;
-use super::call::{CallError, ErrorClass, class_of};
+use super::call::{CallError, CallStats, ErrorClass, Target, class_of};
 use super::config::is_region_of;
+use super::session::{AccountCtx, AwsSync, Cells, cell};
 
 pub const API: &str = "s3:GetBucketLocation";
 pub const LIST_API: &str = "s3:ListBuckets";
+
+/// The Cloud Control type of S3 buckets.
+pub const BUCKET_KIND: &str = "AWS::S3::Bucket";
+
+/// Whether discovery lists `kind` once per account and reads each listed
+/// item in its home region, with one scope per region read (S3 buckets):
+/// listed per region instead, every region would report every bucket.
+pub fn read_in_home_region(kind: &str) -> bool {
+    kind == BUCKET_KIND
+}
+
+/// One sync's bucket → home region table, filled as discovery asks: kept in
+/// `AwsSync` so that every account's listing (and a retried one) asks each
+/// region and each bucket once per sync, never again.
+pub struct BucketHomes {
+    /// For S3's own requests only (Cloud Control goes through the SDK).
+    http: reqwest::Client,
+    endpoint_url: Option<String>,
+    /// (account, region) → the account's buckets homed there (`ListBuckets`).
+    listed: Cells<(String, String), Arc<HashSet<String>>>,
+    /// (account, bucket) → its home (`GetBucketLocation`), for buckets no list had.
+    located: Cells<(String, String), String>,
+}
+
+impl std::fmt::Debug for BucketHomes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BucketHomes")
+            .field("endpoint_url", &self.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BucketHomes {
+    /// `http` must follow no redirects (`ClientFactory::reqwest`): S3 names
+    /// a bucket's region in a 3xx, which is the answer.
+    pub fn new(http: reqwest::Client, endpoint_url: Option<&str>) -> Self {
+        Self {
+            http,
+            endpoint_url: endpoint_url.map(str::to_string),
+            listed: Mutex::default(),
+            located: Mutex::default(),
+        }
+    }
+}
+
+/// Why a listed bucket cannot be given a region: its home is unknown, so no
+/// region's scope of the listing can be called complete (the bucket might
+/// be in any of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HomeUnknown {
+    /// The lookup was refused: the scopes end denied, naming the bucket.
+    Denied(CallError),
+    /// Anything else: the scopes end failed with this text.
+    Failed(String),
+}
+
+impl HomeUnknown {
+    fn new(bucket: &str, e: CallError) -> Self {
+        match e.class {
+            ErrorClass::Denied => Self::Denied(CallError {
+                message: format!("home region of bucket {bucket} unknown: {}", e.message),
+                ..e
+            }),
+            _ => Self::Failed(format!("home region of bucket {bucket} unknown: {e}")),
+        }
+    }
+}
+
+/// Where one account's listed buckets are read: made once per listing,
+/// asked once per listed bucket. Its calls count in `stats` (the listing
+/// scope's).
+pub struct Assignment<'a> {
+    sync: &'a AwsSync,
+    acct: &'a AccountCtx,
+    /// The regions read, in the order their bucket lists are asked for.
+    regions: &'a [String],
+    stats: &'a CallStats,
+}
+
+impl<'a> Assignment<'a> {
+    pub fn new(
+        sync: &'a AwsSync,
+        acct: &'a AccountCtx,
+        regions: &'a [String],
+        stats: &'a CallStats,
+    ) -> Self {
+        Self {
+            sync,
+            acct,
+            regions,
+            stats,
+        }
+    }
+
+    /// The region `bucket` is read in (and its `GetResource` asked in): its
+    /// home, when that is one of the regions read; `None` when it is homed
+    /// in a region not read.
+    pub async fn region_of(&self, bucket: &str) -> Result<Option<String>, HomeUnknown> {
+        let home = self
+            .home(bucket)
+            .await
+            .map_err(|e| HomeUnknown::new(bucket, e))?;
+        Ok(self.regions.contains(&home).then_some(home))
+    }
+
+    /// A bucket's home region: found in the (cached) per-region bucket
+    /// lists of the regions read, else asked with `GetBucketLocation`
+    /// (cached too).
+    async fn home(&self, bucket: &str) -> Result<String, CallError> {
+        for region in self.regions {
+            if self.buckets_in(region).await?.contains(bucket) {
+                return Ok(region.clone());
+            }
+        }
+        let (sync, acct) = (self.sync, self.acct);
+        let homes = sync.bucket_homes();
+        let c = cell(&homes.located, (acct.id().to_string(), bucket.to_string()));
+        c.get_or_try_init(|| async {
+            let partition = sync.partition();
+            let target = Target {
+                api: API,
+                account_id: acct.id(),
+                region: partition.default_region(),
+            };
+            sync.caller()
+                .call(target, self.stats, true, || {
+                    let creds = acct.cached_credentials().clone();
+                    let http = homes.http.clone();
+                    let endpoint = homes.endpoint_url.clone();
+                    async move {
+                        let c = creds.get().await?;
+                        bucket_region(&http, endpoint.as_deref(), partition, &c, bucket).await
+                    }
+                })
+                .await
+        })
+        .await
+        .cloned()
+    }
+
+    /// The account's buckets homed in `region`, listed once per sync.
+    async fn buckets_in(&self, region: &str) -> Result<Arc<HashSet<String>>, CallError> {
+        let (sync, acct) = (self.sync, self.acct);
+        let homes = sync.bucket_homes();
+        let c = cell(&homes.listed, (acct.id().to_string(), region.to_string()));
+        c.get_or_try_init(|| async {
+            let partition = sync.partition();
+            let target = Target {
+                api: LIST_API,
+                account_id: acct.id(),
+                region,
+            };
+            let names = sync
+                .caller()
+                .call(target, self.stats, true, || {
+                    let creds = acct.cached_credentials().clone();
+                    let http = homes.http.clone();
+                    let endpoint = homes.endpoint_url.clone();
+                    async move {
+                        let c = creds.get().await?;
+                        buckets_in_region(&http, endpoint.as_deref(), partition, &c, region).await
+                    }
+                })
+                .await?;
+            Ok(Arc::new(names.into_iter().collect()))
+        })
+        .await
+        .cloned()
+    }
+}
 
 /// The URL S3's endpoint rules give for a request in `region` (to `bucket`,
 /// path-style, when given): the operator's `endpoint_url` (the emulator) or
@@ -345,6 +537,30 @@ mod tests {
         assert_eq!(xml_text(l, "ContinuationToken").as_deref(), Some("t/1="));
         assert_eq!(percent_encode("t/1="), "t%2F1%3D");
         assert_eq!(xml_text(e, "Code").as_deref(), Some("AccessDenied"));
+    }
+
+    /// A bucket whose home cannot be found fails (or denies) the scopes,
+    /// and the status says which bucket.
+    #[test]
+    fn unknown_homes_name_the_bucket_and_keep_denials() {
+        let denied = CallError::new(ErrorClass::Denied, LIST_API, "AccessDenied", "no");
+        match HomeUnknown::new("b-1", denied) {
+            HomeUnknown::Denied(e) => {
+                assert_eq!(e.class, ErrorClass::Denied);
+                assert_eq!(e.message, "home region of bucket b-1 unknown: no");
+                assert_eq!(e.code, "AccessDenied");
+            }
+            other => panic!("{other:?}"),
+        }
+        let slow = CallError::new(ErrorClass::Throttled, API, "SlowDown", "later");
+        assert_eq!(
+            HomeUnknown::new("b-2", slow),
+            HomeUnknown::Failed(
+                "home region of bucket b-2 unknown: s3:GetBucketLocation: SlowDown: later".into()
+            )
+        );
+        assert!(read_in_home_region("AWS::S3::Bucket"));
+        assert!(!read_in_home_region("AWS::S3::AccessPoint"));
     }
 
     #[tokio::test]

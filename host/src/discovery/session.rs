@@ -7,10 +7,13 @@
 //! preparation (an account whose role cannot be assumed is kept, marked
 //! with its error, and the others go on), the Cloud Control primitives
 //! (list a page, get one, both paced and retried), and the caches of
-//! repeated reads (lists, gets, bucket home regions). Must not decide what
-//! to read (that is `discover`) or talk to Port.
+//! repeated Cloud Control reads (lists, gets). Keeps the sync's S3 bucket
+//! home table (`s3.rs`'s `BucketHomes`) and hands it out with
+//! [`AwsSync::bucket_homes`], but knows nothing of S3: `s3.rs` fills and
+//! reads it. Must not decide what to read (that is `discover`) or talk to
+//! Port.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -304,7 +307,6 @@ impl AwsTenant {
         };
         Ok(Arc::new(AwsSync {
             tenant: self.clone(),
-            http: self.factory.reqwest(),
             accounts: specs,
             org,
             notes,
@@ -313,8 +315,7 @@ impl AwsTenant {
             prepared: Mutex::new(HashMap::new()),
             lists: Mutex::new(HashMap::new()),
             gets: GenCells::new(self.limits().lookup_cache_entries),
-            homes: Mutex::new(HashMap::new()),
-            region_buckets: Mutex::new(HashMap::new()),
+            bucket_homes: s3::BucketHomes::new(self.factory.reqwest(), self.factory.endpoint_url()),
         }))
     }
 
@@ -401,11 +402,18 @@ impl AccountCtx {
     pub fn credentials(&self) -> SharedCredentialsProvider {
         self.creds.shared()
     }
+
+    /// The account's credentials as Berth caches them, for the calls made
+    /// without an SDK client: their errors keep their class (a refused role
+    /// stays denied).
+    pub(crate) fn cached_credentials(&self) -> &Arc<CachedCredentials> {
+        &self.creds
+    }
 }
 
 type ListKey = (String, String, String, Option<String>);
 /// Per-key single-flight cells: the first caller reads, the others wait for its answer.
-type Cells<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
+pub(super) type Cells<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
 type GetKey = (String, String, String, String);
 
 type CellMap<K, V> = HashMap<K, Arc<OnceCell<V>>>;
@@ -445,7 +453,6 @@ impl<K: std::hash::Hash + Eq, V> GenCells<K, V> {
 /// One sync's view of AWS. Shared by discovery and the lookups.
 pub struct AwsSync {
     pub(crate) tenant: Arc<AwsTenant>,
-    pub(crate) http: reqwest::Client,
     accounts: Vec<AccountSpec>,
     pub(crate) org: Option<OrgListing>,
     pub(crate) notes: Vec<String>,
@@ -455,8 +462,7 @@ pub struct AwsSync {
     prepared: Cells<String, Arc<AccountCtx>>,
     lists: Cells<ListKey, Arc<Vec<CloudResource>>>,
     gets: GenCells<GetKey, Option<CloudResource>>,
-    homes: Cells<(String, String), String>,
-    region_buckets: Cells<(String, String), Arc<HashSet<String>>>,
+    bucket_homes: s3::BucketHomes,
 }
 
 impl std::fmt::Debug for AwsSync {
@@ -468,7 +474,7 @@ impl std::fmt::Debug for AwsSync {
     }
 }
 
-fn cell<K: std::hash::Hash + Eq, V>(
+pub(super) fn cell<K: std::hash::Hash + Eq, V>(
     map: &Mutex<HashMap<K, Arc<OnceCell<V>>>>,
     key: K,
 ) -> Arc<OnceCell<V>> {
@@ -506,6 +512,11 @@ impl AwsSync {
 
     pub(crate) fn partition(&self) -> Partition {
         self.tenant.partition
+    }
+
+    /// The sync's S3 bucket home table; `s3.rs` reads and fills it.
+    pub(crate) fn bucket_homes(&self) -> &s3::BucketHomes {
+        &self.bucket_homes
     }
 
     /// The account, prepared once per sync (role assumed, regions listed);
@@ -776,84 +787,6 @@ impl AwsSync {
         c.get_or_try_init(|| self.get(acct, region, type_name, identifier, stats))
             .await
             .cloned()
-    }
-
-    /// A bucket's home region: found in the (cached) per-region bucket
-    /// lists of `regions`, else asked with `GetBucketLocation` (cached too).
-    pub(crate) async fn bucket_home(
-        &self,
-        acct: &AccountCtx,
-        bucket: &str,
-        regions: &[String],
-        stats: &CallStats,
-    ) -> Result<String, CallError> {
-        for region in regions {
-            if self.buckets_in(acct, region, stats).await?.contains(bucket) {
-                return Ok(region.clone());
-            }
-        }
-        let c = cell(&self.homes, (acct.id().to_string(), bucket.to_string()));
-        c.get_or_try_init(|| async {
-            let region = self.partition().default_region();
-            let endpoint = self.tenant.factory.endpoint_url().map(str::to_string);
-            let target = Target {
-                api: s3::API,
-                account_id: acct.id(),
-                region,
-            };
-            self.caller()
-                .call(target, stats, true, || {
-                    let creds = acct.creds.clone();
-                    let http = self.http.clone();
-                    let endpoint = endpoint.clone();
-                    let partition = self.partition();
-                    async move {
-                        let c = creds.get().await?;
-                        s3::bucket_region(&http, endpoint.as_deref(), partition, &c, bucket).await
-                    }
-                })
-                .await
-        })
-        .await
-        .cloned()
-    }
-
-    /// The account's buckets homed in `region`, listed once per sync.
-    async fn buckets_in(
-        &self,
-        acct: &AccountCtx,
-        region: &str,
-        stats: &CallStats,
-    ) -> Result<Arc<HashSet<String>>, CallError> {
-        let c = cell(
-            &self.region_buckets,
-            (acct.id().to_string(), region.to_string()),
-        );
-        c.get_or_try_init(|| async {
-            let endpoint = self.tenant.factory.endpoint_url().map(str::to_string);
-            let target = Target {
-                api: s3::LIST_API,
-                account_id: acct.id(),
-                region,
-            };
-            let names = self
-                .caller()
-                .call(target, stats, true, || {
-                    let creds = acct.creds.clone();
-                    let http = self.http.clone();
-                    let endpoint = endpoint.clone();
-                    let partition = self.partition();
-                    async move {
-                        let c = creds.get().await?;
-                        s3::buckets_in_region(&http, endpoint.as_deref(), partition, &c, region)
-                            .await
-                    }
-                })
-                .await?;
-            Ok(Arc::new(names.into_iter().collect()))
-        })
-        .await
-        .cloned()
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::cache::{AotCache, content_hash};
@@ -48,6 +48,32 @@ enum Bindings {
 enum Pre {
     V1(v1::PluginPre<HostState>),
     V2(v2::PluginPre<HostState>),
+}
+
+/// An instance's `mapper` export, per API version: what a call's side for that version gets.
+type V1Mapper = v1::exports::berth::plugin::mapper::Guest;
+type V2Mapper = v2::exports::berth::plugin::mapper::Guest;
+
+/// One version's generated `Plugin::add_to_linker`, over the store's own data.
+type AddImports =
+    fn(&mut Linker<HostState>, fn(&mut HostState) -> &mut HostState) -> wasmtime::Result<()>;
+
+/// Links `component` with WASI and one version's Berth imports (`add_berth`, the version's
+/// generated `Plugin::add_to_linker`) and types its exports (`new`, its `PluginPre::new`).
+/// Generic over the version so that a new one brings only its bindings.
+fn link<P>(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    add_berth: AddImports,
+    new: fn(InstancePre<HostState>) -> wasmtime::Result<P>,
+) -> Result<P, String> {
+    let mut linker = Linker::<HostState>::new(engine);
+    add_wasi_to_linker(&mut linker).map_err(|e| one_line(&*e))?;
+    add_berth(&mut linker, |s| s).map_err(|e| one_line(&*e))?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| format!("needs imports Berth does not provide: {}", one_line(&*e)))?;
+    new(pre).map_err(|e| one_line(&*e))
 }
 
 struct Instance {
@@ -231,27 +257,15 @@ impl LoadedPlugin {
         }
 
         check_imports(&engine.engine, &component).map_err(load_err)?;
-        let mut linker = Linker::<HostState>::new(&engine.engine);
-        add_wasi_to_linker(&mut linker).map_err(|e| load_err(one_line(&*e)))?;
-        let v1 = version <= v1::MAX_VERSION;
-        if v1 {
-            v1::add_to_linker(&mut linker)
+        let eng = &engine.engine;
+        let pre = if version <= v1::MAX_VERSION {
+            let add = v1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>;
+            link(eng, &component, add, v1::PluginPre::new).map(Pre::V1)
         } else {
-            v2::add_to_linker(&mut linker)
+            let add = v2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>;
+            link(eng, &component, add, v2::PluginPre::new).map(Pre::V2)
         }
-        .map_err(|e| load_err(one_line(&*e)))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| {
-            load_err(format!(
-                "needs imports Berth does not provide: {}",
-                one_line(&*e)
-            ))
-        })?;
-        let pre = if v1 {
-            v1::PluginPre::new(pre).map(Pre::V1)
-        } else {
-            v2::PluginPre::new(pre).map(Pre::V2)
-        }
-        .map_err(|e| load_err(one_line(&*e)))?;
+        .map_err(load_err)?;
 
         let file_name: Arc<str> = path
             .file_name()
@@ -452,22 +466,36 @@ impl LoadedPlugin {
         }
     }
 
-    async fn describe(&self, tenant: &Tenant) -> Result<v2::types::PluginInfo, PluginError> {
+    /// Every call into a plugin goes through here: check out the tenant's instance, set this
+    /// call's limits and lookup `scope`, run the call as the instance's API version makes it
+    /// (`v1`, `v2`: each answers in the current API's types) under the wall-clock cap, then keep
+    /// or drop the instance and turn a trap, timeout or memory fault into a [`PluginError`].
+    async fn call<R>(
+        &self,
+        tenant: &Tenant,
+        scope: Option<Scope>,
+        v1: impl AsyncFnOnce(&V1Mapper, &mut Store<HostState>) -> wasmtime::Result<R>,
+        v2: impl AsyncFnOnce(&V2Mapper, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
         let mut inst = self.checkout(tenant).await?;
-        self.prepare(&mut inst, tenant, None);
+        self.prepare(&mut inst, tenant, scope);
         let cap = Self::wall_cap(tenant);
         let store = &mut inst.store;
         let r = match &inst.bindings {
-            Bindings::V2(b) => {
-                let call = b.berth_plugin_mapper().call_describe(store);
-                tokio::time::timeout(cap, call).await
-            }
-            Bindings::V1(b) => {
-                let call = b.berth_plugin_mapper().call_describe(store);
-                tokio::time::timeout(cap, async { call.await.map(v1::info) }).await
-            }
+            Bindings::V1(b) => tokio::time::timeout(cap, v1(b.berth_plugin_mapper(), store)).await,
+            Bindings::V2(b) => tokio::time::timeout(cap, v2(b.berth_plugin_mapper(), store)).await,
         };
         self.finish(tenant, inst, r)
+    }
+
+    async fn describe(&self, tenant: &Tenant) -> Result<v2::types::PluginInfo, PluginError> {
+        self.call(
+            tenant,
+            None,
+            async |mapper, store| mapper.call_describe(store).await.map(v1::info),
+            async |mapper, store| mapper.call_describe(store).await,
+        )
+        .await
     }
 
     /// Enrich and map a batch of items of one kind, account and region, under every entry
@@ -484,31 +512,22 @@ impl LoadedPlugin {
         if size > tenant.limits.max_input_bytes {
             return Err(self.too_large("input", size, tenant.limits.max_input_bytes));
         }
-        let mut inst = self.checkout(tenant).await?;
-        self.prepare(&mut inst, tenant, scope);
-        let cap = Self::wall_cap(tenant);
-        let store = &mut inst.store;
-        let r = match &inst.bindings {
-            Bindings::V2(b) => {
-                let call = b.berth_plugin_mapper().call_map_batch(store, req);
-                tokio::time::timeout(cap, call).await
-            }
-            Bindings::V1(b) => {
-                let mapper = b.berth_plugin_mapper();
-                let calls = async {
+        let out = self
+            .call(
+                tenant,
+                scope,
+                async |mapper, store| {
                     let mut out = Vec::with_capacity(req.entries.len());
                     for entry in &req.entries {
                         let one = v1::request(req, entry);
-                        out.push(v1::entry_result(
-                            mapper.call_map_batch(&mut *store, &one).await?,
-                        ));
+                        let r = mapper.call_map_batch(&mut *store, &one).await?;
+                        out.push(v1::entry_result(r));
                     }
-                    wasmtime::Result::Ok(out)
-                };
-                tokio::time::timeout(cap, calls).await
-            }
-        };
-        let out = self.finish(tenant, inst, r)?;
+                    Ok(out)
+                },
+                async |mapper, store| mapper.call_map_batch(store, req).await,
+            )
+            .await?;
         let size: usize = out
             .iter()
             .flat_map(|entry| entry.iter().flatten())
@@ -564,18 +583,13 @@ impl LoadedPlugin {
         tenant: &Tenant,
         mapping: &str,
     ) -> Result<Option<Result<Vec<Explained>, EntryError>>, PluginError> {
-        let mut inst = self.checkout(tenant).await?;
-        self.prepare(&mut inst, tenant, None);
-        let cap = Self::wall_cap(tenant);
-        let store = &mut inst.store;
-        let r = match &inst.bindings {
-            Bindings::V2(b) => {
-                let call = b.berth_plugin_mapper().call_explain(store, mapping);
-                tokio::time::timeout(cap, async { call.await.map(Some) }).await
-            }
-            Bindings::V1(_) => Ok(Ok(None)),
-        };
-        self.finish(tenant, inst, r)
+        self.call(
+            tenant,
+            None,
+            async |_, _| Ok(None),
+            async |mapper, store| mapper.call_explain(store, mapping).await.map(Some),
+        )
+        .await
     }
 
     /// Run a JQ filter in the sandbox (`berth jq`).
@@ -588,25 +602,16 @@ impl LoadedPlugin {
         if size > tenant.limits.max_input_bytes {
             return Err(self.too_large("input", size, tenant.limits.max_input_bytes));
         }
-        let mut inst = self.checkout(tenant).await?;
-        self.prepare(&mut inst, tenant, None);
-        let cap = Self::wall_cap(tenant);
-        let store = &mut inst.store;
-        let r = match &inst.bindings {
-            Bindings::V2(b) => {
-                let call = b.berth_plugin_mapper().call_run_jq(store, req);
-                tokio::time::timeout(cap, call).await
-            }
-            Bindings::V1(b) => {
+        self.call(
+            tenant,
+            None,
+            async |mapper, store| {
                 let one = v1::jq_request(req);
-                let call = async {
-                    let r = b.berth_plugin_mapper().call_run_jq(store, &one).await;
-                    r.map(v1::jq_result)
-                };
-                tokio::time::timeout(cap, call).await
-            }
-        };
-        self.finish(tenant, inst, r)
+                mapper.call_run_jq(store, &one).await.map(v1::jq_result)
+            },
+            async |mapper, store| mapper.call_run_jq(store, req).await,
+        )
+        .await
     }
 
     /// Drop the idle instances kept for `tenant`.

@@ -23,16 +23,6 @@ pub use self::berth::plugin::types;
 pub const MIN_VERSION: (u64, u64, u64) = (0, 1, 0);
 pub const MAX_VERSION: (u64, u64, u64) = (0, 1, 0);
 
-pub fn add_to_linker(
-    linker: &mut wasmtime::component::Linker<super::host::HostState>,
-) -> wasmtime::Result<()> {
-    use super::host::HostState;
-    use wasmtime::component::HasSelf;
-    berth::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    berth::plugin::cloud::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    Ok(())
-}
-
 impl_berth_imports!(self::berth::plugin);
 
 /// The 0.1.0 request for one entry of `req`. Items are copied per entry: only old plugins

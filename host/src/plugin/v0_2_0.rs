@@ -25,14 +25,4 @@ pub const BERTH_IMPORTS: &[&str] = &[
     "berth:plugin/cloud",
 ];
 
-pub fn add_to_linker(
-    linker: &mut wasmtime::component::Linker<super::host::HostState>,
-) -> wasmtime::Result<()> {
-    use super::host::HostState;
-    use wasmtime::component::HasSelf;
-    berth::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    berth::plugin::cloud::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    Ok(())
-}
-
 impl_berth_imports!(self::berth::plugin);
