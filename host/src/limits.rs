@@ -119,6 +119,28 @@ pub const PLUGIN_LOG_LINE_CHARS: usize = 2000;
 /// (keeps a slow stream, such as `berth map --watch` or a discovery page at a time, flowing).
 pub const MAP_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Most raw items `berth map`'s reader thread sends down the pipeline's input channel at once:
+/// one wake-up per chunk rather than per item; a chunk of ~1.3 KB items is ~330 KB in flight.
+pub const MAP_INPUT_CHUNK: usize = 256;
+
+/// How long the plugin directory's watcher waits after a change before it rescans, so that a
+/// `.wasm` being copied in is read once, whole.
+pub const PLUGIN_RELOAD_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A Port access token is replaced once less than this, or a tenth of its lifetime (whichever
+/// is smaller), is left: a 3 h token is renewed a minute early, a short-lived one just in time.
+pub const PORT_TOKEN_REFRESH_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Attempts at creating or upgrading the store's schema, the n-th retry after `n × 50 ms`.
+/// Several workers starting together on one Postgres race on `CREATE TABLE IF NOT EXISTS` (not
+/// atomic across sessions: the loser fails on a catalog unique index); a retry then finds the
+/// winner's tables.
+pub const STORE_MIGRATE_ATTEMPTS: u32 = 4;
+pub const STORE_MIGRATE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Clock difference between Berth and STS tolerated when `berth serve` retires a signing key.
+pub const IDENTITY_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+
 // ---- Port's and AWS's published maxima ----
 
 /// Entities per bulk upsert call: the `maxItems` of Port's bulk endpoint.
@@ -630,9 +652,13 @@ impl TryFrom<TenantLimitsDoc> for TenantLimits {
             concurrent_batches: d.concurrent_batches.unwrap_or(defaults.concurrent_batches),
             aws: d.aws.unwrap_or(defaults.aws),
             port: d.port.unwrap_or(defaults.port),
-            engine: d.engine.unwrap_or(defaults.engine),
+            engine: d.engine.clone().unwrap_or(defaults.engine),
         };
-        l.check()?;
+        if d.engine.is_some() {
+            l.check()?;
+        } else {
+            l.check_without_engine()?;
+        }
         Ok(l)
     }
 }
@@ -659,10 +685,18 @@ impl TenantLimits {
     /// work, orders between related values, and Port's and AWS's maxima. The error names the
     /// key (`limits.` and its path) and why, on one line.
     pub fn check(&self) -> Result<(), String> {
-        self.check_values().map_err(|e| format!("limits.{e}"))
+        self.check_values(true).map_err(|e| format!("limits.{e}"))
     }
 
-    fn check_values(&self) -> Result<(), String> {
+    /// `check`, but for a tree whose engine is not known yet: a `limits:` section without
+    /// `engine:` runs on the engine of whatever process reads it (`berth sync`'s own, or the
+    /// operator's under `berth serve`), so the plugin memory is held against it only once that
+    /// engine is in the tree (`check` after `apply_env`, or `under` the operator's ceiling).
+    fn check_without_engine(&self) -> Result<(), String> {
+        self.check_values(false).map_err(|e| format!("limits.{e}"))
+    }
+
+    fn check_values(&self, engine_known: bool) -> Result<(), String> {
         let p = &self.plugin;
         for (key, n) in [
             ("plugin.memoryMb", (p.max_memory_bytes >> 20) as u64),
@@ -681,7 +715,7 @@ impl TenantLimits {
         positive_ms("plugin.timeoutMs", p.call_timeout)?;
         positive_ms("plugin.wallTimeoutMs", p.call_wall_timeout)?;
         need(
-            p.max_memory_bytes <= self.engine.max_memory_bytes,
+            !engine_known || p.max_memory_bytes <= self.engine.max_memory_bytes,
             "plugin.memoryMb",
             format_args!(
                 "at most engine.maxMemoryMb ({}), the pool's slot size",
@@ -860,6 +894,7 @@ impl TenantLimits {
     pub fn from_env() -> Result<Self, String> {
         let mut l = Self::default();
         l.apply_env(process_env)?;
+        l.check()?;
         Ok(l)
     }
 
@@ -873,6 +908,7 @@ impl TenantLimits {
             })?;
             *self = self
                 .overlay(&nested(path, Value::from(n)))
+                .and_then(|l| l.check().map(|()| l))
                 .map_err(|e| format!("{name}={text:?}: {e}"))?;
         }
         Ok(())
@@ -885,14 +921,28 @@ impl TenantLimits {
         let mut tree = serde_json::to_value(self).expect("limits serialise");
         let raw = canonical(raw).map_err(|e| format!("limits.{e}"))?;
         merge_known(&mut tree, &raw, "").map_err(|e| format!("limits.{e}"))?;
-        serde_json::from_value(tree).map_err(|e| {
+        // The engine is held against the plugin memory only when `raw` sets it: otherwise it is
+        // a default the reader's own engine replaces (`check` once it has, see
+        // `check_without_engine`).
+        let engine = tree
+            .as_object_mut()
+            .and_then(|t| t.remove(OPERATOR_ONLY))
+            .expect("the tree has an engine");
+        let wrote_engine = raw.get(OPERATOR_ONLY).is_some();
+        let named = |e: serde_json::Error| {
             let e = e.to_string();
             if e.starts_with("limits.") {
                 e
             } else {
                 format!("limits: {e}")
             }
-        })
+        };
+        let mut l: Self = serde_json::from_value(tree).map_err(named)?;
+        l.engine = serde_json::from_value(engine).map_err(named)?;
+        if wrote_engine {
+            l.check()?;
+        }
+        Ok(l)
     }
 
     /// The plugin sandbox of this tree, onto `l` (all of it: the tree holds the defaults of
@@ -1332,7 +1382,10 @@ mod tests {
         for (text, key) in [
             ("batchItems: 0", "batchItems"),
             ("plugin: {memoryMb: 0}", "plugin.memoryMb"),
-            ("plugin: {memoryMb: 2048}", "engine.maxMemoryMb"),
+            (
+                "plugin: {memoryMb: 2048}\nengine: {maxMemoryMb: 1024}",
+                "engine.maxMemoryMb",
+            ),
             ("port: {bulkEntities: 21}", "port.bulkEntities"),
             ("port: {bodyKb: 1025}", "port.bodyKb"),
             ("port: {bulkDelete: 101}", "port.bulkDelete"),
@@ -1357,6 +1410,9 @@ mod tests {
             assert!(e.contains(key), "{text}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+        // Without `engine:` the plugin memory waits for the reader's engine (`check`).
+        let l = yaml("plugin: {memoryMb: 2048}").unwrap();
+        assert!(l.check().unwrap_err().contains("engine.maxMemoryMb (1024)"));
         // The maxima themselves are accepted.
         yaml("port: {bulkEntities: 20, bodyKb: 1024, bulkDelete: 100, searchPage: 1000}\naws: {pageSize: 100}")
             .unwrap();

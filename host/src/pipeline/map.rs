@@ -265,9 +265,6 @@ pub fn item_name(item: &str, place: Option<&Place>) -> String {
     }
 }
 
-/// Most raw items sent down the pipeline's input channel at once.
-pub const INPUT_CHUNK: usize = 256;
-
 /// One input line, routed by its `__Kind` (and scope) without building the item.
 fn route(line: String, number: usize) -> Option<RawInput> {
     if line.trim().is_empty() {
@@ -297,11 +294,16 @@ fn route(line: String, number: usize) -> Option<RawInput> {
 fn reader_thread<R: Read + Send + 'static>(input: R, tx: mpsc::Sender<Vec<RawInput>>) {
     std::thread::spawn(move || {
         let mut reader = std::io::BufReader::with_capacity(256 << 10, input);
-        let mut chunk = Vec::with_capacity(INPUT_CHUNK);
+        let mut chunk = Vec::with_capacity(crate::limits::MAP_INPUT_CHUNK);
         let mut number = 0;
         loop {
-            if !chunk.is_empty() && (reader.buffer().is_empty() || chunk.len() >= INPUT_CHUNK) {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(INPUT_CHUNK));
+            if !chunk.is_empty()
+                && (reader.buffer().is_empty() || chunk.len() >= crate::limits::MAP_INPUT_CHUNK)
+            {
+                let full = std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(crate::limits::MAP_INPUT_CHUNK),
+                );
                 if tx.blocking_send(full).is_err() {
                     return;
                 }

@@ -239,7 +239,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let channel = inp.aws.limits().channel_items.max(1);
     let (disc_tx, mut disc_rx) = mpsc::channel::<Event>(channel);
     let (raw_tx, raw_rx) =
-        mpsc::channel::<Vec<RawInput>>(channel.div_ceil(crate::pipeline::map::INPUT_CHUNK).max(1));
+        mpsc::channel::<Vec<RawInput>>(channel.div_ceil(crate::limits::MAP_INPUT_CHUNK).max(1));
     let (mapped_tx, mut mapped_rx) = mpsc::channel::<Mapped>(inp.map.jobs.max(1) * 4);
 
     let known_accounts: Option<std::collections::HashSet<String>> = sync
@@ -264,7 +264,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
                     });
                     // Items that arrived together go on together: one wake-up of the map
                     // stage per chunk, and none held back once discovery pauses.
-                    if (chunk.len() >= crate::pipeline::map::INPUT_CHUNK || disc_rx.is_empty())
+                    if (chunk.len() >= crate::limits::MAP_INPUT_CHUNK || disc_rx.is_empty())
                         && raw_tx.send(std::mem::take(&mut chunk)).await.is_err()
                     {
                         break;

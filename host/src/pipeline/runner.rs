@@ -80,6 +80,8 @@ impl LocalParts {
             .limits
             .apply_env(crate::limits::process_env)
             .map_err(anyhow::Error::msg)?;
+        // This process's engine is now the tree's: the plugin memory is held against it.
+        config.limits.check().map_err(anyhow::Error::msg)?;
         let registry = open_registry(&dir, config.limits.engine.clone()).await?;
         let limits = config.limits.plugin.clone();
         let store = config.open_store().await?;

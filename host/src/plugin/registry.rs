@@ -25,7 +25,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::Watcher;
@@ -441,7 +440,7 @@ impl Registry {
         let task = tokio::spawn(async move {
             while rx.recv().await.is_some() {
                 // Let a copy in progress finish, then take all its events.
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(crate::limits::PLUGIN_RELOAD_DEBOUNCE).await;
                 while rx.try_recv().is_ok() {}
                 if let Err(e) = reg.rescan().await {
                     tracing::warn!("plugin directory reload failed: {e}");

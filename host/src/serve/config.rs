@@ -304,6 +304,48 @@ mod tests {
         );
     }
 
+    /// An operator who raises the engine's memory past the default 1 GiB can let tenants use
+    /// it: neither the policy's ceiling nor a tenant's `limits:` is held against the default
+    /// engine they never chose; both are held against the operator's.
+    #[test]
+    fn a_raised_engine_lets_tenants_past_the_default_memory() {
+        let c = parse(
+            "engine: {maxMemoryMb: 2048}
+tenantPolicy: {limits: {plugin: {memoryMb: 2048}}}
+",
+        )
+        .unwrap();
+        let tenant = crate::limits::TenantLimits::default()
+            .overlay(&serde_json::json!({"plugin": {"memoryMb": 1536}}))
+            .unwrap();
+        let written = [(
+            "plugin.memoryMb".to_string(),
+            "config.limits.plugin.memoryMb".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        let l = tenant.under(&c.tenant_policy.limits, &written).unwrap();
+        assert_eq!(l.plugin.max_memory_bytes, 1536 << 20);
+        assert_eq!(l.engine.max_memory_bytes, 2048 << 20);
+        // Past the operator's engine, the policy itself is refused.
+        let e = parse(
+            "engine: {maxMemoryMb: 2048}
+tenantPolicy: {limits: {plugin: {memoryMb: 4096}}}
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("plugin.memoryMb") && e.contains("2048"), "{e}");
+        // A process that runs on the default engine (`berth sync`, `berth map`) still refuses
+        // more than that engine gives.
+        assert!(
+            tenant
+                .check()
+                .unwrap_err()
+                .contains("engine.maxMemoryMb (1024)")
+        );
+    }
+
     /// `engine:` is the operator's: read with every key checked, put under the tenants'
     /// ceilings (which tenants' trees take it from), and the ceilings checked against it.
     #[test]

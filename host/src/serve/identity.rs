@@ -43,7 +43,7 @@ pub const AUDIENCE: &str = "sts.amazonaws.com";
 pub const NEEDS_ISSUER: &str = "config.aws.auth.method: berthIdentity needs the operator to configure `identity:` in the serve config";
 
 /// Clock difference between Berth and STS tolerated when retiring a key.
-const CLOCK_SKEW_MS: i64 = 60_000;
+const CLOCK_SKEW_MS: i64 = crate::limits::IDENTITY_CLOCK_SKEW.as_millis() as i64;
 
 /// Signing algorithms STS accepts that Berth generates keys for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -102,10 +102,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
     "ALTER TABLE berth_tenant ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''",
 )];
 
-/// Attempts at creating or upgrading the schema. Several workers starting together on one
-/// Postgres race on `CREATE TABLE IF NOT EXISTS` (it is not atomic across sessions: the loser
-/// fails on a catalog unique index); a retry then finds the winner's tables.
-const MIGRATE_ATTEMPTS: u32 = 4;
+use crate::limits::{STORE_MIGRATE_ATTEMPTS, STORE_MIGRATE_BACKOFF};
 
 /// An error of the state store, naming what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -223,8 +220,8 @@ impl Store {
         let mut attempt = 1;
         loop {
             match self.migrate_once().await {
-                Err(StoreError::Sql { .. }) if attempt < MIGRATE_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                Err(StoreError::Sql { .. }) if attempt < STORE_MIGRATE_ATTEMPTS => {
+                    tokio::time::sleep(STORE_MIGRATE_BACKOFF * attempt).await;
                     attempt += 1;
                 }
                 other => return other,

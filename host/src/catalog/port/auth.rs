@@ -101,11 +101,10 @@ pub fn parse_token_answer(body: &[u8]) -> Result<TokenGrant, PortError> {
     })
 }
 
-/// Whether a token of `lifetime`, fetched `age` ago, should be replaced before use: once less
-/// than 60 s or 10 % of its lifetime (whichever is smaller) is left, so a 3 h token is renewed
-/// a minute early and a short-lived test token just before it runs out.
+/// Whether a token of `lifetime`, fetched `age` ago, should be replaced before use (see
+/// [`crate::limits::PORT_TOKEN_REFRESH_MARGIN`]).
 pub fn needs_refresh(age: Duration, lifetime: Duration) -> bool {
-    let margin = Duration::from_secs(60).min(lifetime / 10);
+    let margin = crate::limits::PORT_TOKEN_REFRESH_MARGIN.min(lifetime / 10);
     age.saturating_add(margin) >= lifetime
 }
 
