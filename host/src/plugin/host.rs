@@ -1,6 +1,6 @@
 //! The data each plugin store carries: the WASI context (no files, sockets,
 //! environment or inherited stdio), the memory limiter, and what the host
-//! imports need for the current call (scope, grants, lookup backend, log
+//! imports need for the current call (place, grants, lookup backend, log
 //! budget); and the WASI a plugin is linked with ([`add_wasi_to_linker`],
 //! exactly [`WASI_IMPORTS`]). Owns no plugin logic.
 
@@ -115,7 +115,7 @@ impl filesystem::preopens::Host for HostState {
 }
 
 use crate::limits::MAX_TABLE_ELEMENTS;
-use crate::plugin::lookup::{CloudLookup, Place as Scope};
+use crate::plugin::lookup::{CloudLookup, Place};
 
 /// A plugin asked for more memory than its tenant allows.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -167,7 +167,7 @@ pub struct HostState {
     pub(crate) plugin: Arc<str>,
     pub(crate) grants: Arc<[String]>,
     pub(crate) lookup: Arc<dyn CloudLookup>,
-    pub(crate) scope: Option<Scope>,
+    pub(crate) place: Option<Place>,
     pub(crate) max_lookup_bytes: usize,
     pub(crate) log_budget: u32,
     /// The panic the guest logged during the current call (the SDK's panic hook): what a trap
@@ -207,7 +207,7 @@ impl HostState {
             plugin,
             grants,
             lookup,
-            scope: None,
+            place: None,
             max_lookup_bytes,
             log_budget: 0,
             last_panic: None,

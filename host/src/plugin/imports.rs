@@ -1,5 +1,5 @@
 //! What Berth's own imports (`log`, `cloud`) do, once for every `berth:plugin` version:
-//! the log budget and sanitising, the panic line, grant and scope checks, the size cap on
+//! the log budget and sanitising, the panic line, grant and place checks, the size cap on
 //! lookup answers, and the time spent waiting on lookups (which a call's time budget does
 //! not count). Each version module ([`super::v0_1_0`], [`super::v0_2_0`]) only converts its
 //! generated types to these calls and back.
@@ -8,7 +8,7 @@
 //! network (lookups go through the tenant's [`crate::plugin::lookup::CloudLookup`]).
 
 use super::host::HostState;
-use crate::plugin::lookup::{CloudResource, LookupError, Place as Scope};
+use crate::plugin::lookup::{CloudResource, LookupError, Place};
 
 /// How the SDK's panic hook begins its log line (`plugins/sdk/src/runtime.rs`).
 const PANIC_PREFIX: &str = "panicked at ";
@@ -56,15 +56,15 @@ impl HostState {
         }
     }
 
-    /// The scope of the current call, after checking the plugin declared `type_name`.
-    fn lookup_scope(&self, type_name: &str) -> Result<Scope, LookupError> {
+    /// The place of the current call, after checking the plugin declared `type_name`.
+    fn lookup_place(&self, type_name: &str) -> Result<Place, LookupError> {
         if !self.grants.iter().any(|g| g == type_name) {
             return Err(LookupError::NotPermitted(format!(
                 "plugin {} did not declare a cloud-lookup capability for {type_name}",
                 self.plugin
             )));
         }
-        self.scope.clone().ok_or_else(|| {
+        self.place.clone().ok_or_else(|| {
             LookupError::InvalidRequest(
                 "this call has no account and region (items lack __AccountId/__Region)".into(),
             )
@@ -87,9 +87,9 @@ impl HostState {
         type_name: &str,
         identifier: &str,
     ) -> Result<Option<CloudResource>, LookupError> {
-        let scope = self.lookup_scope(type_name)?;
+        let place = self.lookup_place(type_name)?;
         let started = std::time::Instant::now();
-        let found = self.lookup.get(&scope, type_name, identifier).await;
+        let found = self.lookup.get(&place, type_name, identifier).await;
         self.lookup_wait += started.elapsed();
         let found = found?;
         if let Some(r) = &found {
@@ -104,9 +104,9 @@ impl HostState {
         type_name: &str,
         resource_model: Option<&str>,
     ) -> Result<Vec<CloudResource>, LookupError> {
-        let scope = self.lookup_scope(type_name)?;
+        let place = self.lookup_place(type_name)?;
         let started = std::time::Instant::now();
-        let all = self.lookup.list(&scope, type_name, resource_model).await;
+        let all = self.lookup.list(&place, type_name, resource_model).await;
         self.lookup_wait += started.elapsed();
         let all = all?;
         let total: usize = all

@@ -20,7 +20,7 @@ use super::engine::PluginEngine;
 use super::host::{HostState, MemoryLimitExceeded, WASI_IMPORTS, add_wasi_to_linker};
 use super::{PluginError, PluginInfo, Tenant, one_line};
 use super::{v0_1_0 as v1, v0_2_0 as v2};
-use crate::plugin::lookup::{Offline, Place as Scope};
+use crate::plugin::lookup::{Offline, Place};
 
 /// `BatchOutput`: what a plugin made of a batch: per entry of the request, in its order, the
 /// entry's error or one result per item.
@@ -361,9 +361,9 @@ impl LoadedPlugin {
         })
     }
 
-    fn prepare(&self, inst: &mut Instance, tenant: &Tenant, scope: Option<Scope>) {
+    fn prepare(&self, inst: &mut Instance, tenant: &Tenant, place: Option<Place>) {
         let data = inst.store.data_mut();
-        data.scope = scope;
+        data.place = place;
         data.lookup = tenant.lookup.clone();
         data.log_budget = tenant.limits.max_log_lines_per_call;
         data.last_panic = None;
@@ -467,18 +467,18 @@ impl LoadedPlugin {
     }
 
     /// Every call into a plugin goes through here: check out the tenant's instance, set this
-    /// call's limits and lookup `scope`, run the call as the instance's API version makes it
+    /// call's limits and lookup `place`, run the call as the instance's API version makes it
     /// (`v1`, `v2`: each answers in the current API's types) under the wall-clock cap, then keep
     /// or drop the instance and turn a trap, timeout or memory fault into a [`PluginError`].
     async fn call<R>(
         &self,
         tenant: &Tenant,
-        scope: Option<Scope>,
+        place: Option<Place>,
         v1: impl AsyncFnOnce(&V1Mapper, &mut Store<HostState>) -> wasmtime::Result<R>,
         v2: impl AsyncFnOnce(&V2Mapper, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let mut inst = self.checkout(tenant).await?;
-        self.prepare(&mut inst, tenant, scope);
+        self.prepare(&mut inst, tenant, place);
         let cap = Self::wall_cap(tenant);
         let store = &mut inst.store;
         let r = match &inst.bindings {
@@ -504,7 +504,7 @@ impl LoadedPlugin {
     pub async fn map_batch(
         &self,
         tenant: &Tenant,
-        scope: Option<Scope>,
+        place: Option<Place>,
         req: &BatchRequest,
     ) -> Result<BatchOutput, PluginError> {
         let size = req.entries.iter().map(|e| e.mapping.len()).sum::<usize>()
@@ -515,7 +515,7 @@ impl LoadedPlugin {
         let out = self
             .call(
                 tenant,
-                scope,
+                place,
                 async |mapper, store| {
                     let mut out = Vec::with_capacity(req.entries.len());
                     for entry in &req.entries {

@@ -72,22 +72,6 @@ pub struct Entity {
     pub body: String,
 }
 
-impl Entity {
-    /// The entity as `berth map` prints it: `blueprint` first, then the body's members.
-    pub fn full_json(&self) -> String {
-        let mut s = String::with_capacity(self.body.len() + self.blueprint.len() + 16);
-        s.push_str("{\"blueprint\":");
-        json_out::write_str(&mut s, &self.blueprint);
-        if self.body.len() > 2 {
-            s.push(',');
-            s.push_str(&self.body[1..]);
-        } else {
-            s.push('}');
-        }
-        s
-    }
-}
-
 /// A JSON text's string value, when it is a string.
 fn json_string(json: &str) -> Option<String> {
     if json.starts_with('"') {
@@ -871,9 +855,9 @@ mod tests {
             ("bp", "x")
         );
         assert!(!record.body.contains("blueprint"), "{}", record.body);
-        let e: Value = serde_json::from_str(&record.full_json()).unwrap();
+        // The host puts the blueprint back in front of the body (`catalog::port::Entity`).
+        let e: Value = serde_json::from_str(&record.body).unwrap();
         assert_eq!(e["identifier"], "x");
-        assert_eq!(e["blueprint"], "bp");
         assert_eq!(e["properties"]["a"], serde_json::json!([1, 2]));
         assert!(e["properties"]["b"].is_null());
         assert_eq!(out.misconfigured.len(), 1);

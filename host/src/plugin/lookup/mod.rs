@@ -21,8 +21,7 @@ pub use aws::AwsLookup;
 
 /// Where a lookup is performed: the raw item's own account and region. Not a scope: a scope
 /// ([`crate::scope::ScopeKey`]) also has a kind and is what completeness is tracked for; a
-/// place is only where calls run, and a scope gives its own ([`ScopeKey::place`]). The plugin
-/// host (`host/src/plugin/`) still imports it under its old name, `Scope`.
+/// place is only where calls run, and a scope gives its own ([`ScopeKey::place`]).
 ///
 /// [`ScopeKey::place`]: crate::scope::ScopeKey::place
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
