@@ -405,7 +405,7 @@ impl Config {
     pub async fn load_mapping(
         &self,
         client: &PortClient,
-    ) -> Result<crate::pipeline::mapping::MappingFile, ConfigError> {
+    ) -> Result<crate::mapping::MappingFile, ConfigError> {
         let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
         match &self.mapping {
             None => Err(invalid(
@@ -417,14 +417,14 @@ impl Config {
             Some(MappingSource::File(_)) => {
                 let p = self.mapping_path().expect("a file mapping");
                 // The error names the file already.
-                crate::pipeline::mapping::MappingFile::from_path(&p)
+                crate::mapping::MappingFile::from_path(&p)
                     .map_err(|e| invalid(e.source_name, e.message))
                     .inspect(log_warnings)
             }
             Some(MappingSource::Inline(v)) => {
                 let text = serde_norway::to_string(v)
                     .map_err(|e| invalid("mapping".into(), e.to_string()))?;
-                crate::pipeline::mapping::MappingFile::parse(&text, "mapping")
+                crate::mapping::MappingFile::parse(&text, "mapping")
                     .map_err(|e| invalid(e.source_name, e.message))
                     .inspect(log_warnings)
             }
@@ -443,12 +443,9 @@ impl Config {
                 let config = integration.get("config").cloned().unwrap_or_default();
                 let text = serde_json::to_string(&config)
                     .map_err(|e| invalid("mapping".into(), e.to_string()))?;
-                crate::pipeline::mapping::MappingFile::parse(
-                    &text,
-                    &format!("Port integration {id} config"),
-                )
-                .map_err(|e| invalid(e.source_name, e.message))
-                .inspect(log_warnings)
+                crate::mapping::MappingFile::parse(&text, &format!("Port integration {id} config"))
+                    .map_err(|e| invalid(e.source_name, e.message))
+                    .inspect(log_warnings)
             }
         }
     }
@@ -502,7 +499,7 @@ impl Config {
 }
 
 /// The mapping's warnings go to the log here; `berth map` prints its own on stderr.
-fn log_warnings(m: &crate::pipeline::mapping::MappingFile) {
+fn log_warnings(m: &crate::mapping::MappingFile) {
     for w in &m.warnings {
         tracing::warn!("{w}");
     }

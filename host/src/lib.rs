@@ -10,9 +10,11 @@
 //!
 //! - [`discovery`]: AWS (credentials, accounts, regions, Cloud Control, adaptive rate limits),
 //!   streaming raw items, and each scope's completeness.
-//! - [`pipeline`]: the mapping file, the map stage, one resync end to end, its display and report.
+//! - [`pipeline`]: the map stage, one resync end to end, its display and report, golden cases.
+//! - [`mapping`]: Port's mapping YAML (the user's config of what to map), read and checked;
+//!   every stage reads it.
 //! - [`plugin`]: the wasmtime engine, plugin loading and calls, the registry, the plugins'
-//!   cloud lookups, fair share of the sandbox among tenants, golden cases.
+//!   cloud lookups, fair share of the sandbox among tenants.
 //! - [`catalog`]: the Port side: the API client ([`catalog::port`]), change detection,
 //!   upserts, reconciliation, sync status and metrics.
 //! - [`scope`]: the (account, region, kind) unit of discovery completeness, how each ended
@@ -33,6 +35,7 @@ pub mod discovery;
 pub mod error_text;
 pub mod json_text;
 pub mod limits;
+pub mod mapping;
 pub mod panics;
 pub mod pipeline;
 pub mod plugin;

@@ -13,17 +13,25 @@
 //!
 //! Owns: [`ScopeKey`] and its text form (kept in the state store), the [`Place`] a key's
 //! lookups run in ([`ScopeKey::place`]), [`ScopeStatus`] with its reason and label, and the
-//! [`ScopeBook`] of one sync. One type each for discovery (`aws::discover`), the map pipeline
-//! (`resync`) and the catalog side (`sync`): two copies of a scope would drift apart. Must not
-//! touch: how a scope's status is found out (discovery's job), what is deleted
-//! (`sync::reconcile`), or how the scopes file is read (`sync::input`).
+//! [`ScopeBook`] of one sync. One type each for discovery (`discovery::discover`), the
+//! pipeline (`pipeline::resync`) and the catalog side (`catalog`): two copies of a scope would
+//! drift apart. Must not touch: how a scope's status is found out (discovery's job), what is
+//! deleted (`catalog::reconcile`), or how the scopes file is read (`catalog::input`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugin::lookup::Place;
+/// Where calls run: an account and a region. A scope ([`ScopeKey`]) adds a kind and is what
+/// completeness is tracked for; a place is only where calls run, and a scope gives its own
+/// ([`ScopeKey::place`]). A batch is mapped, and its plugins' lookups answered, in its items'
+/// place (`crate::plugin::lookup`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub account_id: String,
+    pub region: String,
+}
 
 /// Where entities came from. In a push envelope it is `{"account", "region", "kind"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -16,7 +16,8 @@ use aws_support::*;
 use berth::discovery::config::{AuthConfig, AuthMethod};
 use berth::discovery::{AwsConfig, KindPlan};
 use berth::plugin::lookup::AwsLookup;
-use berth::plugin::lookup::{CloudLookup, Place};
+use berth::plugin::lookup::CloudLookup;
+use berth::scope::Place;
 use berth::serve::identity::{IdentityConfig, Issuer};
 use serde_json::json;
 

@@ -6,7 +6,8 @@ mod aws_support;
 use aws_support::*;
 use berth::discovery::AwsConfig;
 use berth::plugin::lookup::AwsLookup;
-use berth::plugin::lookup::{CloudLookup, LookupError, Place};
+use berth::plugin::lookup::{CloudLookup, LookupError};
+use berth::scope::Place;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_get_and_list_in_the_right_account_and_region() {

@@ -11,7 +11,7 @@ use berth::catalog::port::{
 };
 use berth::catalog::push::{EntityIn, Outcome, PushReport};
 use berth::catalog::{PushOptions, Pusher};
-use berth::pipeline::mapping::Settings;
+use berth::mapping::Settings;
 use berth::scope::{ScopeKey, ScopeStatus};
 use berth::store::Store;
 use berth_fake_port::client::{Client, Fake};

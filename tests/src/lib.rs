@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth::limits::EngineLimits;
+use berth::mapping::MappingFile;
 use berth::pipeline::map::{MapOptions, Summary};
-use berth::pipeline::mapping::MappingFile;
 use berth::plugin::{AotCache, PluginEngine, Registry, Tenant};
 
 pub use berth_test_kit::repo_root as repo;

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth::limits::Limits;
+use berth::pipeline::golden::canonical_json;
 use berth::pipeline::map::MapOptions;
 use berth::plugin::Tenant;
-use berth::plugin::golden::canonical_json;
 use berth::plugin::lookup::Offline;
 use berth_tests::{fixture, map_file, plugin, plugin_dir, registry};
 use serde_json::Value;

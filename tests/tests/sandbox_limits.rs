@@ -261,7 +261,7 @@ async fn a_plugin_cannot_read_what_it_did_not_declare() {
         }],
         items: vec![r#"{"id":"a","__Kind":"Test::Snoop"}"#.into()],
     };
-    let place = Some(berth::plugin::lookup::Place {
+    let place = Some(berth::scope::Place {
         account_id: "1".into(),
         region: "r".into(),
     });
@@ -283,7 +283,9 @@ async fn waiting_on_lookups_does_not_spend_the_guest_budget() {
     use std::future::Future;
     use std::pin::Pin;
 
-    use berth::plugin::lookup::{CloudLookup, CloudResource, Fixture, LookupError, Place};
+    use berth::discovery::CloudResource;
+    use berth::plugin::lookup::{CloudLookup, Fixture, LookupError};
+    use berth::scope::Place;
 
     type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
     struct Slow(Arc<Fixture>, Duration);

@@ -18,8 +18,8 @@ use clap::Subcommand;
 use serde_json::json;
 
 use berth::limits::Limits;
+use berth::mapping::MappingFile;
 use berth::pipeline::map::{self, MapOptions};
-use berth::pipeline::mapping::MappingFile;
 use berth::plugin::lookup::Offline;
 use berth::plugin::{BatchRequest, Entry, LoadedPlugin, Registry, Tenant};
 

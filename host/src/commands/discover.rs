@@ -24,7 +24,7 @@ use berth::discovery::{
     kinds_from_mapping,
 };
 use berth::limits::TenantLimits;
-use berth::pipeline::mapping::MappingFile;
+use berth::mapping::MappingFile;
 use berth::plugin::Snapshot;
 
 /// Exit codes: 0 every scope complete (of both passes with `--lookups`); 1

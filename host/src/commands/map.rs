@@ -8,8 +8,8 @@ use std::sync::Arc;
 use clap::Args;
 
 use berth::limits::{Limits, TenantLimits};
+use berth::mapping::MappingFile;
 use berth::pipeline::map::MapOptions;
-use berth::pipeline::mapping::MappingFile;
 use berth::plugin::Tenant;
 use berth::plugin::lookup::{CloudLookup, Fixture, Offline};
 

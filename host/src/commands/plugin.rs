@@ -80,7 +80,7 @@ pub(crate) async fn run(g: &Global, command: PluginCommand) -> anyhow::Result<Ex
         PluginCommand::List => list(g).await,
         PluginCommand::Test { dir, bless } => {
             let registry = open_registry(&g.plugins).await?;
-            let ok = berth::plugin::golden::run_dir(registry, &dir, bless).await?;
+            let ok = berth::pipeline::golden::run_dir(registry, &dir, bless).await?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use berth::pipeline::mapping::MappingFile;
+use berth::mapping::MappingFile;
 
 use super::open_input;
 
@@ -37,7 +37,7 @@ pub(crate) async fn run(a: PushArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_path(&a.config)?;
     let settings = match config.mapping_path() {
         Some(p) => MappingFile::from_path(&p)?.settings,
-        None => berth::pipeline::mapping::Settings::default(),
+        None => berth::mapping::Settings::default(),
     };
     let client = config.port_client()?;
     let blueprints = config.blueprint_documents()?;

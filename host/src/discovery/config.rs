@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::arn::{Arn, Partition, parse_role_arn};
 use crate::config::{SecretValues, ValueRef};
-use crate::pipeline::mapping::MappingFile;
+use crate::mapping::MappingFile;
 
 /// A configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -55,7 +55,6 @@ use super::call::{CallCounts, CallError, CallStats, ErrorClass};
 use super::config::KindPlan;
 use super::s3;
 use super::session::{AccountCtx, AwsSync};
-use crate::plugin::lookup::CloudResource;
 use crate::scope::{ScopeKey, ScopeStatus};
 
 pub const ORG_ACCOUNT_KIND: &str = "AWS::Organizations::Account";
@@ -64,6 +63,14 @@ pub const ORG_ACCOUNT_KIND: &str = "AWS::Organizations::Account";
 const PARENTED: &[(&str, &str, &str)] = &[("AWS::ECS::Service", "AWS::ECS::Cluster", "Cluster")];
 
 /// One `ListResources` page: items and the next token.
+/// A resource as Cloud Control returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudResource {
+    pub identifier: String,
+    /// JSON text of the resource's properties.
+    pub properties: String,
+}
+
 type Page = (Vec<CloudResource>, Option<String>);
 
 /// How a kind's scopes are laid out in an account.

@@ -36,6 +36,8 @@ pub mod s3;
 pub mod session;
 
 pub use config::{AwsConfig, KindPlan, RegionPolicy, kinds_from_mapping};
-pub use discover::{AccountReport, DiscoveryReport, Event, RawItem, ScopeReport, discover};
+pub use discover::{
+    AccountReport, CloudResource, DiscoveryReport, Event, RawItem, ScopeReport, discover,
+};
 pub use limits::AwsLimits;
 pub use session::{AwsError, AwsSync, AwsTenant};

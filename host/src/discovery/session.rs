@@ -28,7 +28,7 @@ use super::credentials::{self, CachedCredentials, StsContext};
 use super::limiter::Limiter;
 use super::limits::AwsLimits;
 use super::s3;
-use crate::plugin::lookup::CloudResource;
+use crate::discovery::CloudResource;
 
 /// Why a sync could not start.
 #[derive(Debug, Clone, thiserror::Error)]

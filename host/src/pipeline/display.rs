@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
-use crate::pipeline::mapping::MappingFile;
+use crate::mapping::MappingFile;
 use crate::pipeline::resync::{Progress, ProgressSnapshot, ResyncReport, Stage};
 use crate::scope::ScopeStatus;
 
@@ -57,7 +57,7 @@ pub struct Row {
 
 /// `resources[4] AWS::Lambda::Function` when it fits `width`, else shorter forms of it.
 pub fn entry_name(index: usize, kind: &str, width: usize) -> String {
-    let full = crate::pipeline::mapping::entry_label(index, kind);
+    let full = crate::mapping::entry_label(index, kind);
     if full.chars().count() <= width {
         return full;
     }
@@ -92,7 +92,7 @@ fn name_width(rows: &[Row], width: usize) -> usize {
     let longest = rows
         .iter()
         .map(|r| {
-            crate::pipeline::mapping::entry_label(r.index, &r.kind)
+            crate::mapping::entry_label(r.index, &r.kind)
                 .chars()
                 .count()
         })

@@ -19,12 +19,12 @@ use futures::FutureExt;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::pipeline::mapping::{MappingFile, ResourceEntry};
-use crate::plugin::lookup::Place;
+use crate::mapping::{MappingFile, ResourceEntry};
 use crate::plugin::{
     BatchRequest, Entity, Entry, EntryError, EntryOutput, ItemError, LoadedPlugin, PluginError,
     Registry, Tenant,
 };
+use crate::scope::Place;
 
 /// How a map run is shaped.
 #[derive(Debug, Clone)]
@@ -494,7 +494,7 @@ async fn map_one(
     for entry in tripped {
         let m = format!(
             "{}: not mapped: resources[{}] ran out of time {} times in this sync",
-            crate::pipeline::mapping::entry_label(entry.index, &entry.kind),
+            crate::mapping::entry_label(entry.index, &entry.kind),
             entry.index,
             Breaker::LIMIT
         );
@@ -530,7 +530,7 @@ async fn map_one(
             items: n,
             ..KindStats::default()
         };
-        let at = crate::pipeline::mapping::entry_label(entry.index, &entry.kind);
+        let at = crate::mapping::entry_label(entry.index, &entry.kind);
         for (i, r) in results.into_iter().enumerate() {
             match r {
                 Ok(o) => {
@@ -859,7 +859,7 @@ pub async fn explain(registry: &Registry, mapping: &MappingFile, tenant: &Tenant
     let mut s = String::new();
     let snapshot = registry.snapshot();
     for entry in &mapping.resources {
-        let label = crate::pipeline::mapping::entry_label(entry.index, &entry.kind);
+        let label = crate::mapping::entry_label(entry.index, &entry.kind);
         let plugin = match snapshot.serve(&entry.kind, |name| tenant.allows(name)) {
             Ok(p) => p,
             Err(why) => {

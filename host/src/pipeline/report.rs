@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::pipeline::mapping::MappingFile;
+use crate::mapping::MappingFile;
 use crate::pipeline::resync::ResyncReport;
 use crate::scope::ScopeStatus;
 
@@ -320,7 +320,7 @@ pub fn html(r: &ResyncReport, header: &ReportHeader, mapping: &MappingFile, titl
                 h,
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>\
                  <td>{}</td></tr>",
-                esc(&crate::pipeline::mapping::entry_label(*idx, kind)),
+                esc(&crate::mapping::entry_label(*idx, kind)),
                 esc(field),
                 esc(expr),
                 m.count,
@@ -673,7 +673,7 @@ fn entries(h: &mut String, r: &ResyncReport) {
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td>\
              <td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"{}\">{}</td></tr>",
-            esc(&crate::pipeline::mapping::entry_label(k.index, &k.kind)),
+            esc(&crate::mapping::entry_label(k.index, &k.kind)),
             esc(k.blueprint.as_deref().unwrap_or("")),
             k.raw_extracted,
             k.transformed,
@@ -728,7 +728,7 @@ fn deletions(h: &mut String, r: &ResyncReport) {
             let _ = write!(
                 h,
                 "<li>{}: {} deleted</li>",
-                esc(&crate::pipeline::mapping::entry_label(k.index, &k.kind)),
+                esc(&crate::mapping::entry_label(k.index, &k.kind)),
                 k.deleted
             );
         }

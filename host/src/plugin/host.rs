@@ -115,7 +115,8 @@ impl filesystem::preopens::Host for HostState {
 }
 
 use crate::limits::MAX_TABLE_ELEMENTS;
-use crate::plugin::lookup::{CloudLookup, Place};
+use crate::plugin::lookup::CloudLookup;
+use crate::scope::Place;
 
 /// A plugin asked for more memory than its tenant allows.
 #[derive(Debug, Clone, thiserror::Error)]

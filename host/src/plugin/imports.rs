@@ -8,7 +8,9 @@
 //! network (lookups go through the tenant's [`crate::plugin::lookup::CloudLookup`]).
 
 use super::host::HostState;
-use crate::plugin::lookup::{CloudResource, LookupError, Place};
+use crate::discovery::CloudResource;
+use crate::plugin::lookup::LookupError;
+use crate::scope::Place;
 
 /// How the SDK's panic hook begins its log line (`plugins/sdk/src/runtime.rs`).
 const PANIC_PREFIX: &str = "panicked at ";

@@ -20,7 +20,8 @@ use super::engine::PluginEngine;
 use super::host::{HostState, MemoryLimitExceeded, WASI_IMPORTS, add_wasi_to_linker};
 use super::{PluginError, PluginInfo, Tenant, one_line};
 use super::{v0_1_0 as v1, v0_2_0 as v2};
-use crate::plugin::lookup::{Offline, Place};
+use crate::plugin::lookup::Offline;
+use crate::scope::Place;
 
 /// `BatchOutput`: what a plugin made of a batch: per entry of the request, in its order, the
 /// entry's error or one result per item.

@@ -16,7 +16,6 @@
 pub mod cache;
 pub mod engine;
 pub mod fair;
-pub mod golden;
 pub mod host;
 pub mod imports;
 pub mod instance;

@@ -141,7 +141,7 @@ impl Snapshot {
     /// that are not Cloud Control type names and that no plugin names (the `*` plugin would
     /// send them to Cloud Control, which refuses them), and near-misses of a kind a plugin
     /// names.
-    pub fn kind_warnings(&self, mapping: &crate::pipeline::mapping::MappingFile) -> Vec<String> {
+    pub fn kind_warnings(&self, mapping: &crate::mapping::MappingFile) -> Vec<String> {
         let named: Vec<(&str, &str)> = self
             .plugins
             .iter()

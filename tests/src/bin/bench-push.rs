@@ -11,7 +11,7 @@ use std::time::Instant;
 use berth::catalog::port::{ClientConfig, Credentials, Entity, PortClient, UserAgent};
 use berth::catalog::push::EntityIn;
 use berth::catalog::{PushOptions, PushReport, Pusher};
-use berth::pipeline::mapping::Settings;
+use berth::mapping::Settings;
 use berth::scope::ScopeKey;
 use berth::store::Store;
 use berth_fake_port::{Config, Faults, RateLimit};

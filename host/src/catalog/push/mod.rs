@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use crate::catalog::port::integration::ResyncStatus;
 use crate::catalog::port::{Entity, PortClient, PortError, UpsertOptions};
-use crate::pipeline::mapping::Settings;
+use crate::mapping::Settings;
 use crate::scope::{ScopeBook, ScopeKey};
 use crate::store::{EntityKey, EntityState, StateKey, Store, StoreError};
 

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
+use crate::discovery::CloudResource;
 use crate::discovery::call::{CallCounts, CallError, CallStats, ErrorClass};
 use crate::discovery::session::AwsSync;
-use crate::plugin::lookup::{CloudLookup, CloudResource, LookupError, Place};
+use crate::plugin::lookup::{CloudLookup, LookupError};
+use crate::scope::Place;
 
 /// Lookups for one sync.
 #[derive(Debug, Clone)]

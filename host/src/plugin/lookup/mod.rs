@@ -2,8 +2,8 @@
 //! get/list, answered in the account and region of the batch being mapped.
 //!
 //! Owns the [`CloudLookup`] trait that discovery backends implement (the AWS
-//! one performs real, rate-limited, cached Cloud Control reads), the
-//! [`Place`] a call is made in, and two offline implementations: [`Offline`]
+//! one performs real, rate-limited, cached Cloud Control reads) and two
+//! offline implementations: [`Offline`]
 //! (refuses every read, with a message saying how to provide data) and
 //! [`Fixture`] (answers from a JSON-lines file, for `berth map --lookups`,
 //! `berth plugin test` and tests). Must not know about plugins' grants: the
@@ -19,24 +19,8 @@ use serde::Deserialize;
 
 pub use aws::AwsLookup;
 
-/// Where a lookup is performed: the raw item's own account and region. Not a scope: a scope
-/// ([`crate::scope::ScopeKey`]) also has a kind and is what completeness is tracked for; a
-/// place is only where calls run, and a scope gives its own ([`ScopeKey::place`]).
-///
-/// [`ScopeKey::place`]: crate::scope::ScopeKey::place
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Place {
-    pub account_id: String,
-    pub region: String,
-}
-
-/// A resource as Cloud Control returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloudResource {
-    pub identifier: String,
-    /// JSON text of the resource's properties.
-    pub properties: String,
-}
+use crate::discovery::CloudResource;
+use crate::scope::Place;
 
 /// Why a lookup failed; mirrors the WIT `lookup-error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

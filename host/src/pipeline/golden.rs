@@ -13,8 +13,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::limits::Limits;
+use crate::mapping::MappingFile;
 use crate::pipeline::map::{self, MapOptions};
-use crate::pipeline::mapping::MappingFile;
 use crate::plugin::lookup::{CloudLookup, Fixture, Offline};
 use crate::plugin::{Registry, Tenant};
 

@@ -575,7 +575,7 @@ mod tests {
 
     #[test]
     fn reads_the_default_mapping() {
-        let text = include_str!("../../../mappings/default.yaml");
+        let text = include_str!("../../mappings/default.yaml");
         let m = MappingFile::parse(text, "default.yaml").unwrap();
         assert_eq!(m.resources.len(), 6);
         assert_eq!(m.resources[1].kind, "AWS::S3::Bucket");
@@ -630,7 +630,7 @@ mod tests {
               mean `port.entity.mappings.icon`?)"
             ]
         );
-        let clean = include_str!("../../../mappings/default.yaml");
+        let clean = include_str!("../../mappings/default.yaml");
         assert!(
             MappingFile::parse(clean, "d.yaml")
                 .unwrap()
