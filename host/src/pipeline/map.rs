@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use serde::Deserialize;
@@ -34,8 +34,9 @@ pub struct MapOptions {
     /// Items per batch: `limits.batchItems` (`crate::limits::TenantLimits::batch_items`, which
     /// explains the trade-off), for `berth map` and a sync alike.
     pub batch_items: usize,
-    /// How long a partial batch waits for more items before it is mapped
-    /// (keeps a slow stream flowing).
+    /// How long a partial batch may wait for more items, from its first item, before it is
+    /// mapped while the input is idle (keeps a slow stream, such as a sync's discovery,
+    /// flowing: a batch of a kind that trickles in is not held until it is full).
     pub linger: Duration,
 }
 
@@ -616,9 +617,7 @@ where
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         while let Some(m) = out_rx.blocking_recv() {
             for (_, e) in &m.entities {
-                out.write_all(
-                    crate::catalog::port::entity::full_json(&e.blueprint, &e.body).as_bytes(),
-                )?;
+                crate::catalog::port::entity::write_full_json(&mut out, &e.blueprint, &e.body)?;
                 out.write_all(b"\n")?;
             }
             // A live stream sees each batch at once; a bulk run writes in big blocks.
@@ -711,7 +710,9 @@ pub async fn run_stream(
     let permits = Arc::new(Semaphore::new(jobs));
     let breaker = Arc::new(Breaker::default());
     let mut tasks = tokio::task::JoinSet::new();
-    let mut pending: HashMap<(String, Option<Place>), Vec<String>> = HashMap::new();
+    // Each partial batch with the time its first item came: a batch is mapped when full, or
+    // once it is `linger` old and no input is waiting (a busy input fills batches instead).
+    let mut pending: HashMap<(String, Option<Place>), (Instant, Vec<String>)> = HashMap::new();
     let dispatch = |batch: Batch, tasks: &mut tokio::task::JoinSet<()>, permit| {
         let entries: Vec<ResourceEntry> = mapping.for_kind(&batch.kind).cloned().collect();
         let (registry, tenant, ev_tx) = (registry.clone(), tenant.clone(), ev_tx.clone());
@@ -743,17 +744,20 @@ pub async fn run_stream(
     };
 
     loop {
-        let next = if pending.is_empty() {
-            in_rx.recv().await.map(Some)
-        } else {
-            match tokio::time::timeout(opts.linger, in_rx.recv()).await {
-                Ok(v) => v.map(Some),
-                Err(_) => Some(None),
+        let oldest = pending.values().map(|(since, _)| *since).min();
+        let next = match oldest {
+            None => in_rx.recv().await.map(Some),
+            Some(since) => {
+                let deadline = tokio::time::Instant::from_std(since + opts.linger);
+                match tokio::time::timeout_at(deadline, in_rx.recv()).await {
+                    Ok(v) => v.map(Some),
+                    Err(_) => Some(None),
+                }
             }
         };
         let ended = next.is_none();
-        let flush_all = match next {
-            None | Some(None) => true,
+        match next {
+            None | Some(None) => {}
             Some(Some(chunk)) => {
                 // Counted per chunk and kind: one event, not one per item.
                 let mut seen: Vec<(String, u64)> = Vec::new();
@@ -776,8 +780,10 @@ pub async fn run_stream(
                     // The key moves in; nothing is cloned per item.
                     let full = match pending.entry((kind, place)) {
                         Slot::Occupied(mut group) => {
-                            group.get_mut().push(line);
-                            (group.get().len() >= opts.batch_items).then(|| group.remove_entry())
+                            group.get_mut().1.push(line);
+                            (group.get().1.len() >= opts.batch_items)
+                                .then(|| group.remove_entry())
+                                .map(|(key, (_, items))| (key, items))
                         }
                         Slot::Vacant(v) if opts.batch_items <= 1 => {
                             Some((v.into_key(), vec![line]))
@@ -785,7 +791,7 @@ pub async fn run_stream(
                         Slot::Vacant(v) => {
                             let mut group = Vec::with_capacity(opts.batch_items);
                             group.push(line);
-                            v.insert(group);
+                            v.insert((Instant::now(), group));
                             None
                         }
                     };
@@ -797,20 +803,30 @@ pub async fn run_stream(
                 for (kind, n) in seen {
                     let _ = ev_tx.send(Event::Items { kind, n }).await;
                 }
-                false
             }
-        };
-        if flush_all {
-            let mut groups: Vec<_> = pending.drain().collect();
+        }
+        // At the end every batch goes; otherwise those that waited long enough, unless more
+        // input is already waiting to fill them.
+        if ended || in_rx.is_empty() {
+            let now = Instant::now();
+            let due: Vec<_> = pending
+                .iter()
+                .filter(|(_, (since, _))| ended || now.duration_since(*since) >= opts.linger)
+                .map(|(key, _)| key.clone())
+                .collect();
+            let mut groups: Vec<_> = due
+                .into_iter()
+                .filter_map(|key| pending.remove_entry(&key))
+                .collect();
             groups.sort_by(|a, b| a.0.cmp(&b.0));
-            for ((kind, place), items) in groups {
+            for ((kind, place), (_, items)) in groups {
                 let permit = permits.clone().acquire_owned().await.expect("semaphore");
                 dispatch(Batch { kind, place, items }, &mut tasks, permit);
             }
             while tasks.try_join_next().is_some() {}
-            if ended {
-                break;
-            }
+        }
+        if ended {
+            break;
         }
     }
     while tasks.join_next().await.is_some() {}

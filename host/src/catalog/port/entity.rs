@@ -7,6 +7,8 @@
 //! record does not carry (the relations of an entity retried in relation order).
 //! Must not touch: HTTP, batching, change detection or the state store.
 
+use std::io::Write;
+
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -86,19 +88,24 @@ impl Entity {
 /// `blueprint`), without parsing the body: `{}` gives `{"blueprint":"x"}`. A body that is not
 /// an object comes back as it is, so a broken mapper output stays visible as what it was.
 pub fn full_json(blueprint: &str, body: &str) -> String {
+    let mut out = Vec::with_capacity(body.len() + blueprint.len() + 16);
+    write_full_json(&mut out, blueprint, body).expect("writing to memory");
+    String::from_utf8(out).expect("JSON text and a JSON string are UTF-8")
+}
+
+/// [`full_json`] written straight into `out`: `berth map` prints every entity this way, with
+/// no string built per entity.
+pub fn write_full_json(out: &mut impl Write, blueprint: &str, body: &str) -> std::io::Result<()> {
     let Some(members) = body.trim_start().strip_prefix('{') else {
-        return body.to_string();
+        return out.write_all(body.as_bytes());
     };
     let members = members.trim_start();
-    let name = Value::from(blueprint).to_string();
-    let mut out = String::with_capacity(body.len() + name.len() + 14);
-    out.push_str("{\"blueprint\":");
-    out.push_str(&name);
+    out.write_all(b"{\"blueprint\":")?;
+    serde_json::to_writer(&mut *out, blueprint)?;
     if !members.starts_with('}') {
-        out.push(',');
+        out.write_all(b",")?;
     }
-    out.push_str(members);
-    out
+    out.write_all(members.as_bytes())
 }
 
 /// An entity object serialised without its `blueprint` member, in its own key order: no copy
