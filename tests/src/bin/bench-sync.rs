@@ -172,6 +172,22 @@ async fn one(size: usize) -> anyhow::Result<()> {
         log.len(),
         log.iter().filter(|r| r.status == 429).count()
     );
+    // Every request counts against Port's rate, not only the upserts: which kinds were sent.
+    let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &log {
+        // Ids and blueprint names in the path are not the kind of request.
+        let shape: Vec<&str> = r
+            .path
+            .split('/')
+            .enumerate()
+            .map(|(i, s)| if i == 3 { "{name}" } else { s })
+            .collect();
+        *by_kind
+            .entry(format!("{} {}", r.method, shape.join("/")))
+            .or_default() += 1;
+    }
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    println!("  Port calls   {}", kinds.join(", "));
     println!("  wall time    {wall:.1} s");
     println!(
         "  lower bound  {bound:.1} s (AWS {:.1} s: {}; Port {port_bound:.1} s)",
@@ -186,6 +202,18 @@ async fn one(size: usize) -> anyhow::Result<()> {
         "  peak RSS     {:.1} MiB (target ≤ 200)",
         last.0 as f64 / 1024.0
     );
+    // The sync's own summary (stage times, calls, retries) says where the time went.
+    let summary = std::env::temp_dir().join(format!("bench-sync-{size}.txt"));
+    std::fs::write(&summary, &err)?;
+    let requests: Vec<String> = log
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .collect();
+    std::fs::write(
+        std::env::temp_dir().join(format!("bench-sync-{size}-port.jsonl")),
+        requests.join("\n"),
+    )?;
+    println!("  berth's own summary: {}", summary.display());
     if !status.success() {
         eprintln!("{err}");
     }
