@@ -212,13 +212,20 @@ impl ResyncReport {
     }
 }
 
-/// Runs one resync. Port is told it is running before AWS is read, and how it ended after.
+/// Runs one resync. Port is told it is running before any resource is read, and how it
+/// ended after.
 pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let started = Instant::now();
     let mut push_opts = inp.push.clone();
     push_opts.input_scopes_complete = false;
-    let mut pusher = Pusher::begin(inp.client.clone(), inp.store.clone(), push_opts).await?;
-    let sync = match inp.aws.start_sync().await {
+    // Port's side opens while AWS's credentials and account list are fetched: both are round
+    // trips that do not depend on each other, and discovery waits for both.
+    let (pusher, sync) = tokio::join!(
+        Pusher::begin(inp.client.clone(), inp.store.clone(), push_opts),
+        inp.aws.start_sync()
+    );
+    let mut pusher = pusher?;
+    let sync = match sync {
         Ok(s) => s,
         Err(e) => {
             pusher.abort_as(false).await;

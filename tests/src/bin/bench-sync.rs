@@ -129,6 +129,16 @@ async fn one(size: usize) -> anyhow::Result<()> {
         .env("BENCH_PORT_ID", "fake-client-id")
         .stderr(std::process::Stdio::piped())
         .spawn()?;
+    // Read while it runs: a child whose stderr pipe fills (a large sync logs every retried
+    // 429) would block on it and never finish.
+    let stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut text = String::new();
+            let _ = e.read_to_string(&mut text);
+            text
+        })
+    });
     let pid = child.id();
     let mut last = (0u64, 0.0f64);
     let status = loop {
@@ -141,11 +151,9 @@ async fn one(size: usize) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let wall = t.elapsed().as_secs_f64();
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        e.read_to_string(&mut err)?;
-    }
+    let err = stderr
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default();
 
     let stats = emu.stats().await?;
     let mut aws_bound = (0.0f64, String::new());
