@@ -12,7 +12,7 @@
 //!   clientSecret: {file: /run/secrets/port-client-secret}
 //!   region: eu                      # eu | us; or baseUrl: https://...
 //!   integration: {identifier: my-aws, type: aws}
-//! aws:                              # see `aws::config`
+//! aws:                              # see `discovery::config`
 //!   orgRoleArn: arn:aws:iam::111111111111:role/BerthOrgRead
 //!   externalId: my-external-id
 //!   regionPolicy: {allow: [eu-west-1, us-east-1]}

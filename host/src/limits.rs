@@ -29,7 +29,7 @@
 //!
 //! Owns: the declarations, defaults, units, parsing and checking of every limit, the environment
 //! table and the comparison with an operator's ceiling. Must not touch: applying them (the
-//! plugin host, `aws`, `port`, `serve` and the runner read these values) or any other key of a
+//! plugin host, discovery, the Port client, `serve` and the runner read these values) or any other key of a
 //! config file.
 
 use std::collections::BTreeMap;
@@ -154,7 +154,7 @@ pub const PORT_MAX_SEARCH_PAGE: u32 = 1000;
 /// `MaxResults` of Cloud Control `ListResources`: AWS refuses more than 100.
 pub const AWS_MAX_PAGE_SIZE: i32 = 100;
 /// `MaxResults` of Organizations `ListAccounts`, `ListAccountsForParent` and `ListChildren`:
-/// AWS refuses more than 20. Always asked for (`aws::accounts`): an organization's listing is
+/// AWS refuses more than 20. Always asked for (`discovery::accounts`): an organization's listing is
 /// read once per sync, so the fewest calls is all there is to choose.
 pub const AWS_ORGANIZATIONS_MAX_PAGE_SIZE: i32 = 20;
 /// `MaxResults` of Account Management `ListRegions`: AWS refuses more than 50 (there are fewer
@@ -310,12 +310,12 @@ impl Default for EngineLimits {
 
 // ---- AWS discovery ----
 
-/// Limits of one tenant's AWS discovery (`limits.aws`). Each `aws::AwsTenant` owns its own
+/// Limits of one tenant's AWS discovery (`limits.aws`). Each `discovery::AwsTenant` owns its own
 /// value and its own rate limiter, so nothing here is process-wide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AwsLimits {
-    // ---- rate limiter (per API per account+region; `aws::limiter`) ----
+    // ---- rate limiter (per API per account+region; `discovery::limiter`) ----
     /// `initialRate`: calls/s a bucket starts at (default 20); it climbs from here until AWS
     /// throttles.
     pub initial_rate: f64,
@@ -341,7 +341,7 @@ pub struct AwsLimits {
     #[serde(rename = "measureWindowMs", with = "unit::ms")]
     pub measure_window: Duration,
 
-    // ---- retries (`aws::call`) ----
+    // ---- retries (`discovery::call`) ----
     /// `maxAttempts`: attempts for a call that fails transiently (5xx, timeout, connection;
     /// default 5).
     pub max_attempts: u32,

@@ -6,8 +6,8 @@
 //! [`Pusher`](crate::catalog::Pusher) as they finish, every channel is bounded (memory does not
 //! grow with the estate), and the completeness of each (account, region, kind) scope, from
 //! discovery and from mapping, reaches reconciliation. Must not touch: AWS calls, plugin
-//! calls or Port calls directly; those belong to [`aws`](crate::discovery), [`map`](crate::pipeline::map) and
-//! [`sync`](crate::catalog).
+//! calls or Port calls directly; those belong to [`discovery`](crate::discovery), [`map`](crate::pipeline::map) and
+//! [`catalog`](crate::catalog).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -18,7 +18,7 @@
 //!
 //! Owns: [`IdentityConfig`], key generation and sealing, the rotation schedule, the JWKS, the
 //! discovery document and minting. Must not touch: HTTP (`serve::api`), what the token is
-//! exchanged for (`aws::credentials`), tenants' documents.
+//! exchanged for (`discovery::credentials`), tenants' documents.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

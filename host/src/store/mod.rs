@@ -145,7 +145,7 @@ pub struct StateKey {
 /// What Berth last wrote for one entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityState {
-    /// Hash of the body last upserted (see `sync::changes`).
+    /// Hash of the body last upserted (see `catalog::changes`).
     pub body_hash: String,
     /// The scope the entity came from, as `crate::scope::ScopeKey::to_text` renders it;
     /// reconciliation deletes an unseen entity only when this scope completed.

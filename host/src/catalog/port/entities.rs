@@ -5,7 +5,7 @@
 //! count), through the documented paginated blueprint search (`POST
 //! /v1/blueprints/{bp}/entities/search`, not Ocean's undocumented datasource route), and the
 //! two delete routes: bulk (`limits.port.bulkDelete` ids, one blueprint) and single. Must not touch: which entities
-//! to delete; that is `sync::reconcile`'s decision.
+//! to delete; that is `catalog::reconcile`'s decision.
 
 use reqwest::Method;
 use serde::Deserialize;

@@ -4,7 +4,7 @@
 //! and end of a resync, the per-kind sync metrics Ocean posts to the ingest URL Port hands out
 //! (`metricAttributes.ingestUrl`), and reading the resync-request watermark. Bodies follow
 //! `docs/port-api.md` and Ocean's field names (including `intervalInMinuets`).
-//! Must not touch: what the numbers are; `sync::metrics` computes them.
+//! Must not touch: what the numbers are; `catalog::metrics` computes them.
 
 use reqwest::Method;
 use serde_json::{Value, json};
