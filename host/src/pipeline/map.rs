@@ -809,14 +809,8 @@ pub async fn run_stream(
         // input is already waiting to fill them.
         if ended || in_rx.is_empty() {
             let now = Instant::now();
-            let due: Vec<_> = pending
-                .iter()
-                .filter(|(_, (since, _))| ended || now.duration_since(*since) >= opts.linger)
-                .map(|(key, _)| key.clone())
-                .collect();
-            let mut groups: Vec<_> = due
-                .into_iter()
-                .filter_map(|key| pending.remove_entry(&key))
+            let mut groups: Vec<_> = pending
+                .extract_if(|_, (since, _)| ended || now.duration_since(*since) >= opts.linger)
                 .collect();
             groups.sort_by(|a, b| a.0.cmp(&b.0));
             for ((kind, place), (_, items)) in groups {
