@@ -376,3 +376,42 @@ fn an_item_error_names_the_first_item_that_failed_so() {
         "{err}"
     );
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_that_lines_error_and_the_lines_after_it_are_mapped() {
+    let (dir, m) = mapping(
+        "resources:\n- kind: AWS::Lambda::Function\n  port:\n    entity:\n      mappings: \
+         {identifier: .Identifier, blueprint: '\"fn\"'}\n",
+    );
+    let item = |id: &str| {
+        format!(
+            r#"{{"Identifier":"{id}","Properties":{{}},"__Kind":"AWS::Lambda::Function","__AccountId":"111111111111","__Region":"eu-west-1"}}"#
+        )
+    };
+    let mut bytes = item("fn-a").into_bytes();
+    bytes.extend_from_slice(b"\n{\"Identifier\":\"\xff\xfe\"}\n");
+    bytes.extend_from_slice(item("fn-c").as_bytes());
+    bytes.push(b'\n');
+    let input = dir.path().join("items.jsonl");
+    std::fs::write(&input, bytes).unwrap();
+    let out = berth()
+        .arg("map")
+        .arg("--mapping")
+        .arg(&m)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.matches("input line 2: not UTF-8 text").count(),
+        1,
+        "{err}"
+    );
+    let ids: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["identifier"].to_string())
+        .collect();
+    assert_eq!(ids, ["\"fn-a\"", "\"fn-c\""], "{err}");
+}

@@ -296,6 +296,9 @@ fn reader_thread<R: Read + Send + 'static>(input: R, tx: mpsc::Sender<Vec<RawInp
     std::thread::spawn(move || {
         let mut reader = std::io::BufReader::with_capacity(256 << 10, input);
         let mut chunk = Vec::with_capacity(crate::limits::MAP_INPUT_CHUNK);
+        // One buffer reused for every line, so each line is allocated once at its own size
+        // (a fresh `String` per `read_line` grew through a reallocation per doubling).
+        let mut buf = Vec::new();
         let mut number = 0;
         loop {
             if !chunk.is_empty()
@@ -310,17 +313,22 @@ fn reader_thread<R: Read + Send + 'static>(input: R, tx: mpsc::Sender<Vec<RawInp
                 }
             }
             number += 1;
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
                 Ok(0) => break,
                 Ok(_) => {
-                    if line.ends_with('\n') {
-                        line.pop();
-                        if line.ends_with('\r') {
-                            line.pop();
-                        }
+                    let mut line: &[u8] = &buf;
+                    if let Some(l) = line.strip_suffix(b"\n") {
+                        line = l.strip_suffix(b"\r").unwrap_or(l);
                     }
-                    chunk.extend(route(line, number));
+                    match String::from_utf8(line.to_vec()) {
+                        Ok(line) => chunk.extend(route(line, number)),
+                        // One bad line is that line's error; the next may be fine.
+                        Err(e) => chunk.push(RawInput::Bad(format!(
+                            "input line {number}: not UTF-8 text: {}",
+                            e.utf8_error()
+                        ))),
+                    }
                 }
                 Err(e) => {
                     chunk.push(RawInput::Bad(format!("input line {number}: {e}")));
