@@ -217,6 +217,23 @@ impl LoadedPlugin {
             message,
         };
         let bytes = std::fs::read(path).map_err(|e| load_err(format!("cannot read: {e}")))?;
+        let hash = content_hash(&bytes);
+        Self::load_bytes(engine, cache, path, bytes, hash).await
+    }
+
+    /// [`Self::load`] of a file already read, `hash` being [`content_hash`] of `bytes` (a
+    /// directory scan hashes every file to see what changed, and does not read it twice).
+    pub async fn load_bytes(
+        engine: &PluginEngine,
+        cache: &AotCache,
+        path: &Path,
+        bytes: Vec<u8>,
+        hash: String,
+    ) -> Result<Self, PluginError> {
+        let load_err = |message: String| PluginError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
         if bytes.len() > super::MAX_PLUGIN_BYTES {
             return Err(load_err(format!(
                 "{} bytes is larger than the {} allowed",
@@ -224,7 +241,6 @@ impl LoadedPlugin {
                 super::MAX_PLUGIN_BYTES
             )));
         }
-        let hash = content_hash(&bytes);
         let (eng, cache2, hash2) = (engine.engine.clone(), cache.clone(), hash.clone());
         let header = not_a_component(&bytes);
         let component = tokio::task::spawn_blocking(move || cache2.load(&eng, &bytes, &hash2))
