@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -120,13 +121,25 @@ def current_account(environ: dict[str, Any], access_key: str | None) -> str:
     return DEFAULT_ACCOUNT_ID
 
 
+_ROUTER_LOCK = threading.Lock()
+
+
+def _router(service: str) -> Any:
+    # moto caches a service's router, but threads that ask before the first
+    # one is built each build it (0.4 s of CPU when a 5,000-resource sync
+    # opens with concurrent S3 calls); one builds it, the others wait.
+    from moto.core.routing import get_service_router
+
+    with _ROUTER_LOCK:
+        return get_service_router(service)
+
+
 def _rest_action(service: str, environ: dict[str, Any]) -> str | None:
     try:
         from moto.core.request import Request
-        from moto.core.routing import get_service_router
 
         req = Request(environ, populate_request=False, shallow=True)
-        operation, _ = get_service_router(service).match(req)
+        operation, _ = _router(service).match(req)
         return operation.name
     except Exception:
         return None

@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Callable, Iterable
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from . import __version__, cloudcontrol, regions, trust, webidentity
 from .errors import Response, denied_code, error_response, server_error_code, throttle_code
@@ -328,32 +328,79 @@ def _is_loopback(host: str) -> bool:
             return False
 
 
-class QuietHandler(MotoRequestHandler):
-    log_requests = False
+def _logged(app: Callable, log: logging.Logger) -> Callable:
+    """The app, logging one line per request (method, path, status) to stderr."""
 
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        if self.log_requests:
-            super().log_request(code, size)
+    def call(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            log.info("%s %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return call
+
+
+def _moto_environ(app: Callable) -> Callable:
+    """The app, given the environ keys moto reads that waitress does not set:
+    `RAW_URI` (the path before percent-decoding, for S3 keys)."""
+
+    def call(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
+        return app(environ, start_response)
+
+    return call
+
+
+# Threads serving requests at once. A request holds its thread while injected
+# latency sleeps, so this must exceed the calls a client keeps in flight
+# (berth: 64 AWS calls plus plugin lookups) or latency would queue.
+SERVER_THREADS = 256
 
 
 def make_server(host: str, port: int, app: EmulatorApp | None = None, log_requests: bool = False):
-    from werkzeug.serving import make_server as wz_make_server
+    """A waitress server: HTTP/1.1 with keep-alive, as AWS answers.
+
+    (Werkzeug's dev server, which moto_server uses, closes the connection
+    after every response, so each call cost a TCP handshake and a new
+    server thread, and the emulator's own CPU, not the rate limits it
+    emulates, set the pace of a large sync.)
+    """
+    from waitress.server import create_server
 
     if not _is_loopback(host):
         raise ValueError(f"refusing to listen on non-loopback address {host!r}")
-    handler = type("Handler", (QuietHandler,), {"log_requests": log_requests})
     app = app or EmulatorApp()
-    server = wz_make_server(host, port, app, threaded=True, request_handler=handler)
-    server.daemon_threads = True
+    wsgi: Callable = _moto_environ(app)
+    if log_requests:
+        wsgi = _logged(wsgi, logging.getLogger("berth_aws_emulator.requests"))
+    server = create_server(
+        wsgi,
+        host=host,
+        port=port,
+        # moto reads SERVER_NAME as the host a request was sent to (waitress
+        # would say `waitress.invalid`).
+        server_name=host,
+        threads=SERVER_THREADS,
+        connection_limit=4096,
+        backlog=1024,
+        channel_timeout=300,
+        asyncore_use_poll=True,
+        ident="berth-aws-emulator",
+    )
     return server, app
 
 
 def serve_in_thread(host: str = "127.0.0.1", port: int = 0):
     """For tests: starts the server on a background thread; returns (server, app, endpoint)."""
     server, app = make_server(host, port)
-    t = threading.Thread(target=server.serve_forever, name="berth-aws-emulator", daemon=True)
+    t = threading.Thread(target=server.run, name="berth-aws-emulator", daemon=True)
     t.start()
-    return server, app, f"http://{host}:{server.server_port}"
+    return server, app, f"http://{host}:{int(server.effective_port)}"
+
+
+class _Stop(Exception):
+    pass
 
 
 def main_serve(host: str, port: int, log_requests: bool = False, ready_file: str | None = None) -> int:
@@ -361,27 +408,30 @@ def main_serve(host: str, port: int, log_requests: bool = False, ready_file: str
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     if not log_requests:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        logging.getLogger("waitress").setLevel(logging.ERROR)
     server, _ = make_server(host, port, log_requests=log_requests)
-    stopping = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
+        # Signal handlers run on the main thread, which is in the server loop:
+        # leaving the loop by an exception ends it.
+        raise _Stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    actual = server.server_port
+    actual = int(server.effective_port)
     endpoint = f"http://{host}:{actual}"
     if ready_file:
         with open(ready_file, "w") as f:
             f.write(endpoint + "\n")
     print(json.dumps({"event": "ready", "endpoint": endpoint, "host": host, "port": actual, "pid": _pid()}), flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.run()
+    except _Stop:
+        pass
     finally:
-        server.server_close()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        server.close()
         print(json.dumps({"event": "stopped"}), flush=True)
     return 0
 

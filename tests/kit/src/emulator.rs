@@ -23,6 +23,8 @@ pub struct EmulatorError(pub String);
 #[derive(Debug)]
 pub struct Emulator {
     pub endpoint: String,
+    /// The server's process id, from its ready line (for benchmarks that sample its CPU).
+    pub pid: Option<u32>,
     dir: PathBuf,
     child: Option<Child>,
     http: reqwest::Client,
@@ -58,7 +60,7 @@ impl Emulator {
             .spawn()
             .map_err(|e| EmulatorError(format!("cannot start {}: {e}", run.display())))?;
         let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let (tx, rx) = tokio::sync::oneshot::channel::<Value>();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
@@ -66,7 +68,7 @@ impl Emulator {
                 if let Some(t) = tx.take() {
                     match serde_json::from_str::<Value>(&line) {
                         Ok(v) if v["event"] == "ready" => {
-                            let _ = t.send(v["endpoint"].as_str().unwrap_or_default().to_string());
+                            let _ = t.send(v);
                         }
                         _ => tx = Some(t),
                     }
@@ -74,8 +76,8 @@ impl Emulator {
             }
         });
         // The first run creates the venv (pip install), hence the long wait.
-        let endpoint = match tokio::time::timeout(Duration::from_secs(300), rx).await {
-            Ok(Ok(e)) if !e.is_empty() => e,
+        let ready = match tokio::time::timeout(Duration::from_secs(300), rx).await {
+            Ok(Ok(v)) if v["endpoint"].as_str().is_some_and(|e| !e.is_empty()) => v,
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -86,7 +88,8 @@ impl Emulator {
             }
         };
         Ok(Self {
-            endpoint,
+            endpoint: ready["endpoint"].as_str().unwrap_or_default().to_string(),
+            pid: ready["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
             dir: dir.to_path_buf(),
             child: Some(child),
             http: reqwest::Client::new(),
@@ -97,6 +100,7 @@ impl Emulator {
     pub async fn connect(endpoint: &str, dir: &Path) -> Result<Self, EmulatorError> {
         let e = Self {
             endpoint: endpoint.trim_end_matches('/').to_string(),
+            pid: None,
             dir: dir.to_path_buf(),
             child: None,
             http: reqwest::Client::new(),

@@ -1,17 +1,20 @@
-//! `cargo run --release -p berth-tests --bin bench-sync [-- SIZES]`
+//! `cargo run --release -p berth-tests --bin bench-sync [-- SIZES] [--runs N]`
 //!
 //! The full `berth sync` (the release binary, as a child process) of an Organization of
 //! 3 accounts (more above 45,000 resources: the seed makes at most 500 of a kind per account
 //! and region) × 3 regions × every seeded kind, against the local AWS emulator with 30 ms of
 //! latency and 50 calls/s per API per account+region, and an in-process fake Port with 20 ms
 //! of latency and 20 requests/s. SIZES (default `5000,20000`) are resource counts; each gets
-//! a freshly seeded emulator and an empty Port. Prints, per size: wall time; the lower bound,
+//! a freshly seeded emulator and an empty Port; `--runs N` syncs it N times, each into an empty
+//! Port with a fresh state file (wall times vary from run to run on a shared machine). Prints, per size: wall time; the lower bound,
 //! the slower of AWS's (the busiest account+region+API bucket: accepted calls ÷ its rate) and
 //! Port's (entities ÷ 20 per bulk call ÷ its rate); the ratio; the child's CPU seconds and
 //! peak RSS. Figures only; nothing is asserted. Needs `scripts/build-plugins` and
 //! `cargo build --release -p berth` first.
 
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use berth_fake_port::{Config, Faults, RateLimit};
 use berth_test_kit::emulator::Emulator;
@@ -47,7 +50,7 @@ fn sample(pid: u32) -> Option<(u64, f64)> {
     Some((hwm, ticks as f64 / 100.0))
 }
 
-async fn one(size: usize) -> anyhow::Result<()> {
+async fn one(size: usize, runs: usize) -> anyhow::Result<()> {
     let emu = Emulator::start(&repo().join("tests/aws-emulator")).await?;
     emu.regions(&json!({ "enabled": REGIONS })).await?;
     let accounts = ACCOUNTS.max(size.div_ceil(MAX_PER_KIND * REGIONS.len() * KINDS));
@@ -67,7 +70,18 @@ async fn one(size: usize) -> anyhow::Result<()> {
     ])
     .await?;
     eprintln!("seeded in {:.0} s", t.elapsed().as_secs_f64());
+    for run in 1..=runs {
+        if run > 1 {
+            // Let the emulator's rate-limit buckets refill, as for a sync that starts fresh.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        sync(&emu, size, accounts, run).await?;
+    }
+    Ok(())
+}
 
+/// One `berth sync` of the seeded Organization into an empty Port, and its figures.
+async fn sync(emu: &Emulator, size: usize, accounts: usize, run: usize) -> anyhow::Result<()> {
     let (_addr, port) = berth_fake_port::spawn(Config::default()).await?;
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("secret"), "fake-client-secret")?;
@@ -82,12 +96,16 @@ async fn one(size: usize) -> anyhow::Result<()> {
              orgRoleArn: arn:aws:iam::123456789012:role/BerthOrgReader\n  \
              accountRoleName: BerthReadOnly\n  externalId: berth-test-external-id\n  \
              endpointUrl: {}\n\
-             mapping: {}\nblueprints: {}\nplugins: {}\nstate: state.db\n",
+             mapping: {}\nblueprints: {}\nplugins: {}\nstate: state.db\n{}",
             port.base_url(),
             emu.endpoint,
             repo().join("mappings/default.yaml").display(),
             repo().join("mappings/blueprints").display(),
             repo().join("target/plugins").display(),
+            // `BENCH_SYNC_LIMITS='{aws: {initialRate: 40}}'` tries other limits.
+            std::env::var("BENCH_SYNC_LIMITS")
+                .map(|l| format!("limits: {l}\n"))
+                .unwrap_or_default(),
         ),
     )?;
     emu.faults(&json!({ "rules": [
@@ -140,6 +158,10 @@ async fn one(size: usize) -> anyhow::Result<()> {
         })
     });
     let pid = child.id();
+    // The emulator is Python behind one lock: when its CPU time nears the sync's wall time,
+    // the stand-in, not berth, sets the pace.
+    let emu_cpu = || emu.pid.and_then(sample).map(|(_, cpu)| cpu);
+    let emu_cpu_before = emu_cpu();
     let mut last = (0u64, 0.0f64);
     let status = loop {
         if let Some(s) = sample(pid) {
@@ -151,6 +173,9 @@ async fn one(size: usize) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let wall = t.elapsed().as_secs_f64();
+    let emu_cpu_used = emu_cpu()
+        .zip(emu_cpu_before)
+        .map(|(after, before)| after - before);
     let err = stderr
         .map(|h| h.join().unwrap_or_default())
         .unwrap_or_default();
@@ -170,7 +195,7 @@ async fn one(size: usize) -> anyhow::Result<()> {
     let bound = aws_bound.0.max(port_bound);
     let log = port.requests();
     println!(
-        "sync of {size} resources ({accounts} accounts × {} regions × {KINDS} kinds seeded; AWS {AWS_LATENCY_MS} ms, \
+        "sync {run} of {size} resources ({accounts} accounts × {} regions × {KINDS} kinds seeded; AWS {AWS_LATENCY_MS} ms, \
          {AWS_RATE}/s per API per account+region; Port {PORT_LATENCY_MS} ms, {PORT_RATE} req/s):",
         REGIONS.len()
     );
@@ -206,6 +231,9 @@ async fn one(size: usize) -> anyhow::Result<()> {
         wall / bound.max(1e-9)
     );
     println!("  CPU          {:.1} s", last.1);
+    if let Some(cpu) = emu_cpu_used {
+        println!("  emulator CPU {cpu:.1} s (one Python process)");
+    }
     println!(
         "  peak RSS     {:.1} MiB (target ≤ 200)",
         last.0 as f64 / 1024.0
@@ -230,14 +258,23 @@ async fn one(size: usize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "5000,20000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    for size in sizes {
-        one(size).await?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runs = 1;
+    let mut sizes = "5000,20000".to_string();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => {
+                runs = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .context("--runs takes a number")?
+            }
+            other => sizes = other.to_string(),
+        }
+    }
+    for size in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
+        one(size, runs).await?;
     }
     Ok(())
 }
