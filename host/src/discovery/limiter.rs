@@ -1,7 +1,9 @@
 //! Adaptive client-side rate limiting: one token bucket per API per
 //! account+region, whose rate follows what AWS accepts.
 //!
-//! Each bucket paces calls (a reservation schedule with a small burst), and
+//! Each bucket paces calls (one slot per 1/rate, with a small burst; a slot is
+//! taken when it is due, never booked ahead, so a waiting call is paced at
+//! the rate of the moment it goes, not of the moment it arrived), and
 //! adapts like TCP CUBIC, as the AWS SDKs' "adaptive" retry mode does, but
 //! per API and scope and with the throttles visible: it starts at
 //! `initial_rate` and grows with each accepted call (slow start) until the
@@ -29,7 +31,8 @@ pub struct AdaptiveRate {
     w_max: f64,
     slow_start: bool,
     last_decrease: Option<Instant>,
-    next_slot: Option<Instant>,
+    /// The last slot given (in the past by up to `burst - 1` intervals after idling).
+    last_slot: Option<Instant>,
     accepted: VecDeque<Instant>,
     first_seen: Option<Instant>,
 }
@@ -41,7 +44,7 @@ impl AdaptiveRate {
             w_max: 0.0,
             slow_start: true,
             last_decrease: None,
-            next_slot: None,
+            last_slot: None,
             accepted: VecDeque::new(),
             first_seen: None,
         }
@@ -52,19 +55,26 @@ impl AdaptiveRate {
         self.rate
     }
 
-    /// Reserve the next slot: the instant the caller may send (now or later).
-    pub fn reserve(&mut self, now: Instant, l: &AwsLimits) -> Instant {
+    /// Take the next slot if it is due at `now`; else the instant it will be due at the
+    /// current rate, when the caller asks again. Nothing is booked ahead: calls that waited
+    /// while slow start raised the rate go at the raised rate (booked at the first rate, the
+    /// 64 calls a sync starts a bucket with took 3 s at 20/s while AWS allowed 50).
+    pub fn try_take(&mut self, now: Instant, l: &AwsLimits) -> Result<(), Instant> {
         self.first_seen.get_or_insert(now);
         let interval = Duration::from_secs_f64(1.0 / self.rate);
         let earliest = now
             .checked_sub(interval.mul_f64(l.burst.max(1.0) - 1.0))
             .unwrap_or(now);
-        let slot = match self.next_slot {
-            Some(n) if n > earliest => n,
-            _ => earliest,
+        let due = match self.last_slot {
+            Some(last) => (last + interval).max(earliest),
+            None => earliest,
         };
-        self.next_slot = Some(slot + interval);
-        slot.max(now)
+        if due <= now {
+            self.last_slot = Some(due);
+            Ok(())
+        } else {
+            Err(due)
+        }
     }
 
     /// AWS answered (anything but a throttle).
@@ -100,10 +110,10 @@ impl AdaptiveRate {
         self.rate = (self.w_max * l.decrease_factor).clamp(l.min_rate, l.max_rate);
         self.slow_start = false;
         self.last_decrease = Some(now);
-        // Let the server's bucket refill a little before the next call.
-        let pause = now + Duration::from_secs_f64(1.0 / self.rate);
-        if self.next_slot.is_none_or(|n| n < pause) {
-            self.next_slot = Some(pause);
+        // Let the server's bucket refill a little before the next call: the next slot is one
+        // interval (at the cut rate) from now.
+        if self.last_slot.is_none_or(|last| last < now) {
+            self.last_slot = Some(now);
         }
         true
     }
@@ -158,12 +168,19 @@ pub struct Bucket {
 impl Bucket {
     /// Wait for this bucket's next slot.
     pub async fn wait(&self) {
-        let at = {
-            let mut s = self.state.lock().expect("limiter lock");
-            s.reserve(Instant::now(), &self.limits)
-        };
+        loop {
+            let due = {
+                let mut s = self.state.lock().expect("limiter lock");
+                s.try_take(Instant::now(), &self.limits).err()
+            };
+            match due {
+                None => break,
+                // Others waiting for the same slot wake with it; one takes it, the rest ask
+                // for the next.
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+            }
+        }
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep_until(at.into()).await;
     }
 
     pub fn accepted(&self) {
@@ -260,12 +277,27 @@ mod tests {
         }
     }
 
+    /// Takes `n` slots one after the other, each as soon as it is due, from `t`.
+    fn take(r: &mut AdaptiveRate, l: &AwsLimits, mut t: Instant, n: usize) -> Vec<Instant> {
+        let mut slots = Vec::new();
+        while slots.len() < n {
+            match r.try_take(t, l) {
+                Ok(()) => slots.push(t),
+                Err(due) => {
+                    assert!(due > t);
+                    t = due;
+                }
+            }
+        }
+        slots
+    }
+
     #[test]
-    fn reservations_are_paced_at_the_rate() {
+    fn slots_are_paced_at_the_rate() {
         let l = limits();
         let mut r = AdaptiveRate::new(&l);
         let t0 = Instant::now();
-        let slots: Vec<_> = (0..5).map(|_| r.reserve(t0, &l)).collect();
+        let slots = take(&mut r, &l, t0, 5);
         assert_eq!(slots[0], t0);
         for w in slots.windows(2) {
             let gap = w[1] - w[0];
@@ -281,11 +313,29 @@ mod tests {
         };
         let mut r = AdaptiveRate::new(&l);
         let t0 = Instant::now();
-        let _ = r.reserve(t0, &l);
+        let _ = take(&mut r, &l, t0, 1);
         let later = t0 + Duration::from_secs(10);
-        let s: Vec<_> = (0..4).map(|_| r.reserve(later, &l)).collect();
+        let s = take(&mut r, &l, later, 4);
         assert_eq!(&s[..3], &[later, later, later]);
         assert!(s[3] > later);
+    }
+
+    /// Calls that wait while the rate grows go at the grown rate: after one call at 10/s, the
+    /// rate raised to 50/s by accepted calls, nine waiting calls are done in nine intervals of
+    /// the new rate (0.18 s), not of the old (0.9 s, when slots were booked on arrival).
+    #[test]
+    fn waiting_calls_go_at_the_rate_of_the_moment() {
+        let l = limits();
+        let mut r = AdaptiveRate::new(&l);
+        let t0 = Instant::now();
+        assert_eq!(r.try_take(t0, &l), Ok(()));
+        for _ in 0..20 {
+            r.on_accepted(t0, &l);
+        }
+        assert!((r.rate() - 50.0).abs() < 1e-9, "{}", r.rate());
+        let slots = take(&mut r, &l, t0, 9);
+        let last = slots.last().unwrap().duration_since(t0);
+        assert!(last <= Duration::from_millis(181), "{last:?}");
     }
 
     /// Simulates a server that accepts `limit` calls/s (token bucket of
@@ -302,8 +352,10 @@ mod tests {
         let mut last = t;
         let (mut ok, mut throttled) = (0u32, 0u32);
         while t - start < Duration::from_secs(60) {
-            let slot = r.reserve(t, &l);
-            t = slot;
+            if let Err(due) = r.try_take(t, &l) {
+                t = due;
+                continue;
+            }
             server_tokens = (server_tokens + (t - last).as_secs_f64() * limit).min(limit);
             last = t;
             if server_tokens >= 1.0 {
