@@ -285,6 +285,12 @@ async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyhow::
                 .collect::<Vec<_>>()
         })
         .collect();
+    // The pipeline reads the items in the order they were made, kinds interleaved, as
+    // `berth map` reads a file of discovery's output.
+    let text: Vec<u8> = items
+        .iter()
+        .flat_map(|s| s.bytes().chain(std::iter::once(b'\n')))
+        .collect();
     drop(items);
 
     let tenant = Tenant::new("bench", Limits::default(), Arc::new(Offline));
@@ -319,29 +325,48 @@ async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyhow::
         rate(ents_all, all)
     );
 
-    // The whole `berth map` pipeline (routing, batching, output) to a sink.
-    let text: Vec<u8> = batches
-        .iter()
-        .flat_map(|(_, v)| {
-            v.iter()
-                .flat_map(|s| s.bytes().chain(std::iter::once(b'\n')))
-        })
-        .collect();
-    let t = Instant::now();
-    let summary = map::run(
-        registry.clone(),
-        mapping.clone(),
-        tenant.clone(),
-        std::io::Cursor::new(text),
-        std::io::sink(),
-        MapOptions::default(),
-    )
-    .await?;
-    let pipe = t.elapsed().as_secs_f64();
-    let pipe_ents: u64 = summary.kinds.values().map(|k| k.entities).sum();
+    // The whole `berth map` pipeline (reading, routing, batching, output) to a sink, on one
+    // core (every thread of this process pinned to it, as `taskset -c 0` would) and on all,
+    // alternately, three times each: the median of each, and their ratio, so a machine whose
+    // speed drifts affects both alike.
+    let all_cpus = affinity::current()?;
+    let mut runs: [Vec<f64>; 2] = Default::default();
+    let mut pipe_ents = 0;
+    for _ in 0..3 {
+        for (i, cpus) in [&all_cpus[..1], &all_cpus[..]].into_iter().enumerate() {
+            affinity::pin_process(cpus)?;
+            let t = Instant::now();
+            let summary = map::run(
+                registry.clone(),
+                mapping.clone(),
+                tenant.clone(),
+                std::io::Cursor::new(text.clone()),
+                std::io::sink(),
+                MapOptions {
+                    jobs: cpus.len(),
+                    ..MapOptions::default()
+                },
+            )
+            .await;
+            runs[i].push(t.elapsed().as_secs_f64());
+            affinity::pin_process(&all_cpus)?;
+            pipe_ents = summary?.kinds.values().map(|k| k.entities).sum();
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (one, all) = (median(&mut runs[0]), median(&mut runs[1]));
     println!(
-        "berth map pipeline, {cores} cores: {} ({pipe_ents} entities in {pipe:.2} s; kinds routed to their own plugins)",
-        rate(pipe_ents, pipe)
+        "berth map pipeline, 1 core:  {} ({pipe_ents} entities in {one:.2} s, median of 3)",
+        rate(pipe_ents, one)
+    );
+    println!(
+        "berth map pipeline, {} cores: {} ({pipe_ents} entities in {all:.2} s, median of 3; {:.2}× one core)",
+        all_cpus.len(),
+        rate(pipe_ents, all),
+        one / all
     );
 
     // A fresh instance (and in-guest mapping compile) for every batch.
@@ -390,4 +415,53 @@ fn peak_rss() -> Option<u64> {
 
 fn registry_pooling(registry: &Registry) -> bool {
     registry.engine().pooling()
+}
+
+/// Which CPUs this process's threads may run on (Linux `sched_setaffinity`), so one process can
+/// time the same work on one core and on all.
+mod affinity {
+    use anyhow::Context;
+
+    /// The CPUs this thread may run on now, in order.
+    pub fn current() -> anyhow::Result<Vec<usize>> {
+        // SAFETY: a zeroed cpu_set_t is an empty set, filled in by the call.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid cpu_set_t of the size passed.
+        let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error()).context("sched_getaffinity");
+        }
+        // SAFETY: CPU_ISSET reads within the set for every index below CPU_SETSIZE.
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect())
+    }
+
+    /// Lets every thread of this process (and the threads they start) run only on `cpus`.
+    pub fn pin_process(cpus: &[usize]) -> anyhow::Result<()> {
+        // SAFETY: as in `current`.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &c in cpus {
+            // SAFETY: `c` came from `current`, so it is below CPU_SETSIZE.
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+        for task in
+            std::fs::read_dir("/proc/self/task").context("listing this process's threads")?
+        {
+            let Some(tid) = task?
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: `set` is a valid cpu_set_t; a thread that has just exited makes the
+            // call fail with ESRCH, which is ignored.
+            let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) };
+            if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH) {
+                return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
+            }
+        }
+        Ok(())
+    }
 }
