@@ -208,12 +208,17 @@ async fn sync(emu: &Emulator, size: usize, accounts: usize, run: usize) -> anyho
     // Every request counts against Port's rate, not only the upserts: which kinds were sent.
     let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
     for r in &log {
-        // Ids and blueprint names in the path are not the kind of request.
-        let shape: Vec<&str> = r
-            .path
-            .split('/')
+        // Ids and blueprint names in the path are not the kind of request: the fourth
+        // segment, and the run and kind after `resync/` and `kind/` in sync-metrics paths.
+        let parts: Vec<&str> = r.path.split('/').collect();
+        let shape: Vec<&str> = parts
+            .iter()
             .enumerate()
-            .map(|(i, s)| if i == 3 { "{name}" } else { s })
+            .map(|(i, s)| match i.checked_sub(1).map(|p| parts[p]) {
+                _ if i == 3 => "{name}",
+                Some("resync" | "kind") => "{id}",
+                _ => s,
+            })
             .collect();
         *by_kind
             .entry(format!("{} {}", r.method, shape.join("/")))
