@@ -49,6 +49,18 @@ fn map(plugins: Option<&Path>, mapping: &Path) -> Output {
         .unwrap()
 }
 
+/// `berth map` of the file `input`, with the plugins in `target/plugins`.
+fn map_input(mapping: &Path, input: &Path) -> Output {
+    berth()
+        .arg("map")
+        .arg("--mapping")
+        .arg(mapping)
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap()
+}
+
 /// Writes `yaml` as a mapping file in a temp dir.
 fn mapping(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -358,14 +370,7 @@ fn an_item_error_names_the_first_item_that_failed_so() {
         ),
     )
     .unwrap();
-    let out = berth()
-        .arg("map")
-        .arg("--mapping")
-        .arg(&m)
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = map_input(&m, &input);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let errors = lines_with(&err, "  (2x) resources[0] AWS::Lambda::Function: ");
@@ -394,14 +399,7 @@ fn a_line_that_is_not_utf8_is_that_lines_error_and_the_lines_after_it_are_mapped
     bytes.push(b'\n');
     let input = dir.path().join("items.jsonl");
     std::fs::write(&input, bytes).unwrap();
-    let out = berth()
-        .arg("map")
-        .arg("--mapping")
-        .arg(&m)
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = map_input(&m, &input);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(
