@@ -438,6 +438,30 @@ async fn one_caller_paces_by_the_ratelimit_headers_and_is_never_refused() {
 }
 
 #[tokio::test]
+async fn callers_slow_down_as_the_window_runs_low_instead_of_being_refused() {
+    // Four callers share an 8-burst, 20/s bucket. Pausing only once the window is used up is
+    // too late for them: up to four calls are already on their way when an answer says
+    // `remaining: 0`, so some are refused and wait out a whole `Retry-After` second. Spaced
+    // once no more than four calls are left, they never empty it.
+    let port = fake(Config::default()).await;
+    port.set_faults(Faults {
+        rate_limit: Some(RateLimit {
+            per_second: 20.0,
+            burst: Some(8),
+        }),
+        ..Faults::default()
+    });
+    upsert_all_through(&port, 4, 800).await;
+    assert_eq!(bulk_calls(&port).len(), 40);
+    let refused: Vec<LoggedRequest> = port
+        .requests()
+        .into_iter()
+        .filter(|r| r.fault.is_some())
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+}
+
+#[tokio::test]
 async fn a_429_holds_every_caller_not_just_the_one_refused() {
     // Four callers share one budget; a seeded quarter of the bulk calls is refused with
     // `Retry-After: 1` regardless of load. Once any caller is refused the others send nothing

@@ -26,8 +26,7 @@ use super::PortError;
 use super::auth::{Credentials, TokenCache, TokenGrant, parse_token_answer};
 use super::entity::Entity;
 use super::retry::{
-    Budget, RetryPolicy, is_loopback_url, is_retryable_status, jitter_unit, pacing_pause,
-    server_hint,
+    Budget, RetryPolicy, is_loopback_url, is_retryable_status, jitter_unit, pacing, server_hint,
 };
 use crate::limits::PortLimits;
 
@@ -544,13 +543,13 @@ impl PortClient {
         }
     }
 
-    /// Pauses every caller while Port says the rate-limit window is used up.
+    /// Paces every caller by what Port says of its rate-limit window: spaced while it runs low,
+    /// paused while it is used up.
     fn observe(&self, headers: &HeaderMap) {
-        if let Some(pause) = pacing_pause(headers, SystemTime::now()) {
-            self.inner
-                .budget
-                .pause_for(pause.min(self.inner.retry.max_delay));
-        }
+        let i = &self.inner;
+        let low = i.concurrency as u64;
+        i.budget
+            .observe(pacing(headers, SystemTime::now(), low), i.retry.max_delay);
     }
 
     async fn wait_before_retry(

@@ -3,8 +3,8 @@
 //! Owns: which answers are retried (408, 429, 5xx, connection errors), how long to wait before
 //! the next attempt (the server's `Retry-After` or `x-ratelimit-reset`, else exponential backoff
 //! with jitter, as Ocean does), how few attempts a connection refused by this very machine gets,
-//! and the [`Budget`] that bounds concurrency and pauses every caller when Port says the window
-//! is used up. The parsing and decisions are pure functions; the numbers they use (attempts,
+//! and the [`Budget`] that bounds concurrency, spaces requests while Port's rate-limit window
+//! runs low and pauses every caller when it is used up ([`pacing`]). The parsing and decisions are pure functions; the numbers they use (attempts,
 //! delays) are `limits.port`, declared in `crate::limits`.
 //! Must not touch: HTTP requests, tokens or response bodies (`client.rs` and `auth.rs` call in).
 
@@ -119,21 +119,47 @@ pub fn server_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         .or_else(|| get("x-ratelimit-reset").and_then(|v| parse_ratelimit_reset(v, now)))
 }
 
-/// How long every caller should hold off after a successful answer: when
-/// `x-ratelimit-remaining` is 0, until `x-ratelimit-reset` (the window is used up); else none.
-pub fn pacing_pause(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let remaining: u64 = headers
-        .get("x-ratelimit-remaining")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    if remaining > 0 {
-        return None;
+/// What Port's rate-limit headers on an answer ask of the callers that follow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Nothing said, or plenty left: requests go as fast as the budget lets them.
+    Free,
+    /// Few requests left in the window (no more than `low`, the requests one client may have
+    /// in flight): start them at least this far apart, at the window's pace, instead of
+    /// spending the remainder at once and being answered 429 (whose `Retry-After` is whole
+    /// seconds, far longer than the window needed to refill).
+    Spaced(Duration),
+    /// The window is used up (`x-ratelimit-remaining: 0`): hold off until `x-ratelimit-reset`.
+    Pause(Duration),
+}
+
+/// Reads `x-ratelimit-remaining`, `x-ratelimit-reset` and `x-ratelimit-limit`. `low` is how
+/// many requests may be in flight at once: with that many left or fewer, spacing starts.
+///
+/// The gap is the window's own pace, `reset ÷ limit`: a window that refills as it goes (a
+/// token bucket) then stays level instead of running dry, and one that only resets at its end
+/// is used up no sooner than before and then paused for. Without a limit, what is left is
+/// spread until the reset (`reset ÷ (remaining + 1)`, one more gap than requests, so the last
+/// does not land on the reset).
+pub fn pacing(headers: &HeaderMap, now: SystemTime, low: u64) -> Pacing {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let reset = headers
+        .get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_ratelimit_reset(v, now));
+    match (number("x-ratelimit-remaining"), reset) {
+        (Some(0), Some(reset)) => Pacing::Pause(reset),
+        (Some(n), Some(reset)) if n <= low && !reset.is_zero() => {
+            let per = number("x-ratelimit-limit").unwrap_or(0).max(n + 1);
+            Pacing::Spaced(reset / u32::try_from(per).unwrap_or(u32::MAX))
+        }
+        _ => Pacing::Free,
     }
-    let reset = headers.get("x-ratelimit-reset")?.to_str().ok()?;
-    parse_ratelimit_reset(reset, now)
 }
 
 fn parse_seconds(value: &str) -> Option<Duration> {
@@ -207,12 +233,15 @@ pub fn jitter_unit() -> f64 {
 }
 
 /// The request budget shared by every caller of one client: at most `concurrency` requests in
-/// flight, and a common pause when Port says to wait (a 429, or `x-ratelimit-remaining: 0`), so
-/// concurrent batches do not keep burning requests into 429s.
+/// flight, a common pause when Port says to wait (a 429, or `x-ratelimit-remaining: 0`), so
+/// concurrent batches do not keep burning requests into 429s, and a spacing between request
+/// starts while the window runs low ([`Pacing::Spaced`]).
 #[derive(Debug)]
 pub struct Budget {
     permits: Semaphore,
     paused_until: Mutex<Option<Instant>>,
+    /// The gap between request starts, and when the next may start.
+    spacing: Mutex<(Option<Duration>, Instant)>,
 }
 
 impl Budget {
@@ -220,19 +249,47 @@ impl Budget {
         Self {
             permits: Semaphore::new(concurrency.max(1)),
             paused_until: Mutex::new(None),
+            spacing: Mutex::new((None, Instant::now())),
         }
     }
 
-    /// Waits out any common pause, then takes a slot for one request.
+    /// Waits out any common pause, then takes a slot for one request (at its turn, while
+    /// requests are spaced).
     pub async fn acquire(&self) -> SemaphorePermit<'_> {
         loop {
             self.wait_pause().await;
             // The semaphore is never closed.
             let permit = self.permits.acquire().await.expect("budget semaphore open");
+            if let Some(at) = self.next_turn() {
+                tokio::time::sleep_until(at.into()).await;
+            }
             if self.pause_left().is_none() {
                 return permit;
             }
         }
+    }
+
+    /// Applies what an answer's headers ask (`max` bounds any wait a server can impose).
+    pub fn observe(&self, pacing: Pacing, max: Duration) {
+        match pacing {
+            Pacing::Pause(wait) => self.pause_for(wait.min(max)),
+            Pacing::Spaced(gap) => self.space(Some(gap.min(max))),
+            Pacing::Free => self.space(None),
+        }
+    }
+
+    fn space(&self, gap: Option<Duration>) {
+        self.spacing.lock().unwrap_or_else(|e| e.into_inner()).0 = gap;
+    }
+
+    /// While requests are spaced: the instant this caller's request may start (booked, so
+    /// the next caller goes one gap later).
+    fn next_turn(&self) -> Option<Instant> {
+        let mut s = self.spacing.lock().unwrap_or_else(|e| e.into_inner());
+        let gap = s.0?;
+        let at = s.1.max(Instant::now());
+        s.1 = at + gap;
+        Some(at)
     }
 
     /// Makes every caller hold off for `wait` from now (an existing longer pause stays).
@@ -349,16 +406,60 @@ mod tests {
     }
 
     #[test]
-    fn pacing_only_when_window_is_used_up() {
+    fn pacing_spreads_a_low_window_and_pauses_on_an_empty_one() {
         let now = at(1_800_000_000);
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-reset", HeaderValue::from_static("3"));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("50"));
+        assert_eq!(pacing(&h, now, 8), Pacing::Free);
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("5"));
-        assert_eq!(pacing_pause(&h, now), None);
+        assert_eq!(
+            pacing(&h, now, 8),
+            Pacing::Spaced(Duration::from_millis(500))
+        );
+        assert_eq!(pacing(&h, now, 4), Pacing::Free);
+        // With the window's size known, its own pace: 60 per 3 s.
+        h.insert("x-ratelimit-limit", HeaderValue::from_static("60"));
+        assert_eq!(
+            pacing(&h, now, 8),
+            Pacing::Spaced(Duration::from_millis(50))
+        );
+        // A limit smaller than what is left says nothing useful: spread what is left.
+        h.insert("x-ratelimit-limit", HeaderValue::from_static("2"));
+        assert_eq!(
+            pacing(&h, now, 8),
+            Pacing::Spaced(Duration::from_millis(500))
+        );
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        assert_eq!(pacing_pause(&h, now), Some(Duration::from_secs(3)));
+        assert_eq!(pacing(&h, now, 8), Pacing::Pause(Duration::from_secs(3)));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1800000002"));
+        assert_eq!(pacing(&h, now, 8), Pacing::Pause(Duration::from_secs(2)));
         h.remove("x-ratelimit-reset");
-        assert_eq!(pacing_pause(&h, now), None);
+        assert_eq!(pacing(&h, now, 8), Pacing::Free);
+    }
+
+    #[tokio::test]
+    async fn spaced_requests_start_a_gap_apart_until_the_window_is_free() {
+        let b = Budget::new(8);
+        let gap = Duration::from_millis(40);
+        b.observe(Pacing::Spaced(gap), Duration::from_secs(60));
+        // Turns are booked one gap apart, whoever asks.
+        let turns: Vec<Instant> = (0..3).map(|_| b.next_turn().expect("spaced")).collect();
+        assert_eq!(turns[1] - turns[0], gap);
+        assert_eq!(turns[2] - turns[1], gap);
+        // A caller waits for its turn: the next is one gap after the last booked.
+        let _p = b.acquire().await;
+        assert!(Instant::now() >= turns[2] + gap);
+        // A server that says the window is free again lifts the spacing.
+        b.observe(Pacing::Free, Duration::from_secs(60));
+        assert_eq!(b.next_turn(), None);
+        // No server hint waits longer than the client's ceiling.
+        b.observe(Pacing::Spaced(Duration::from_secs(600)), gap);
+        let (t0, t1) = (
+            b.next_turn().expect("spaced"),
+            b.next_turn().expect("spaced"),
+        );
+        assert_eq!(t1 - t0, gap);
     }
 
     #[test]
