@@ -248,6 +248,10 @@ async fn map_all(
     Ok(entities)
 }
 
+/// Back-to-back (one core, all cores) runs of the pipeline: enough for a median that one slow
+/// moment of a shared machine does not move.
+const PIPELINE_PAIRS: usize = 5;
+
 fn rate(n: u64, secs: f64) -> String {
     format!("{:>10.0} entities/s", n as f64 / secs)
 }
@@ -326,13 +330,14 @@ async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyhow::
     );
 
     // The whole `berth map` pipeline (reading, routing, batching, output) to a sink, on one
-    // core (every thread of this process pinned to it, as `taskset -c 0` would) and on all,
-    // alternately, three times each: the median of each, and their ratio, so a machine whose
-    // speed drifts affects both alike.
+    // core (every thread of this process pinned to it, as `taskset -c 0` would) and on all, in
+    // back-to-back pairs: the median of each, and the median of the pairs' ratios with their
+    // range, so a machine whose speed drifts affects both sides of a ratio alike.
     let all_cpus = affinity::current()?;
     let mut runs: [Vec<f64>; 2] = Default::default();
+    let mut ratios = Vec::new();
     let mut pipe_ents = 0;
-    for _ in 0..3 {
+    for _ in 0..PIPELINE_PAIRS {
         for (i, cpus) in [&all_cpus[..1], &all_cpus[..]].into_iter().enumerate() {
             // The copy of the workload is made before the clock starts.
             let input = std::io::Cursor::new(text.clone());
@@ -354,21 +359,39 @@ async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyhow::
             affinity::pin_process(&all_cpus)?;
             pipe_ents = summary?.kinds.values().map(|k| k.entities).sum();
         }
+        ratios.push(runs[0][runs[0].len() - 1] / runs[1][runs[1].len() - 1]);
     }
-    let median = |v: &mut Vec<f64>| {
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (one, all) = (median(&mut runs[0]), median(&mut runs[1]));
+    let (one, all) = (median(&runs[0]), median(&runs[1]));
+    let spread = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        format!("{lo:.2}–{hi:.2}")
+    };
     println!(
-        "berth map pipeline, 1 core:  {} ({pipe_ents} entities in {one:.2} s, median of 3)",
-        rate(pipe_ents, one)
+        "berth map pipeline, 1 core:  {} ({pipe_ents} entities in {one:.2} s, median of \
+         {PIPELINE_PAIRS}; runs {} s)",
+        rate(pipe_ents, one),
+        spread(&runs[0])
     );
     println!(
-        "berth map pipeline, {} cores: {} ({pipe_ents} entities in {all:.2} s, median of 3; {:.2}× one core)",
+        "berth map pipeline, {} cores: {} ({pipe_ents} entities in {all:.2} s, median of \
+         {PIPELINE_PAIRS}; runs {} s)",
         all_cpus.len(),
         rate(pipe_ents, all),
-        one / all
+        spread(&runs[1])
+    );
+    println!(
+        "berth map pipeline, {} cores ÷ 1 core: {:.2}× (median of {PIPELINE_PAIRS} back-to-back \
+         pairs; range {}×)",
+        all_cpus.len(),
+        median(&ratios),
+        spread(&ratios)
     );
 
     // A fresh instance (and in-guest mapping compile) for every batch.
