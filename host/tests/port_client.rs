@@ -412,23 +412,19 @@ async fn upsert_all_through(port: &FakePortHandle, callers: usize, n: usize) {
     assert_eq!(stored_ids(port), ids(&input));
 }
 
-#[tokio::test]
-async fn one_caller_paces_by_the_ratelimit_headers_and_is_never_refused() {
-    // With one caller nothing races: every answer says how many calls are left, and when none
-    // are the client waits for the reset before sending again. 11 calls (token + 10 batches)
-    // through this bucket with no pacing would be refused several times (the fake answers at
-    // once, far faster than 10/s).
+/// Upserts `n` entities with `callers` at once through a real token bucket (`burst` calls, then
+/// `per_second`) on every route, set after `fake` made its own calls; none may be refused.
+async fn upsert_unrefused_through_bucket(callers: usize, n: usize, per_second: f64, burst: u32) {
     let port = fake(Config::default()).await;
-    // A 4-burst, 10/s bucket on every route (set after `fake` made its own calls).
     port.set_faults(Faults {
         rate_limit: Some(RateLimit {
-            per_second: 10.0,
-            burst: Some(4),
+            per_second,
+            burst: Some(burst),
         }),
         ..Faults::default()
     });
-    upsert_all_through(&port, 1, 200).await;
-    assert_eq!(bulk_calls(&port).len(), 10);
+    upsert_all_through(&port, callers, n).await;
+    assert_eq!(bulk_calls(&port).len(), n.div_ceil(20));
     let refused: Vec<LoggedRequest> = port
         .requests()
         .into_iter()
@@ -438,27 +434,21 @@ async fn one_caller_paces_by_the_ratelimit_headers_and_is_never_refused() {
 }
 
 #[tokio::test]
+async fn one_caller_paces_by_the_ratelimit_headers_and_is_never_refused() {
+    // With one caller nothing races: every answer says how many calls are left, and when none
+    // are the client waits for the reset before sending again. 11 calls (token + 10 batches)
+    // through a 4-burst, 10/s bucket with no pacing would be refused several times (the fake
+    // answers at once, far faster than 10/s).
+    upsert_unrefused_through_bucket(1, 200, 10.0, 4).await;
+}
+
+#[tokio::test]
 async fn callers_slow_down_as_the_window_runs_low_instead_of_being_refused() {
     // Four callers share an 8-burst, 20/s bucket. Pausing only once the window is used up is
     // too late for them: up to four calls are already on their way when an answer says
     // `remaining: 0`, so some are refused and wait out a whole `Retry-After` second. Spaced
     // once no more than four calls are left, they never empty it.
-    let port = fake(Config::default()).await;
-    port.set_faults(Faults {
-        rate_limit: Some(RateLimit {
-            per_second: 20.0,
-            burst: Some(8),
-        }),
-        ..Faults::default()
-    });
-    upsert_all_through(&port, 4, 800).await;
-    assert_eq!(bulk_calls(&port).len(), 40);
-    let refused: Vec<LoggedRequest> = port
-        .requests()
-        .into_iter()
-        .filter(|r| r.fault.is_some())
-        .collect();
-    assert!(refused.is_empty(), "refused: {refused:?}");
+    upsert_unrefused_through_bucket(4, 800, 20.0, 8).await;
 }
 
 #[tokio::test]
