@@ -4,8 +4,9 @@
 //! the next attempt (the server's `Retry-After` or `x-ratelimit-reset`, else exponential backoff
 //! with jitter, as Ocean does), how few attempts a connection refused by this very machine gets,
 //! and the [`Budget`] that bounds concurrency, spaces requests while Port's rate-limit window
-//! runs low and pauses every caller when it is used up ([`pacing`]). The parsing and decisions are pure functions; the numbers they use (attempts,
-//! delays) are `limits.port`, declared in `crate::limits`.
+//! runs low and pauses every caller when it is used up ([`pacing`]). The parsing and decisions
+//! are pure functions; the numbers they use (attempts, delays) are `limits.port`, declared in
+//! `crate::limits`.
 //! Must not touch: HTTP requests, tokens or response bodies (`client.rs` and `auth.rs` call in).
 
 use std::sync::Mutex;
@@ -113,10 +114,18 @@ pub fn parse_ratelimit_reset(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// The server's wait hint: `Retry-After` first, then `x-ratelimit-reset` (Ocean's order).
 pub fn server_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    get("retry-after")
+    header(headers, "retry-after")
         .and_then(|v| parse_retry_after(v, now))
-        .or_else(|| get("x-ratelimit-reset").and_then(|v| parse_ratelimit_reset(v, now)))
+        .or_else(|| ratelimit_reset(headers, now))
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `x-ratelimit-reset` of an answer, as the time until the reset.
+fn ratelimit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    header(headers, "x-ratelimit-reset").and_then(|v| parse_ratelimit_reset(v, now))
 }
 
 /// What Port's rate-limit headers on an answer ask of the callers that follow.
@@ -142,17 +151,11 @@ pub enum Pacing {
 /// spread until the reset (`reset ÷ (remaining + 1)`, one more gap than requests, so the last
 /// does not land on the reset).
 pub fn pacing(headers: &HeaderMap, now: SystemTime, low: u64) -> Pacing {
-    let number = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    let reset = headers
-        .get("x-ratelimit-reset")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_ratelimit_reset(v, now));
-    match (number("x-ratelimit-remaining"), reset) {
+    let number = |name: &str| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
+    match (
+        number("x-ratelimit-remaining"),
+        ratelimit_reset(headers, now),
+    ) {
         (Some(0), Some(reset)) => Pacing::Pause(reset),
         (Some(n), Some(reset)) if n <= low && !reset.is_zero() => {
             let per = number("x-ratelimit-limit").unwrap_or(0).max(n + 1);
