@@ -335,7 +335,6 @@ async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyhow::
     // range, so a machine whose speed drifts affects both sides of a ratio alike.
     let all_cpus = affinity::current()?;
     let mut runs: [Vec<f64>; 2] = Default::default();
-    let mut ratios = Vec::new();
     let mut pipe_ents = 0;
     for _ in 0..PIPELINE_PAIRS {
         for (i, cpus) in [&all_cpus[..1], &all_cpus[..]].into_iter().enumerate() {
@@ -359,8 +358,9 @@ async fn map(registry: Arc<Registry>, mapping_path: &Path, n: usize) -> anyhow::
             affinity::pin_process(&all_cpus)?;
             pipe_ents = summary?.kinds.values().map(|k| k.entities).sum();
         }
-        ratios.push(runs[0][runs[0].len() - 1] / runs[1][runs[1].len() - 1]);
     }
+    // Pair k is run k of each side.
+    let ratios: Vec<f64> = runs[0].iter().zip(&runs[1]).map(|(o, a)| o / a).collect();
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
