@@ -171,13 +171,13 @@ pub const AWS_SESSION_SECONDS: std::ops::RangeInclusive<u64> = 900..=43_200;
 /// 65 535.
 pub const SQL_MAX_PARAMETERS: usize = 32_766;
 
-/// Rows per multi-row statement of the state store (`store`): 500 rows of at most 7 parameters
-/// (an entity state's columns) is 3 500 parameters, far below [`SQL_MAX_PARAMETERS`], and one
+/// Rows per multi-row statement of the state store (`store`): 500 rows of at most 8 parameters
+/// (an entity state's columns) is 4 000 parameters, far below [`SQL_MAX_PARAMETERS`], and one
 /// round trip per 500 rows already makes the statement's own cost negligible. A constant, not a
 /// config key: past the databases' cap a statement is refused, so it is not a trade-off to
 /// tune.
 pub const STORE_ROWS_PER_STATEMENT: usize = 500;
-const _: () = assert!(STORE_ROWS_PER_STATEMENT * 7 <= SQL_MAX_PARAMETERS);
+const _: () = assert!(STORE_ROWS_PER_STATEMENT * 8 <= SQL_MAX_PARAMETERS);
 
 /// The items per plugin call of `berth map` and of a sync, when nothing sets `batchItems`; see
 /// [`TenantLimits::batch_items`] for the trade-off.

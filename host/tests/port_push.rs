@@ -16,6 +16,7 @@ use berth::scope::{ScopeKey, ScopeStatus};
 use berth::store::Store;
 use berth_fake_port::client::{Client, Fake};
 use berth_fake_port::{FakePortHandle, Faults, LoggedRequest};
+use proptest::prelude::*;
 use serde_json::json;
 
 const BP: &str = "service";
@@ -688,4 +689,258 @@ async fn mapping_from_port() {
     assert_eq!(m.resources[0].kind, "AWS::S3::Bucket");
     assert!(!m.settings.delete_dependent_entities);
     assert_eq!(m.settings.entity_deletion_threshold, 0.5);
+}
+
+// ---- shared identifiers, as a property ---------------------------------------------------------
+
+/// How one scope's discovery ends in one sync of the property.
+#[derive(Debug, Clone, Copy)]
+enum ScopeEnd {
+    Complete,
+    /// Denied or failed part-way: only some of its items (the `emit` bits) arrive.
+    Denied,
+    Failed,
+    /// Read completely, but one of its entities is refused by Port.
+    EntityRefused,
+}
+
+#[derive(Debug, Clone)]
+struct SyncStep {
+    /// Per scope (account × region): which of the shared names it has now (bit per name).
+    has: Vec<u8>,
+    ends: Vec<ScopeEnd>,
+    /// Per scope: which of its names a denied or failed scope still emits.
+    emit: Vec<u8>,
+    /// Accounts still in the Organization (bit per account).
+    members: u8,
+    forget_state: bool,
+    /// Arrival order of the sync's entities.
+    order_seed: u64,
+}
+
+const SHARED_ACCOUNTS: usize = 3;
+const SHARED_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const SHARED_SCOPES: usize = SHARED_ACCOUNTS * SHARED_REGIONS.len();
+/// Few names over many scopes: most names are in several scopes at once.
+const SHARED_NAMES: u32 = 4;
+
+fn shared_scope(i: usize) -> ScopeKey {
+    ScopeKey::new(
+        format!(
+            "{}",
+            111_111_111_111u64 * (i / SHARED_REGIONS.len()) as u64 + 111_111_111_111
+        ),
+        SHARED_REGIONS[i % SHARED_REGIONS.len()],
+        "AWS::RDS::DBInstance",
+    )
+}
+
+fn sync_step(faults: bool) -> impl Strategy<Value = SyncStep> {
+    let end = if faults {
+        prop_oneof![
+            5 => Just(ScopeEnd::Complete),
+            1 => Just(ScopeEnd::Denied),
+            1 => Just(ScopeEnd::Failed),
+            1 => Just(ScopeEnd::EntityRefused),
+        ]
+        .boxed()
+    } else {
+        Just(ScopeEnd::Complete).boxed()
+    };
+    (
+        prop::collection::vec(0u8..(1 << SHARED_NAMES), SHARED_SCOPES),
+        prop::collection::vec(end, SHARED_SCOPES),
+        prop::collection::vec(any::<u8>(), SHARED_SCOPES),
+        if faults {
+            prop_oneof![4 => Just(0b111u8), 1 => 0u8..8].boxed()
+        } else {
+            Just(0b111u8).boxed()
+        },
+        prop::bool::weighted(if faults { 0.2 } else { 0.0 }),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(has, ends, emit, members, forget_state, order_seed)| SyncStep {
+                has,
+                ends,
+                emit,
+                members,
+                forget_state,
+                order_seed,
+            },
+        )
+}
+
+/// What AWS holds for the integration at one step: the names some member account has, of the
+/// scopes in `which` (bits of names per scope).
+fn shared_truth(s: &SyncStep, which: &[u8]) -> BTreeSet<String> {
+    (0..SHARED_SCOPES)
+        .filter(|i| s.members >> (i / SHARED_REGIONS.len()) & 1 == 1)
+        .flat_map(|i| (0..SHARED_NAMES).filter(move |n| (s.has[i] & which[i]) >> n & 1 == 1))
+        .map(|n| format!("db-{n}"))
+        .collect()
+}
+
+/// Per scope, the names a sync has shown Berth in it (bits), after step `s`: a scope that
+/// emits a name shows it; one that completes without it, or whose account left, proves it
+/// gone. What a scope has never been read with cannot be known (the state store is new, or
+/// the scope was unreadable since the name appeared), so the property asks only for these.
+fn witness(witnessed: &mut [u8], s: &SyncStep) {
+    for (i, w) in witnessed.iter_mut().enumerate() {
+        *w = if s.members >> (i / SHARED_REGIONS.len()) & 1 == 0 {
+            0
+        } else {
+            match s.ends[i] {
+                ScopeEnd::Complete => s.has[i],
+                ScopeEnd::EntityRefused => *w | s.has[i],
+                ScopeEnd::Denied | ScopeEnd::Failed => *w | (s.has[i] & s.emit[i]),
+            }
+        };
+    }
+}
+
+/// One sync of the property, as `pipeline::resync` drives a push: entities in a random order,
+/// then every scope's end, the Organization's members, and the finish.
+async fn shared_sync(port: &FakePortHandle, dir: &Path, s: &SyncStep) -> PushReport {
+    let settings = Settings {
+        entity_deletion_threshold: 1.0,
+        ..Settings::default()
+    };
+    let mut opts = PushOptions::new(KEY, settings);
+    opts.input_scopes_complete = false;
+    let store = store(dir).await;
+    let mut p = Pusher::begin(client(port, "my-aws"), Some(store), opts)
+        .await
+        .expect("begin");
+    let mut items = Vec::new();
+    let mut known = std::collections::HashSet::new();
+    for i in 0..SHARED_SCOPES {
+        let scope = shared_scope(i);
+        if s.members >> (i / SHARED_REGIONS.len()) & 1 == 0 {
+            continue;
+        }
+        known.insert(scope.account_id.clone());
+        let partial = matches!(s.ends[i], ScopeEnd::Denied | ScopeEnd::Failed);
+        for n in (0..SHARED_NAMES).filter(|n| s.has[i] >> n & 1 == 1) {
+            if !partial || s.emit[i] >> n & 1 == 1 {
+                // Each scope's body differs, so which scope wrote an entity shows.
+                items.push(scoped(&format!("db-{n}"), i as i64, &scope));
+            }
+        }
+        if matches!(s.ends[i], ScopeEnd::EntityRefused) {
+            items.push(EntityIn {
+                entity: Entity::from_value(&json!({"identifier": format!("bad-{i}"),
+                    "blueprint": BP, "properties": {"size": "not a number"}}))
+                .unwrap(),
+                ..scoped("x", 0, &scope)
+            });
+        }
+    }
+    // A fixed shuffle per step: the same names arrive from several scopes in any order.
+    let mut rng = s.order_seed | 1;
+    for i in (1..items.len()).rev() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        items.swap(i, (rng % (i as u64 + 1)) as usize);
+    }
+    for item in items {
+        p.add(item).await.expect("add");
+    }
+    for i in 0..SHARED_SCOPES {
+        if s.members >> (i / SHARED_REGIONS.len()) & 1 == 0 {
+            continue;
+        }
+        let status = match s.ends[i] {
+            ScopeEnd::Complete | ScopeEnd::EntityRefused => ScopeStatus::Complete,
+            ScopeEnd::Denied => ScopeStatus::Denied("AccessDenied".into()),
+            ScopeEnd::Failed => ScopeStatus::Failed("throttled".into()),
+        };
+        p.scopes_mut().set(&shared_scope(i), status);
+    }
+    p.retire_accounts_not_in(&known);
+    p.finish().await.expect("finish")
+}
+
+/// Identifiers several accounts and regions share are one entity in Port: over random
+/// syncs (names appearing and going in each scope, scopes denied, failed or with a refused
+/// entity, accounts leaving and coming back, the state store lost), no sync deletes a name
+/// that a member account still has and a sync showed in it, and a clean sync then holds
+/// exactly what AWS has.
+#[test]
+fn a_shared_identifier_goes_only_when_no_scope_may_still_have_it() {
+    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+    let mut runner = TestRunner::new(Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(48),
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..Config::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let case = (
+        sync_step(false),
+        prop::collection::vec(sync_step(true), 1..6),
+        sync_step(false),
+    );
+    let figures = std::sync::Mutex::new((0u64, 0u64, 0u64));
+    let result =
+        runner.run(&case, |(first, steps, clean)| {
+            rt.block_on(async {
+            let port = fake().await;
+            let dir = tempfile::tempdir().unwrap();
+            let mut deleted_total = 0u64;
+            shared_sync(&port, dir.path(), &first).await;
+            let mut witnessed = first.has.clone();
+            for s in &steps {
+                if s.forget_state {
+                    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+                        let _ = std::fs::remove_file(dir.path().join(f));
+                    }
+                    witnessed.fill(0);
+                }
+                let before = stored(&port);
+                let report = shared_sync(&port, dir.path(), s).await;
+                let after = stored(&port);
+                let known = shared_truth(s, &witnessed);
+                for gone in before.difference(&after) {
+                    prop_assert!(
+                        !known.contains(gone),
+                        "{gone} was deleted, but a member account that showed it still has it: {}",
+                        report.render()
+                    );
+                    deleted_total += 1;
+                }
+                witness(&mut witnessed, s);
+            }
+            let report = shared_sync(&port, dir.path(), &clean).await;
+            let held: BTreeSet<String> = stored(&port)
+                .into_iter()
+                .filter(|n| n.starts_with("db-"))
+                .collect();
+            let everything = [u8::MAX; SHARED_SCOPES];
+            prop_assert_eq!(&held, &shared_truth(&clean, &everything), "{}", report.render());
+            let mut f = figures.lock().unwrap();
+            f.0 += 1;
+            f.1 += steps.len() as u64;
+            f.2 += deleted_total;
+            Ok(())
+        })
+        });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let (cases, syncs, deleted) = figures.into_inner().unwrap();
+    eprintln!(
+        "shared identifiers: {cases} cases, {syncs} syncs under faults, {deleted} deletions, \
+         none of a name a member account that showed it still had; every case converged after a clean sync"
+    );
 }

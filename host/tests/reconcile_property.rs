@@ -10,8 +10,10 @@
 //!   mapping worked, with no entity of its scope failing to load (no wrong deletion);
 //! - with no fault at all, exactly the entities gone from AWS are deleted (convergence).
 //!
-//! The ground truth (which scope each entity really came from) is the model's; reconciliation
-//! sees only what a sync would show it. `PROPTEST_CASES` sets the number of cases (default
+//! Some identifiers exist in several accounts at once (as the same database name might): Port
+//! holds one entity for them, and it exists while any account has it. The ground truth (which
+//! scopes each entity really came from) is the model's; reconciliation sees only what a sync
+//! would show it, and a state store that names every scope an entity came from. `PROPTEST_CASES` sets the number of cases (default
 //! below); failures are shrunk and kept in `reconcile_property.proptest-regressions`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -19,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use berth::catalog::port::entities::OwnedEntity;
 use berth::catalog::reconcile::{Inputs, decide};
 use berth::scope::{ScopeBook, ScopeKey, ScopeStatus};
-use berth::store::{EntityKey, EntityState};
+use berth::store::EntityKey;
 use proptest::prelude::*;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -71,6 +73,10 @@ struct Case {
     /// Per scope: how many of its entities went away, and how many are new.
     removed: Vec<u8>,
     added: Vec<u8>,
+    /// Per (region, kind): identifiers every account had before.
+    shared: Vec<u8>,
+    /// Per scope: which shared identifiers it no longer has (bit per identifier).
+    shared_removed: Vec<u32>,
     account_faults: Vec<AccountFault>,
     scope_faults: Vec<ScopeFault>,
     /// Which of a failed scope's current entities were still emitted (bit per entity).
@@ -109,6 +115,10 @@ fn case(faults: bool) -> impl Strategy<Value = Case> {
             prop::collection::vec(0u8..4, n),
             prop::collection::vec(0u8..3, n),
             prop::collection::vec(0u8..2, n),
+            (
+                prop::collection::vec(0u8..3, REGIONS.len() * KINDS.len()),
+                prop::collection::vec(any::<u32>(), n),
+            ),
             prop::collection::vec(account_fault(), accounts),
             prop::collection::vec(scope_fault(), n),
             prop::collection::vec(any::<u32>(), n),
@@ -126,6 +136,7 @@ fn case(faults: bool) -> impl Strategy<Value = Case> {
                     before,
                     removed,
                     added,
+                    (shared, shared_removed),
                     account_faults,
                     scope_faults,
                     partial_bits,
@@ -147,6 +158,8 @@ fn case(faults: bool) -> impl Strategy<Value = Case> {
                         before,
                         removed,
                         added,
+                        shared,
+                        shared_removed,
                         account_faults,
                         scope_faults,
                         partial_bits,
@@ -164,7 +177,8 @@ fn account_id(a: usize) -> String {
     format!("{:012}", 111_111_111_111u64 * (a as u64 + 1))
 }
 
-/// One entity of the model, with the scope it really comes from.
+/// One entity of the model in one scope it really comes from (a shared identifier has one per
+/// scope).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Truth {
     key: EntityKey,
@@ -182,6 +196,23 @@ fn entities(a: usize, r: usize, k: usize, count: u8, start: u8) -> Vec<Truth> {
             key: EntityKey {
                 blueprint: KINDS[k].1.to_string(),
                 identifier: format!("{}-{}-{}-{i}", account_id(a), REGIONS[r], KINDS[k].0),
+            },
+            scope: ScopeKey::new(account_id(a), REGIONS[r], KINDS[k].0),
+            kind: k,
+        })
+        .collect()
+}
+
+/// The shared identifiers of (region, kind) that scope `i` of account `a` has.
+fn shared(c: &Case, a: usize, r: usize, k: usize, now: bool) -> Vec<Truth> {
+    let i = scope_index(a, r, k);
+    let count = c.shared[r * KINDS.len() + k];
+    (0..count)
+        .filter(|n| !now || (c.shared_removed[i] >> n) & 1 == 0)
+        .map(|n| Truth {
+            key: EntityKey {
+                blueprint: KINDS[k].1.to_string(),
+                identifier: format!("shared-{}-{}-{n}", REGIONS[r], KINDS[k].0),
             },
             scope: ScopeKey::new(account_id(a), REGIONS[r], KINDS[k].0),
             kind: k,
@@ -208,41 +239,44 @@ fn run(c: &Case) -> Outcome {
                 let i = scope_index(a, r, k);
                 let b = entities(a, r, k, c.before[i], 0);
                 before.extend(b.iter().cloned());
+                before.extend(shared(c, a, r, k, false));
                 if matches!(c.account_faults[a], AccountFault::LeftOrganization) {
                     continue;
                 }
                 let gone = c.removed[i].min(c.before[i]) as usize;
                 now.extend(b.into_iter().skip(gone));
                 now.extend(entities(a, r, k, c.added[i], 10));
+                now.extend(shared(c, a, r, k, true));
             }
         }
     }
-    // What Port listed as the integration's before the sync, and the state store.
+    // What Port listed as the integration's before the sync, and the state store: every
+    // scope an entity came from (what the push's state keeps), for some entities or none.
     let mut owned: BTreeMap<String, Vec<OwnedEntity>> = BTreeMap::new();
-    let mut states: HashMap<EntityKey, EntityState> = HashMap::new();
+    let mut sources: HashMap<EntityKey, Vec<String>> = HashMap::new();
+    let mut listed = HashSet::new();
     for (n, t) in before.iter().enumerate() {
-        owned
-            .entry(t.key.blueprint.clone())
-            .or_default()
-            .push(OwnedEntity {
-                identifier: t.key.identifier.clone(),
-                updated_at: Some("2026-01-01T00:00:00Z".into()),
-            });
-        let bits = c.state_bits[n % c.state_bits.len()];
+        if listed.insert(t.key.clone()) {
+            owned
+                .entry(t.key.blueprint.clone())
+                .or_default()
+                .push(OwnedEntity {
+                    identifier: t.key.identifier.clone(),
+                    updated_at: Some("2026-01-01T00:00:00Z".into()),
+                });
+        }
+        let first = before.iter().position(|b| b.key == t.key).unwrap_or(n);
+        let bits = c.state_bits[first % c.state_bits.len()];
         let keep = match c.state {
             StateMode::Full => true,
             StateMode::None => false,
-            StateMode::Partial => (bits >> (n % 32)) & 1 == 1,
+            StateMode::Partial => (bits >> (first % 32)) & 1 == 1,
         };
         if keep {
-            states.insert(
-                t.key.clone(),
-                EntityState {
-                    body_hash: "h".into(),
-                    scope: t.scope.to_text(),
-                    written_at: 0,
-                },
-            );
+            sources
+                .entry(t.key.clone())
+                .or_default()
+                .push(t.scope.to_text());
         }
     }
     // What discovery, mapping and push report: the scope book, what was seen, what failed.
@@ -330,10 +364,10 @@ fn run(c: &Case) -> Outcome {
     }
     // `retire_accounts_not_in`: an account gone from the Organization completes, empty, the
     // scopes the state store says its entities came from.
-    for st in states.values() {
-        let account = st.scope.split('/').next().unwrap_or_default();
+    for scope in sources.values().flatten() {
+        let account = scope.split('/').next().unwrap_or_default();
         if !known_accounts.contains(account) {
-            let key = ScopeKey::from_text(&st.scope).expect("a scope's text form");
+            let key = ScopeKey::from_text(scope).expect("a scope's text form");
             book.set(&key, ScopeStatus::Complete);
             proven.insert(key.to_text());
         }
@@ -348,7 +382,7 @@ fn run(c: &Case) -> Outcome {
     let decision = decide(&Inputs {
         owned: &owned,
         seen: &seen,
-        states: &states,
+        sources: &sources,
         scopes: &book,
         failed_scopes: &failed_scopes,
         blocked_blueprints: &blocked_blueprints,
@@ -437,8 +471,10 @@ fn property(
         f.kept += o
             .before
             .iter()
-            .filter(|t| !o.now.contains(&t.key) && !o.deleted.contains(&t.key))
-            .count() as u64;
+            .map(|t| &t.key)
+            .filter(|k| !o.now.contains(*k) && !o.deleted.contains(*k))
+            .collect::<BTreeSet<_>>()
+            .len() as u64;
         Ok(())
     });
     if let Err(e) = result {
@@ -460,12 +496,13 @@ fn no_fault_deletes_what_it_cannot_prove_gone() {
     property("fail closed", true, |_, o| {
         for key in &o.deleted {
             prop_assert!(!o.now.contains(key), "deleted {key:?}, which exists in AWS");
-            let truth = o.before.iter().find(|t| &t.key == key).expect("owned");
-            prop_assert!(
-                o.proven.contains(&truth.scope.to_text()),
-                "deleted {key:?}, whose scope {} did not complete",
-                truth.scope
-            );
+            for truth in o.before.iter().filter(|t| &t.key == key) {
+                prop_assert!(
+                    o.proven.contains(&truth.scope.to_text()),
+                    "deleted {key:?}, whose scope {} did not complete",
+                    truth.scope
+                );
+            }
             // No kind writing the blueprint may have a failed mapping.
             for (k, failed) in o.failed_kinds.iter().enumerate() {
                 prop_assert!(

@@ -196,6 +196,7 @@ fn state(h: &str) -> EntityState {
     EntityState {
         body_hash: h.into(),
         scope: "123/us-east-1/AWS::S3::Bucket".into(),
+        also: Vec::new(),
         written_at: 1,
     }
 }

@@ -668,6 +668,17 @@ async fn version_1_database_is_upgraded_and_newer_refused(db: &Db) {
     let store = db.open().await;
     let states = store.entity_states("my-aws").await.unwrap();
     assert_eq!(states[&skey("bp", "e1", 0)].body_hash, "h");
+    // The column added since: a row from before names no other scope until one is recorded.
+    assert!(states[&skey("bp", "e1", 0)].also.is_empty());
+    store
+        .put_entity_also(
+            "my-aws",
+            &[(skey("bp", "e1", 0), vec!["s".into(), "t".into()])],
+        )
+        .await
+        .unwrap();
+    let states = store.entity_states("my-aws").await.unwrap();
+    assert_eq!(states[&skey("bp", "e1", 0)].also, vec!["t".to_string()]);
     assert_eq!(store.sync_history("my-aws", 10).await.unwrap().len(), 1);
     store
         .put_tenant("acme", "{}", MINUTE, Some(0))
@@ -745,6 +756,7 @@ fn state(h: &str) -> EntityState {
     EntityState {
         body_hash: h.into(),
         scope: "123/us-east-1/AWS::S3::Bucket".into(),
+        also: Vec::new(),
         written_at: 1,
     }
 }

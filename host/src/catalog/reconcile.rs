@@ -2,7 +2,7 @@
 //! sync may be deleted.
 //!
 //! Owns: the decision, as a pure function of what Port held before the sync, what the sync saw,
-//! the scope each entity last came from (state store), how each scope ended and which
+//! the scopes each entity may come from (state store), how each scope ended and which
 //! blueprints a failed mapping could have produced. The rule: **delete only what a completed
 //! scope and a working mapping prove gone**; everything else is kept with the reason. Stricter
 //! than Ocean, which deletes whatever a sync did not see (see `docs/fail-closed.md`):
@@ -10,8 +10,10 @@
 //!   be read, a Port call failed outright, a mapping entry failed and its blueprint is unknown);
 //! - nothing of a blueprint is deleted when a resource entry that writes it failed (its JQ
 //!   does not compile, or it produced no entity while its kind had items);
-//! - an unseen entity is deleted only if the scope it came from completed in this sync, with no
-//!   entity of that scope failing to map or load; an entity whose scope is unknown (written by
+//! - an unseen entity is deleted only if every scope it may come from completed in this sync,
+//!   with no entity of those scopes failing to map or load (an identifier two accounts share
+//!   is one entity in Port: while either account was not read, it may still exist); an
+//!   entity whose scope is unknown (written by
 //!   Ocean, or before Berth kept state, or the state store is new) only when every scope of
 //!   the sync completed, account-wide failures included, and no mapping entry failed;
 //! - entities updated in Port after the sync started are kept (a live write, Ocean's `before`);
@@ -26,7 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::catalog::port::entities::OwnedEntity;
 use crate::scope::{ScopeBook, ScopeStatus};
-use crate::store::{EntityKey, EntityState};
+use crate::store::EntityKey;
 
 /// Everything the decision needs.
 pub struct Inputs<'a> {
@@ -34,8 +36,9 @@ pub struct Inputs<'a> {
     pub owned: &'a BTreeMap<String, Vec<OwnedEntity>>,
     /// Entities produced by this sync.
     pub seen: &'a HashSet<EntityKey>,
-    /// The state store's record per entity (its last scope).
-    pub states: &'a HashMap<EntityKey, EntityState>,
+    /// Per entity, every scope the state store says it may come from (its entries' scopes
+    /// and their [`crate::store::EntityState::sources`]).
+    pub sources: &'a HashMap<EntityKey, Vec<String>>,
     pub scopes: &'a ScopeBook,
     /// Scope texts in which an entity failed to map or load during this sync.
     pub failed_scopes: &'a HashSet<String>,
@@ -169,25 +172,30 @@ fn keep_reason(
     if let Some(why) = inp.blocked_blueprints.get(&key.blueprint) {
         return Some(KeepReason::MappingFailed(why.clone()));
     }
-    match inp.states.get(key) {
-        Some(state) => match inp.scopes.status_of(&state.scope) {
-            None => Some(KeepReason::ScopeNotSynced {
-                scope: state.scope.clone(),
-            }),
-            Some(ScopeStatus::Complete) if !inp.failed_scopes.contains(&state.scope) => None,
-            // The label, not the reason: kept entities are counted per reason text, and one
-            // line per scope's error message would bury the count.
-            Some(s) => Some(KeepReason::ScopeIncomplete {
-                scope: state.scope.clone(),
-                status: if s.is_complete() {
-                    "entities failed".into()
-                } else {
-                    s.label().into()
-                },
-            }),
-        },
+    match inp.sources.get(key) {
+        Some(sources) => sources.iter().find_map(|scope| keep_for_scope(inp, scope)),
         None if everything_complete => None,
         None => Some(KeepReason::UnknownScope),
+    }
+}
+
+/// Why an unseen entity that `scope` may produce is kept, unless that scope proves it gone.
+fn keep_for_scope(inp: &Inputs<'_>, scope: &str) -> Option<KeepReason> {
+    match inp.scopes.status_of(scope) {
+        None => Some(KeepReason::ScopeNotSynced {
+            scope: scope.to_string(),
+        }),
+        Some(ScopeStatus::Complete) if !inp.failed_scopes.contains(scope) => None,
+        // The label, not the reason: kept entities are counted per reason text, and one
+        // line per scope's error message would bury the count.
+        Some(s) => Some(KeepReason::ScopeIncomplete {
+            scope: scope.to_string(),
+            status: if s.is_complete() {
+                "entities failed".into()
+            } else {
+                s.label().into()
+            },
+        }),
     }
 }
 
@@ -215,7 +223,7 @@ mod tests {
     struct World {
         owned: BTreeMap<String, Vec<OwnedEntity>>,
         seen: HashSet<EntityKey>,
-        states: HashMap<EntityKey, EntityState>,
+        sources: HashMap<EntityKey, Vec<String>>,
         scopes: ScopeBook,
         failed: HashSet<String>,
         blocked: BTreeMap<String, String>,
@@ -225,16 +233,9 @@ mod tests {
         // a1, a2 from scope A; b1, b2 from scope B; x1 unknown scope; seen: a1, b1.
         let a = ScopeKey::new("1", "r1", "K");
         let b = ScopeKey::new("1", "r2", "K");
-        let mut states = HashMap::new();
+        let mut sources = HashMap::new();
         for (id, s) in [("a1", &a), ("a2", &a), ("b1", &b), ("b2", &b)] {
-            states.insert(
-                key(id),
-                EntityState {
-                    body_hash: "h".into(),
-                    scope: s.to_text(),
-                    written_at: 0,
-                },
-            );
+            sources.insert(key(id), vec![s.to_text()]);
         }
         let mut scopes = ScopeBook::default();
         scopes.note(&a);
@@ -242,7 +243,7 @@ mod tests {
         World {
             owned: BTreeMap::from([("bp".to_string(), owned(&["a1", "a2", "b1", "b2", "x1"]))]),
             seen: HashSet::from([key("a1"), key("b1")]),
-            states,
+            sources,
             scopes,
             failed: HashSet::new(),
             blocked: BTreeMap::new(),
@@ -253,7 +254,7 @@ mod tests {
         decide(&Inputs {
             owned: &w.owned,
             seen: &w.seen,
-            states: &w.states,
+            sources: &w.sources,
             scopes: &w.scopes,
             failed_scopes: &w.failed,
             blocked_blueprints: &w.blocked,
@@ -287,6 +288,27 @@ mod tests {
             matches!(d.kept[0].1, KeepReason::ScopeIncomplete { ref status, .. } if status == "denied")
         );
         assert_eq!(d.kept[1].1, KeepReason::UnknownScope);
+    }
+
+    #[test]
+    fn an_entity_two_scopes_share_goes_only_when_both_completed() {
+        let mut w = world();
+        // a2 was also produced in region r2 (the same identifier there).
+        let b = ScopeKey::new("1", "r2", "K").to_text();
+        w.sources.get_mut(&key("a2")).unwrap().push(b.clone());
+        w.scopes.set(
+            &ScopeKey::new("1", "r2", "K"),
+            ScopeStatus::Failed("throttled".into()),
+        );
+        let d = run(&w, 0.9, None);
+        assert!(!d.delete.contains_key("bp"), "{:?}", d.delete);
+        assert!(d.kept.iter().any(|(k, r)| k.identifier == "a2"
+            && matches!(r, KeepReason::ScopeIncomplete { scope, .. } if *scope == b)));
+        // When r2 completes too, a2 is proven gone.
+        let mut w = world();
+        w.sources.get_mut(&key("a2")).unwrap().push(b);
+        let d = run(&w, 0.9, None);
+        assert_eq!(d.delete["bp"], vec!["a2", "b2", "x1"]);
     }
 
     #[test]
@@ -358,7 +380,7 @@ mod tests {
         let d = decide(&Inputs {
             owned: &w.owned,
             seen: &w.seen,
-            states: &w.states,
+            sources: &w.sources,
             scopes: &w.scopes,
             failed_scopes: &w.failed,
             blocked_blueprints: &w.blocked,

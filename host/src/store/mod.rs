@@ -46,6 +46,7 @@ const SCHEMA: &[&str] = &[
         body_hash TEXT NOT NULL,
         scope TEXT NOT NULL,
         written_at BIGINT NOT NULL,
+        also_scopes TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (integration, blueprint, identifier, entry))",
     "CREATE TABLE IF NOT EXISTS berth_sync (
         integration TEXT NOT NULL,
@@ -94,13 +95,22 @@ const SCHEMA: &[&str] = &[
 /// them when opened. Each has a default and older Berths never name it, so an older worker can
 /// still run on the database (several workers on one Postgres are upgraded one at a time): a
 /// tenant it creates gets the default.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
-    // What tells two tenants of the same id apart (`tenants::TenantRow::incarnation`); ''
-    // for a tenant created before incarnations, which keeps its state key.
-    "berth_tenant",
-    "incarnation",
-    "ALTER TABLE berth_tenant ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''",
-)];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    (
+        // What tells two tenants of the same id apart (`tenants::TenantRow::incarnation`); ''
+        // for a tenant created before incarnations, which keeps its state key.
+        "berth_tenant",
+        "incarnation",
+        "ALTER TABLE berth_tenant ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''",
+    ),
+    (
+        // [`EntityState::also`], as a JSON list; '' for none. An older Berth's upsert leaves
+        // it as it was: more scopes than needed, which only keeps more.
+        "berth_entity_state",
+        "also_scopes",
+        "ALTER TABLE berth_entity_state ADD COLUMN also_scopes TEXT NOT NULL DEFAULT ''",
+    ),
+];
 
 use crate::limits::{STORE_MIGRATE_ATTEMPTS, STORE_MIGRATE_BACKOFF};
 
@@ -147,11 +157,47 @@ pub struct StateKey {
 pub struct EntityState {
     /// Hash of the body last upserted (see `catalog::changes`).
     pub body_hash: String,
-    /// The scope the entity came from, as `crate::scope::ScopeKey::to_text` renders it;
-    /// reconciliation deletes an unseen entity only when this scope completed.
+    /// The scope the body came from, as `crate::scope::ScopeKey::to_text` renders it.
     pub scope: String,
+    /// Other scopes that may produce the same entity (an identifier two accounts or regions
+    /// share: Port holds one entity, written from `scope`). Never holds `scope` itself.
+    pub also: Vec<String>,
     /// When it was written (Unix milliseconds).
     pub written_at: i64,
+}
+
+impl EntityState {
+    /// Every scope the entity may come from, `scope` first: reconciliation deletes an unseen
+    /// entity only when all of them completed.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.scope.as_str()).chain(self.also.iter().map(String::as_str))
+    }
+}
+
+/// The `also_scopes` column's text: '' for none, else a JSON list.
+fn also_text(also: &[String]) -> String {
+    if also.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(also).unwrap_or_default()
+    }
+}
+
+/// Reads `also_scopes` back, without the row's own `scope` (an update of other scopes does not
+/// know which scope the row's body came from, so it may name it).
+fn also_of(text: &str, scope: &str) -> Result<Vec<String>, StoreError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut also: Vec<String> = serde_json::from_str(text).map_err(|e| {
+        StoreError::Invalid(format!(
+            "an entity state's also_scopes is not a JSON list of strings ({e})"
+        ))
+    })?;
+    also.retain(|s| s != scope);
+    also.sort();
+    also.dedup();
+    Ok(also)
 }
 
 /// One sync as the history keeps it.
@@ -294,7 +340,7 @@ impl Store {
         integration: &str,
     ) -> Result<HashMap<StateKey, EntityState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT blueprint, identifier, entry, body_hash, scope, written_at
+            "SELECT blueprint, identifier, entry, body_hash, scope, written_at, also_scopes
              FROM berth_entity_state WHERE integration = $1",
         )
         .bind(integration)
@@ -308,6 +354,8 @@ impl Store {
                     .map_err(sql("read entity states"))
             };
             let entry: i64 = row.try_get("entry").map_err(sql("read entity states"))?;
+            let scope = get("scope")?;
+            let also = also_of(&get("also_scopes")?, &scope)?;
             out.insert(
                 StateKey {
                     entity: EntityKey {
@@ -318,7 +366,8 @@ impl Store {
                 },
                 EntityState {
                     body_hash: get("body_hash")?,
-                    scope: get("scope")?,
+                    scope,
+                    also,
                     written_at: row
                         .try_get::<i64, _>("written_at")
                         .map_err(sql("read entity states"))?,
@@ -338,20 +387,21 @@ impl Store {
         for chunk in states.chunks(ROWS_PER_STATEMENT) {
             let mut q = String::from(
                 "INSERT INTO berth_entity_state
-                 (integration, blueprint, identifier, entry, body_hash, scope, written_at) VALUES ",
+                 (integration, blueprint, identifier, entry, body_hash, scope, written_at,
+                  also_scopes) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 7;
+                let b = i * 8;
                 if i > 0 {
                     q.push(',');
                 }
-                let params: Vec<String> = (1..=7).map(|n| format!("${}", b + n)).collect();
+                let params: Vec<String> = (1..=8).map(|n| format!("${}", b + n)).collect();
                 q.push_str(&format!("({})", params.join(",")));
             }
             q.push_str(
                 " ON CONFLICT (integration, blueprint, identifier, entry) DO UPDATE SET
                  body_hash = excluded.body_hash, scope = excluded.scope,
-                 written_at = excluded.written_at",
+                 written_at = excluded.written_at, also_scopes = excluded.also_scopes",
             );
             // Only placeholders are generated; values are bound.
             let mut query = sqlx::query(AssertSqlSafe(q));
@@ -363,7 +413,8 @@ impl Store {
                     .bind(i64::from(k.entry))
                     .bind(&s.body_hash)
                     .bind(&s.scope)
-                    .bind(s.written_at);
+                    .bind(s.written_at)
+                    .bind(also_text(&s.also));
             }
             query
                 .execute(&mut *tx)
@@ -371,6 +422,32 @@ impl Store {
                 .map_err(sql("write entity states"))?;
         }
         tx.commit().await.map_err(sql("commit entity states"))
+    }
+
+    /// Replaces the other scopes ([`EntityState::also`]) of entities that have a state; others
+    /// are left alone. `also` may name a row's own scope (it is dropped when read), so callers
+    /// need not know which scope a row's body came from.
+    pub async fn put_entity_also(
+        &self,
+        integration: &str,
+        rows: &[(StateKey, Vec<String>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql("begin"))?;
+        for (k, also) in rows {
+            sqlx::query(
+                "UPDATE berth_entity_state SET also_scopes = $1
+                 WHERE integration = $2 AND blueprint = $3 AND identifier = $4 AND entry = $5",
+            )
+            .bind(also_text(also))
+            .bind(integration)
+            .bind(&k.entity.blueprint)
+            .bind(&k.entity.identifier)
+            .bind(i64::from(k.entry))
+            .execute(&mut *tx)
+            .await
+            .map_err(sql("write entity scopes"))?;
+        }
+        tx.commit().await.map_err(sql("commit entity scopes"))
     }
 
     /// Forgets entities, every entry's write (deleted from Port, or found missing there).
@@ -509,6 +586,7 @@ mod tests {
         EntityState {
             body_hash: h.into(),
             scope: "123/us-east-1/AWS::S3::Bucket".into(),
+            also: Vec::new(),
             written_at: 1,
         }
     }
@@ -568,6 +646,56 @@ mod tests {
             again.entity_states("tenant-a/aws").await.unwrap().len(),
             1202
         );
+    }
+
+    #[tokio::test]
+    async fn other_scopes_are_kept_replaced_and_never_name_the_row_itself() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let own = state("h").scope;
+        let other = "456/eu-west-1/AWS::S3::Bucket".to_string();
+        let mut shared = state("h");
+        shared.also = vec![other.clone()];
+        store
+            .put_entity_states(
+                "i",
+                &[
+                    (skey("bp", "a", 0), shared),
+                    (skey("bp", "b", 0), state("h")),
+                ],
+            )
+            .await
+            .unwrap();
+        let read = store.entity_states("i").await.unwrap();
+        assert_eq!(read[&skey("bp", "a", 0)].also, vec![other.clone()]);
+        assert_eq!(
+            read[&skey("bp", "a", 0)].sources().collect::<Vec<_>>(),
+            vec![own.as_str(), other.as_str()]
+        );
+        assert!(read[&skey("bp", "b", 0)].also.is_empty());
+        // Replaced by a list naming the row's own scope (dropped when read); a key without a
+        // state is left alone.
+        store
+            .put_entity_also(
+                "i",
+                &[
+                    (skey("bp", "b", 0), vec![own.clone(), other.clone()]),
+                    (skey("bp", "a", 0), vec![own.clone()]),
+                    (skey("bp", "none", 0), vec![other.clone()]),
+                ],
+            )
+            .await
+            .unwrap();
+        let read = store.entity_states("i").await.unwrap();
+        assert_eq!(read.len(), 2);
+        assert!(read[&skey("bp", "a", 0)].also.is_empty());
+        assert_eq!(read[&skey("bp", "b", 0)].also, vec![other]);
+        // A value no Berth wrote is an error naming the column, not an empty list.
+        sqlx::query("UPDATE berth_entity_state SET also_scopes = 'oops'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = store.entity_states("i").await.unwrap_err().to_string();
+        assert!(err.contains("also_scopes"), "{err}");
     }
 
     #[tokio::test]

@@ -361,6 +361,7 @@ mod tests {
         let state = EntityState {
             body_hash: "h".into(),
             scope: "s".into(),
+            also: Vec::new(),
             written_at: 1,
         };
         let key = StateKey {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::catalog::port::entities::OwnedEntity;
 use crate::catalog::reconcile::{self, Decision, Inputs};
 use crate::scope::{ScopeKey, ScopeStatus};
-use crate::store::{EntityKey, EntityState};
+use crate::store::EntityKey;
 
 use super::{PushError, Pusher};
 
@@ -70,7 +70,8 @@ impl Pusher {
         let retired: BTreeSet<String> = self
             .states
             .values()
-            .map(|st| st.scope.clone())
+            .flat_map(|st| st.sources())
+            .map(str::to_string)
             .filter(|scope| {
                 let account = scope.split('/').next().unwrap_or_default();
                 account != "*" && !known.contains(account)
@@ -161,17 +162,21 @@ impl Pusher {
         for bp in known {
             self.ensure_owned(&bp).await;
         }
-        // Reconciliation needs one scope per entity: any entry's will do (they share it, or
-        // the entity is seen anyway).
-        let entity_states: HashMap<EntityKey, EntityState> = self
-            .states
-            .iter()
-            .map(|(k, v)| (k.entity.clone(), v.clone()))
-            .collect();
+        // Every scope any entry's write of an entity came from: two entries (two kinds writing
+        // one blueprint) may have read it in different scopes.
+        let mut sources: HashMap<EntityKey, Vec<String>> = HashMap::new();
+        for (k, v) in &self.states {
+            let all = sources.entry(k.entity.clone()).or_default();
+            for s in v.sources() {
+                if !all.iter().any(|a| a == s) {
+                    all.push(s.to_string());
+                }
+            }
+        }
         let decision = reconcile::decide(&Inputs {
             owned: &self.deletes.owned,
             seen: &self.deletes.seen,
-            states: &entity_states,
+            sources: &sources,
             scopes: &self.scopes,
             failed_scopes: &self.tally.failed_scopes,
             blocked_blueprints: &self.deletes.blocked_blueprints,

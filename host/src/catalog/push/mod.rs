@@ -322,6 +322,7 @@ impl Pusher {
         let report = self.report(&decision, deleted, delete_failed);
         if !self.opts.dry_run {
             self.save_states().await?;
+            self.save_sources().await?;
             self.forget_gone(&decision).await?;
             let state = if report.outcome == Outcome::Completed {
                 ResyncStatus::Completed

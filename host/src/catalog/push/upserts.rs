@@ -1,18 +1,20 @@
 //! Writing the sync's entities: one write per entity and resource entry (a write two scopes
 //! share is deferred to the scope that wrote it last time), change detection against the
 //! state store, buffering per blueprint, bulk upserts in flight, the retry in relation order
-//! of entities refused for a missing related entity, and saving the entity states written.
+//! of entities refused for a missing related entity, and saving the entity states written,
+//! with every scope that may produce each entity (see [`Pusher::save_sources`]).
 //!
 //! Owns [`Upserts`]. Adds to the tally (plan, counters, errors, failed scopes) and asks
 //! `deletes.rs` for Port's owned list of a blueprint; must not touch the reconciliation
 //! decision, deletes, or what Port hears about the sync.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio::task::JoinSet;
 
 use crate::catalog::port::blueprints::is_missing_related;
 use crate::catalog::port::{Entity, EntityResult, PortError, UpsertOptions};
+use crate::scope::ScopeStatus;
 use crate::store::{EntityState, StateKey, now_ms};
 
 use super::{EntityIn, PushError, Pusher};
@@ -38,6 +40,9 @@ pub(super) struct Upserts {
     /// Writes held back because another scope wrote them last time (an identifier two
     /// accounts share): sent at the end only if that scope does not produce them again.
     deferred: BTreeMap<StateKey, EntityIn>,
+    /// Scopes besides the accepted one that produced a write in this sync (an identifier two
+    /// accounts or regions share). Empty unless identifiers collide.
+    also: HashMap<StateKey, BTreeSet<String>>,
     duplicates: u64,
     buffers: BTreeMap<String, Vec<Pending>>,
     inflight: JoinSet<Flushed>,
@@ -53,6 +58,7 @@ impl Upserts {
             upsert,
             accepted: HashMap::new(),
             deferred: BTreeMap::new(),
+            also: HashMap::new(),
             duplicates: 0,
             buffers: BTreeMap::new(),
             inflight: JoinSet::new(),
@@ -91,11 +97,23 @@ impl Pusher {
         counter: usize,
         scope: String,
     ) -> Result<(), PushError> {
-        if self.upserts.accepted.contains_key(&key) {
+        if let Some(first) = self.upserts.accepted.get(&key) {
+            if *first != scope {
+                self.upserts
+                    .also
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(scope);
+            }
             self.upserts.duplicate(&key);
             return Ok(());
         }
         if self.states.get(&key).is_some_and(|st| st.scope != scope) {
+            self.upserts
+                .also
+                .entry(key.clone())
+                .or_default()
+                .insert(scope);
             match self.upserts.deferred.entry(key) {
                 std::collections::btree_map::Entry::Occupied(o) => {
                     let key = o.key().clone();
@@ -146,11 +164,13 @@ impl Pusher {
         if change == Change::Unchanged {
             self.tally.counters[counter].skipped += 1;
             if last.is_some_and(|s| s.scope != scope) && !self.opts.dry_run {
+                let also = self.also_so_far(&key, &scope);
                 self.upserts.state_updates.push((
                     key,
                     EntityState {
                         body_hash: hash,
                         scope,
+                        also,
                         written_at: now_ms(),
                     },
                 ));
@@ -251,11 +271,13 @@ impl Pusher {
             match r.outcome {
                 Ok(()) => {
                     self.tally.counters[p.counter].loaded += 1;
+                    let also = self.also_so_far(&p.key, &p.scope);
                     self.upserts.state_updates.push((
                         p.key,
                         EntityState {
                             body_hash: p.hash,
                             scope: p.scope,
+                            also,
                             written_at: now_ms(),
                         },
                     ));
@@ -273,6 +295,69 @@ impl Pusher {
                 }
             }
         }
+    }
+
+    /// The other scopes to save with a write from `scope` before the sync's scopes have ended:
+    /// those that produced it so far in this sync and every scope the store named for it, so
+    /// that a sync that stops before [`Pusher::save_sources`] forgets none.
+    fn also_so_far(&self, key: &StateKey, scope: &str) -> Vec<String> {
+        let mut also: BTreeSet<&str> = self
+            .upserts
+            .also
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        also.extend(self.states.get(key).into_iter().flat_map(|st| st.sources()));
+        also.remove(scope);
+        also.into_iter().map(str::to_string).collect()
+    }
+
+    /// Once every scope of the sync has ended, records for each entity every scope that may
+    /// produce it: those that produced it in this sync, and those the store named before that
+    /// have not proven it gone since (completed without it, with its blueprint's mapping
+    /// working). Only entities some other scope may produce are written: for all others the
+    /// saved state already says it.
+    pub(super) async fn save_sources(&mut self) -> Result<(), PushError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let mut rows = Vec::new();
+        for (key, owner) in &self.upserts.accepted {
+            let produced = self.upserts.also.get(key);
+            let before = self.states.get(key);
+            let other_before = before.is_some_and(|st| !st.also.is_empty() || st.scope != *owner);
+            if produced.is_none() && !other_before {
+                continue;
+            }
+            let blueprint_works = !self
+                .deletes
+                .blocked_blueprints()
+                .contains_key(&key.entity.blueprint);
+            let proven = |scope: &str| {
+                blueprint_works
+                    && self.scopes.status_of(scope) == Some(&ScopeStatus::Complete)
+                    && !self.tally.failed_scopes.contains(scope)
+            };
+            // The owner stays named: when its write did not land, the row keeps the body (and
+            // the scope) of an earlier sync, and this sync's producer must not be lost.
+            let mut all: BTreeSet<&str> = BTreeSet::from([owner.as_str()]);
+            all.extend(produced.into_iter().flatten().map(String::as_str));
+            all.extend(
+                before
+                    .into_iter()
+                    .flat_map(|st| st.sources())
+                    .filter(|s| !proven(s)),
+            );
+            rows.push((key.clone(), all.into_iter().map(str::to_string).collect()));
+        }
+        if !rows.is_empty() {
+            store
+                .put_entity_also(&self.opts.integration_key, &rows)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Saves the entity states written since the last save.
