@@ -494,26 +494,10 @@ fn faults_in(step: &Step) -> usize {
         + usize::from(step.forget_state)
 }
 
-fn e2e_cases() -> u32 {
-    std::env::var("BERTH_E2E_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
-}
-
 #[test]
 fn no_failure_deletes_and_a_clean_sync_converges() {
-    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-    let mut runner = TestRunner::new(Config {
-        cases: e2e_cases(),
-        // Each case starts an emulator and runs several syncs: shrink a little, not forever.
-        max_shrink_iters: 24,
-        source_file: Some(file!()),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..Config::default()
-    });
+    // Each case starts an emulator and runs several syncs: shrink a little, not forever.
+    let mut runner = berth_test_kit::property_runner(file!(), "BERTH_E2E_CASES", 6, Some(24));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -869,18 +869,7 @@ async fn shared_sync(port: &FakePortHandle, dir: &Path, s: &SyncStep) -> PushRep
 /// exactly what AWS has.
 #[test]
 fn a_shared_identifier_goes_only_when_no_scope_may_still_have_it() {
-    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-    let mut runner = TestRunner::new(Config {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(48),
-        source_file: Some(file!()),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..Config::default()
-    });
+    let mut runner = berth_test_kit::property_runner(file!(), "PROPTEST_CASES", 48, None);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -415,13 +415,6 @@ fn run(c: &Case) -> Outcome {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4000)
-}
-
 /// Faults in one case: failed accounts, incomplete scopes, failed mappings, a blocked Port.
 fn faults_in(c: &Case) -> usize {
     c.account_faults
@@ -451,15 +444,7 @@ fn property(
     faults: bool,
     check: impl Fn(&Case, &Outcome) -> Result<(), TestCaseError>,
 ) {
-    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        source_file: Some(file!()),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..Config::default()
-    });
+    let mut runner = berth_test_kit::property_runner(file!(), "PROPTEST_CASES", 4000, None);
     let figures = std::sync::Mutex::new(Figures::default());
     let result = runner.run(&case(faults), |c| {
         let o = run(&c);
