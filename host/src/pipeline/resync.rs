@@ -228,15 +228,17 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let sync = match sync {
         Ok(s) => s,
         Err(e) => {
-            pusher.abort_as(false).await;
-            return Err(e.into());
+            let e = ResyncError::from(e);
+            pusher.abort_as(false, Some(&e.to_string())).await;
+            return Err(e);
         }
     };
     let kinds = match crate::discovery::kinds_from_mapping(&inp.mapping) {
         Ok(k) => k,
         Err(e) => {
-            pusher.abort_as(false).await;
-            return Err(e.into());
+            let e = ResyncError::from(e);
+            pusher.abort_as(false, Some(&e.to_string())).await;
+            return Err(e);
         }
     };
     let lookup = Arc::new(AwsLookup::new(sync.clone()));
@@ -374,7 +376,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         // Let the other stages wind down; nothing is reconciled.
         discovery.abort();
         let aborted = matches!(e, ResyncError::Cancelled);
-        pusher.abort_as(aborted).await;
+        pusher.abort_as(aborted, Some(&e.to_string())).await;
         return Err(e);
     }
     // A stage that panicked ends the resync before reconciliation: what it would have
@@ -395,7 +397,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("{e}");
-            pusher.abort_as(false).await;
+            pusher.abort_as(false, Some(&e.to_string())).await;
             return Err(e);
         }
     };
@@ -434,14 +436,16 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     }
     // Last point at which a stop abandons the resync: reconciliation runs to its end.
     if cancelled(&cancel) {
-        pusher.abort_as(true).await;
-        return Err(ResyncError::Cancelled);
+        let e = ResyncError::Cancelled;
+        pusher.abort_as(true, Some(&e.to_string())).await;
+        return Err(e);
     }
     if let Some(fence) = &inp.fence
         && !fence().await
     {
-        pusher.abort_as(true).await;
-        return Err(ResyncError::Fenced);
+        let e = ResyncError::Fenced;
+        pusher.abort_as(true, Some(&e.to_string())).await;
+        return Err(e);
     }
     pusher.drain().await?;
     inp.progress.finished(Stage::Upsert);

@@ -24,11 +24,15 @@ pub(super) struct Status {
     ingest_url: Option<String>,
     /// Ended by a requested stop (Port hears `aborted`).
     aborted: bool,
+    /// Why the sync was abandoned, kept in its own history record: one record that says
+    /// why, where a reader could otherwise see it failed without a reason.
+    reason: Option<String>,
 }
 
 impl Status {
-    pub(super) fn set_aborted(&mut self, stopped: bool) {
+    pub(super) fn set_aborted(&mut self, stopped: bool, why: Option<&str>) {
         self.aborted = stopped;
+        self.reason = why.map(str::to_string);
     }
 }
 
@@ -167,7 +171,10 @@ impl Pusher {
                     } else {
                         "failed"
                     },
-                    "{}",
+                    &match &self.status.reason {
+                        Some(why) => json!({ "error": why }).to_string(),
+                        None => "{}".to_string(),
+                    },
                 )
                 .await;
         }
