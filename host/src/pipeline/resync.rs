@@ -228,17 +228,13 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     let sync = match sync {
         Ok(s) => s,
         Err(e) => {
-            let e = ResyncError::from(e);
-            pusher.abort_as(false, Some(&e.to_string())).await;
-            return Err(e);
+            return Err(abandon(pusher, false, ResyncError::from(e)).await);
         }
     };
     let kinds = match crate::discovery::kinds_from_mapping(&inp.mapping) {
         Ok(k) => k,
         Err(e) => {
-            let e = ResyncError::from(e);
-            pusher.abort_as(false, Some(&e.to_string())).await;
-            return Err(e);
+            return Err(abandon(pusher, false, ResyncError::from(e)).await);
         }
     };
     let lookup = Arc::new(AwsLookup::new(sync.clone()));
@@ -376,8 +372,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         // Let the other stages wind down; nothing is reconciled.
         discovery.abort();
         let aborted = matches!(e, ResyncError::Cancelled);
-        pusher.abort_as(aborted, Some(&e.to_string())).await;
-        return Err(e);
+        return Err(abandon(pusher, aborted, e).await);
     }
     // A stage that panicked ends the resync before reconciliation: what it would have
     // produced is unknown. Port hears that the resync failed.
@@ -397,8 +392,7 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("{e}");
-            pusher.abort_as(false, Some(&e.to_string())).await;
-            return Err(e);
+            return Err(abandon(pusher, false, e).await);
         }
     };
 
@@ -436,16 +430,12 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
     }
     // Last point at which a stop abandons the resync: reconciliation runs to its end.
     if cancelled(&cancel) {
-        let e = ResyncError::Cancelled;
-        pusher.abort_as(true, Some(&e.to_string())).await;
-        return Err(e);
+        return Err(abandon(pusher, true, ResyncError::Cancelled).await);
     }
     if let Some(fence) = &inp.fence
         && !fence().await
     {
-        let e = ResyncError::Fenced;
-        pusher.abort_as(true, Some(&e.to_string())).await;
-        return Err(e);
+        return Err(abandon(pusher, true, ResyncError::Fenced).await);
     }
     pusher.drain().await?;
     inp.progress.finished(Stage::Upsert);
@@ -458,4 +448,11 @@ pub async fn resync(inp: ResyncInputs) -> Result<ResyncReport, ResyncError> {
         lookups: lookup.calls(),
         elapsed: started.elapsed(),
     })
+}
+
+/// Ends an abandoned resync: Port hears it failed (or `aborted`, a requested stop), the sync's
+/// history record keeps why, and the error goes back to the caller.
+async fn abandon(pusher: Pusher, stopped: bool, e: ResyncError) -> ResyncError {
+    pusher.abort_as(stopped, Some(&e.to_string())).await;
+    e
 }
