@@ -289,8 +289,12 @@ fn route(line: String, number: usize) -> Option<RawInput> {
     })
 }
 
-/// One input line as read: its number and its bytes, without the line end.
-type RawLine = (usize, Vec<u8>);
+/// What the reader thread sends on: a line as read (its number and its bytes, without the
+/// line end), or why the input could not be read on.
+enum RawLine {
+    Line(usize, Vec<u8>),
+    Unreadable(String),
+}
 
 /// Reads lines on a thread of its own and sends them on in chunks: one wake-up of the
 /// pipeline per chunk, not per item. A chunk goes as soon as the next line would have to wait
@@ -325,11 +329,10 @@ fn reader_thread<R: Read + Send + 'static>(input: R, tx: mpsc::Sender<Vec<RawLin
                     if let Some(l) = line.strip_suffix(b"\n") {
                         line = l.strip_suffix(b"\r").unwrap_or(l);
                     }
-                    chunk.push((number, line.to_vec()));
+                    chunk.push(RawLine::Line(number, line.to_vec()));
                 }
                 Err(e) => {
-                    // Line number 0: the error's text, not a line (see `route_chunk`).
-                    chunk.push((0, format!("input line {number}: {e}").into_bytes()));
+                    chunk.push(RawLine::Unreadable(format!("input line {number}: {e}")));
                     // An unreadable input does not get better by reading on.
                     break;
                 }
@@ -341,18 +344,20 @@ fn reader_thread<R: Read + Send + 'static>(input: R, tx: mpsc::Sender<Vec<RawLin
     });
 }
 
-/// Checks and routes one chunk of lines. Line number 0 carries a read error's text.
+/// Checks and routes one chunk of lines.
 fn route_chunk(chunk: Vec<RawLine>) -> Vec<RawInput> {
     chunk
         .into_iter()
-        .filter_map(|(number, line)| match String::from_utf8(line) {
-            Ok(line) if number == 0 => Some(RawInput::Bad(line)),
-            Ok(line) => route(line, number),
-            // One bad line is that line's error; the next may be fine.
-            Err(e) => Some(RawInput::Bad(format!(
-                "input line {number}: not UTF-8 text: {}",
-                e.utf8_error()
-            ))),
+        .filter_map(|raw| match raw {
+            RawLine::Unreadable(why) => Some(RawInput::Bad(why)),
+            RawLine::Line(number, line) => match String::from_utf8(line) {
+                Ok(line) => route(line, number),
+                // One bad line is that line's error; the next may be fine.
+                Err(e) => Some(RawInput::Bad(format!(
+                    "input line {number}: not UTF-8 text: {}",
+                    e.utf8_error()
+                ))),
+            },
         })
         .collect()
 }
@@ -382,9 +387,8 @@ async fn route_stage(mut raw: mpsc::Receiver<Vec<RawLine>>, tx: mpsc::Sender<Vec
             };
             ahead.push_back(tokio::task::spawn_blocking(move || route_chunk(chunk)));
         }
-        let Some(front) = ahead.pop_front() else {
-            continue;
-        };
+        // The loop above returns, or leaves at least one chunk in the window.
+        let front = ahead.pop_front().expect("a chunk is being routed");
         let routed = match front.await {
             Ok(r) => r,
             Err(e) if e.is_panic() => vec![RawInput::Bad(format!(

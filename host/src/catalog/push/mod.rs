@@ -335,13 +335,8 @@ impl Pusher {
     }
 
     /// Abandons the sync (a stage before Port failed, or a stop was requested): keeps what
-    /// landed, deletes nothing, tells Port the resync failed.
-    pub async fn abort(self) {
-        self.abort_as(false, None).await;
-    }
-
-    /// [`Pusher::abort`], telling Port `aborted` (a requested stop) rather than `failed`, and
-    /// keeping `why` in the sync's history record.
+    /// landed, deletes nothing, tells Port the resync failed (`aborted` when `stopped`, a
+    /// requested stop), and keeps `why` in the sync's history record.
     pub async fn abort_as(mut self, stopped: bool, why: Option<&str>) {
         self.status.set_aborted(stopped, why);
         self.fail().await;
