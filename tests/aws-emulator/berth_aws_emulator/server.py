@@ -22,6 +22,7 @@ import traceback
 from typing import Any, Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from waitress.wasyncore import ExitNow
 
 from . import __version__, cloudcontrol, regions, trust, webidentity
 from .errors import Response, denied_code, error_response, server_error_code, throttle_code
@@ -399,8 +400,13 @@ def serve_in_thread(host: str = "127.0.0.1", port: int = 0):
     return server, app, f"http://{host}:{int(server.effective_port)}"
 
 
-class _Stop(Exception):
-    pass
+class _Stop(ExitNow):
+    """Raised by the signal handler to leave the server loop.
+
+    The handler can run while the loop is inside a channel's read or write
+    handler, which turns any ordinary exception into a logged error and keeps
+    serving; `ExitNow` is one of the few it lets through.
+    """
 
 
 def main_serve(host: str, port: int, log_requests: bool = False, ready_file: str | None = None) -> int:

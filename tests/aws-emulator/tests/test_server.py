@@ -32,6 +32,35 @@ def test_ready_line_sigterm_and_reset():
     assert json.loads(out.strip().splitlines()[-1]) == {"event": "stopped"}
 
 
+def test_sigterm_while_serving_requests():
+    # The signal can land while the server's loop is inside a request
+    # handler; it must still end the process. Under load that is most signals.
+    import threading
+    import urllib.request
+
+    for _ in range(8):
+        proc, endpoint = start_emulator()
+        done = threading.Event()
+
+        def hammer() -> None:
+            while not done.is_set():
+                try:
+                    urllib.request.urlopen(endpoint + "/_berth/stats", timeout=2).read()
+                except OSError:
+                    pass
+
+        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.2)
+            assert stop_emulator(proc, timeout=10) == 0
+        finally:
+            done.set()
+            for t in threads:
+                t.join()
+
+
 def test_refuses_non_loopback_host():
     env = dict(os.environ, PYTHONPATH=str(HERE))
     r = subprocess.run([sys.executable, "-m", "berth_aws_emulator", "--host", "0.0.0.0", "--port", "0"],
