@@ -175,7 +175,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(run(cli)) {
+    // The command runs as a task, not on this thread: `block_on` would poll it here, and
+    // every hand-off between it and the tasks it spawns (a pipeline's dispatcher and its
+    // mappers) would wake a third thread competing with the runtime's workers for the cores.
+    let outcome = rt.block_on(async {
+        match tokio::spawn(run(cli)).await {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("the command's task ended early: {e}")),
+        }
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
