@@ -370,6 +370,43 @@ async fn dry_run_plans_without_writing() {
     assert!(plan.render().contains("dry run"), "{}", plan.render());
 }
 
+/// A push that Port stops taking ends with one history record, `failed`, that says why (not
+/// an empty reason, and not a record left `running`), and Port hears the resync failed.
+#[tokio::test]
+async fn a_push_port_stops_taking_leaves_one_failed_record_with_why() {
+    let port = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let mut p = Pusher::begin(
+        client(&port, "my-aws"),
+        Some(store.clone()),
+        PushOptions::new(KEY, Settings::default()),
+    )
+    .await
+    .expect("begin");
+    // A token Port keeps refusing stops the push (a refused entity would only fail itself).
+    port.set_faults(Faults {
+        early_401: 1_000,
+        path_contains: Some("/entities/bulk".into()),
+        ..Faults::default()
+    });
+    for i in 0..5 {
+        p.add(unscoped(entity(&format!("e{i}"), i)))
+            .await
+            .expect("add");
+    }
+    let e = p.finish().await.expect_err("Port refuses every token");
+    let history = store.sync_history(KEY, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].status, "failed", "{history:?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(history[0].summary.as_deref().unwrap()).unwrap();
+    assert_eq!(summary["error"], e.to_string(), "{summary}");
+    port.set_faults(Faults::default());
+    let state = &port.snapshot().integrations["my-aws"]["resyncState"];
+    assert_eq!(state["status"], "failed", "{state}");
+}
+
 #[tokio::test]
 async fn status_and_metrics_reach_port_and_every_request_is_valid() {
     let port = fake().await;

@@ -503,6 +503,7 @@ impl Worker {
                 })
             })
         };
+        let began = now_ms();
         let outcome = match self.setup(row).await {
             Ok(setup) => setup
                 .resync(
@@ -538,7 +539,7 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(tenant, "sync failed: {e:#}");
-                self.record_failure(&key, &format!("{e:#}")).await;
+                record_failure(&self.store, &key, began, &format!("{e:#}")).await;
             }
         }
         // Deleted while it ran: what it wrote since sits under a key no tenant reads.
@@ -562,17 +563,42 @@ impl Worker {
             .renew_lease(lease, now, self.lease_ttl_ms())
             .await
     }
+}
 
-    /// A sync that could not even start still goes into the incarnation's history, with why.
-    async fn record_failure(&self, key: &str, message: &str) {
-        let id = format!("failed-{}", now_ms());
-        let summary = serde_json::json!({ "error": message }).to_string();
-        if self.store.begin_sync(key, &id, now_ms()).await.is_ok() {
-            let _ = self
-                .store
-                .finish_sync(key, &id, now_ms(), "failed", &summary)
-                .await;
+/// A failed sync leaves one history record that says why. The pusher keeps its own once
+/// it has opened one (the newest, begun at or after `began`), with the reason; this closes
+/// it if it was left running, and writes one for a sync that failed before it had a record
+/// (its setup, or Port unreachable at the start).
+async fn record_failure(store: &Store, key: &str, began: i64, message: &str) {
+    let summary = serde_json::json!({ "error": message }).to_string();
+    let own = match store.sync_history(key, 1).await {
+        Ok(h) => h.into_iter().find(|r| r.started_at >= began),
+        Err(e) => {
+            tracing::warn!("reading the sync history to record a failure: {e}");
+            None
         }
+    };
+    let r = match own {
+        Some(r) if r.status != "running" => return,
+        Some(r) => {
+            store
+                .finish_sync(key, &r.sync_id, now_ms(), "failed", &summary)
+                .await
+        }
+        None => {
+            let id = format!("failed-{}", now_ms());
+            match store.begin_sync(key, &id, began).await {
+                Ok(()) => {
+                    store
+                        .finish_sync(key, &id, now_ms(), "failed", &summary)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Err(e) = r {
+        tracing::warn!("recording a failed sync in the history: {e}");
     }
 }
 
@@ -600,5 +626,70 @@ fn log_incomplete(tenant: &str, report: &crate::pipeline::resync::ResyncReport) 
             failed = report.push.load_failed,
             "entities Port did not accept"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn history(store: &Store) -> Vec<crate::store::SyncRecord> {
+        store.sync_history("k", 10).await.unwrap()
+    }
+
+    fn why(r: &crate::store::SyncRecord) -> String {
+        let v: serde_json::Value = serde_json::from_str(r.summary.as_deref().unwrap()).unwrap();
+        v["error"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_has_exactly_one_record_that_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("s.db")).await.unwrap();
+
+        // Failed before the pusher opened a record: one new record.
+        record_failure(&store, "k", 1_000, "setup: no role").await;
+        let h = history(&store).await;
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(
+            (h[0].status.as_str(), why(&h[0])),
+            ("failed", "setup: no role".into())
+        );
+
+        // The pusher's record of this run, already closed with its reason: left as it is.
+        store.begin_sync("k", "s2", 2_000).await.unwrap();
+        store
+            .finish_sync("k", "s2", 2_100, "aborted", r#"{"error":"stop requested"}"#)
+            .await
+            .unwrap();
+        record_failure(&store, "k", 2_000, "the resync was abandoned").await;
+        let h = history(&store).await;
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(
+            (h[0].status.as_str(), why(&h[0])),
+            ("aborted", "stop requested".into())
+        );
+
+        // The pusher's record left running: closed here, not doubled.
+        store.begin_sync("k", "s3", 3_000).await.unwrap();
+        record_failure(&store, "k", 2_900, "state not saved").await;
+        let h = history(&store).await;
+        assert_eq!(h.len(), 3, "{h:?}");
+        assert_eq!(h[0].sync_id, "s3");
+        assert_eq!(
+            (h[0].status.as_str(), why(&h[0])),
+            ("failed", "state not saved".into())
+        );
+
+        // A running record from before this run is not this run's: a record of its own.
+        store.begin_sync("k", "s4", 4_000).await.unwrap();
+        record_failure(&store, "k", 5_000, "Port unreachable").await;
+        let h = history(&store).await;
+        assert_eq!(h.len(), 5, "{h:?}");
+        assert_eq!(
+            (h[0].status.as_str(), why(&h[0])),
+            ("failed", "Port unreachable".into())
+        );
+        assert_eq!(h[1].status, "running");
     }
 }

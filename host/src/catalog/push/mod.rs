@@ -290,8 +290,8 @@ impl Pusher {
     /// the resync failed, as from `finish`.
     pub async fn drain(&mut self) -> Result<(), PushError> {
         let r = self.load_rest().await;
-        if r.is_err() {
-            self.fail().await;
+        if let Err(e) = &r {
+            self.fail_with(e).await;
         }
         r
     }
@@ -300,12 +300,9 @@ impl Pusher {
     /// reconciles, saves state and reports. On an error that stops the push, Port is told the
     /// resync failed and nothing is deleted.
     pub async fn finish(mut self) -> Result<PushReport, PushError> {
-        match self.load_rest().await {
-            Ok(()) => {}
-            Err(e) => {
-                self.fail().await;
-                return Err(e);
-            }
+        if let Err(e) = self.load_rest().await {
+            self.fail_with(&e).await;
+            return Err(e);
         }
         let decision = self.decide().await;
         let (deleted, delete_failed) = if self.opts.dry_run {
@@ -314,24 +311,39 @@ impl Pusher {
             match self.delete(&decision).await {
                 Ok(n) => n,
                 Err(e) => {
-                    self.fail().await;
+                    self.fail_with(&e).await;
                     return Err(e);
                 }
             }
         };
         let report = self.report(&decision, deleted, delete_failed);
-        if !self.opts.dry_run {
-            self.save_states().await?;
-            self.save_sources().await?;
-            self.forget_gone(&decision).await?;
-            let state = if report.outcome == Outcome::Completed {
-                ResyncStatus::Completed
-            } else {
-                ResyncStatus::Failed
-            };
-            self.report_end(state, &report).await?;
+        if !self.opts.dry_run
+            && let Err(e) = self.record_end(&decision, &report).await
+        {
+            // Deletes may have gone out; the history still says this sync failed, and why,
+            // rather than staying `running`.
+            self.fail_with(&e).await;
+            return Err(e);
         }
         Ok(report)
+    }
+
+    /// After the deletes: the entity states and sources the next sync starts from, then the
+    /// sync's end in the store and to Port.
+    async fn record_end(
+        &mut self,
+        decision: &crate::catalog::reconcile::Decision,
+        report: &PushReport,
+    ) -> Result<(), PushError> {
+        self.save_states().await?;
+        self.save_sources().await?;
+        self.forget_gone(decision).await?;
+        let state = if report.outcome == Outcome::Completed {
+            ResyncStatus::Completed
+        } else {
+            ResyncStatus::Failed
+        };
+        self.report_end(state, report).await
     }
 
     /// Abandons the sync (a stage before Port failed, or a stop was requested): keeps what

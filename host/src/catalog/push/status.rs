@@ -154,6 +154,15 @@ impl Pusher {
         self.status_result(r)
     }
 
+    /// [`Self::fail`] for `e`, which becomes the history record's reason unless an abort
+    /// already gave one.
+    pub(super) async fn fail_with(&mut self, e: &PushError) {
+        if self.status.reason.is_none() {
+            self.status.reason = Some(e.to_string());
+        }
+        self.fail().await;
+    }
+
     /// Best effort after a stopping error: keep what landed, tell Port the resync failed.
     pub(super) async fn fail(&mut self) {
         self.upserts.abort_inflight();
